@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
+# Both build the locked environment first; nothing else needs installing by hand.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	bash scripts/bootstrap
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/prism-dr drill --demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.restore --help
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Restore drills: plan, stand up, verify, record, tear down."""

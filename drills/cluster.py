@@ -1,0 +1,246 @@
+"""An ephemeral PostgreSQL cluster: initdb + pg_ctl in a temp dir on a free 127.0.0.1 port.
+
+Always stopped and removed on exit, whatever the exit. When run as root (CI does), the server
+runs as the `postgres` OS user because initdb refuses root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drills.errors import BadInput
+
+TEMP_PREFIX = "prism-drill-pg-"
+
+# A throwaway restore target needs no crash safety; these make restores several times faster.
+FAST_DISPOSABLE_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "30min",
+    "maintenance_work_mem": "256MB",
+    "autovacuum": "off",
+}
+
+
+def find_bindir() -> Path:
+    """The newest installed PostgreSQL server bin directory."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
+    )
+    for path in reversed(candidates):
+        if (Path(path) / "initdb").exists():
+            return Path(path)
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(os.path.realpath(initdb)).parent
+    raise BadInput(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package "
+        "'postgresql' or put its bin directory on PATH"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    """Connection facts for a running ephemeral cluster."""
+
+    bindir: Path
+    root: Path
+    port: int
+    password: str = field(repr=False)
+    user: str = "postgres"
+    host: str = "127.0.0.1"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return (
+            f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
+            "?sslmode=disable"
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment for libpq client tools (pg_restore, psql, pg_amcheck)."""
+        env = dict(os.environ)
+        env.update(
+            PGHOST=self.host,
+            PGPORT=str(self.port),
+            PGUSER=self.user,
+            PGPASSWORD=self.password,
+            PGSSLMODE="disable",
+        )
+        return env
+
+    def tool(self, name: str) -> str:
+        path = self.bindir / name
+        return str(path) if path.exists() else name
+
+
+class EphemeralPostgres:
+    """Context manager yielding a running `Cluster`; stops and deletes it on any exit."""
+
+    def __init__(self, settings: dict[str, str] | None = None, parent_dir: str | None = None):
+        self.settings = {**FAST_DISPOSABLE_SETTINGS, **(settings or {})}
+        self.parent_dir = parent_dir
+        self.cluster: Cluster | None = None
+        self._root: Path | None = None
+        self._run_as: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Cluster:
+        bindir = find_bindir()
+        self._root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.parent_dir))
+        try:
+            self._prepare_owner()
+            password = secrets.token_urlsafe(24)
+            self._initdb(bindir, password)
+            self.cluster = self._start(bindir, password)
+            return self.cluster
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server (fast, then immediate, then SIGKILL) and remove the directory."""
+        root = self._root
+        if root is None:
+            return
+        data = root / "data"
+        if (data / "postmaster.pid").exists():
+            bindir = self.cluster.bindir if self.cluster else find_bindir()
+            for mode in ("fast", "immediate"):
+                result = self._run(
+                    [str(bindir / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "30", "stop"],
+                    check=False,
+                )
+                if result.returncode == 0 or not (data / "postmaster.pid").exists():
+                    break
+            self._kill_leftover(data)
+        shutil.rmtree(root, ignore_errors=True)
+        self._root = None
+        self.cluster = None
+
+    # -- steps -----------------------------------------------------------------------------
+    def _prepare_owner(self) -> None:
+        assert self._root is not None
+        if os.geteuid() != 0:
+            return
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError as err:
+            raise BadInput(
+                "running as root needs the 'postgres' OS user to own the ephemeral cluster: "
+                "install the Debian package 'postgresql' or run as a non-root user"
+            ) from err
+        os.chown(self._root, owner.pw_uid, owner.pw_gid)
+        self._run_as = "postgres"
+
+    def _initdb(self, bindir: Path, password: str) -> None:
+        assert self._root is not None
+        pwfile = self._root / "pwfile"
+        pwfile.write_text(password + "\n")
+        os.chmod(pwfile, 0o600)
+        if self._run_as:
+            owner = pwd.getpwnam(self._run_as)
+            os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+        try:
+            self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D", str(self._root / "data"),
+                    "-U", "postgres",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _start(self, bindir: Path, password: str) -> Cluster:
+        assert self._root is not None
+        last_error = ""
+        for _ in range(5):  # a free port can be taken between probing and binding
+            port = free_port()
+            options = [
+                f"-p {port}",
+                "-c listen_addresses=127.0.0.1",
+                f"-c unix_socket_directories={self._root}",
+                *(f"-c {key}={value}" for key, value in self.settings.items()),
+            ]
+            result = self._run(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D", str(self._root / "data"),
+                    "-l", str(self._root / "server.log"),
+                    "-o", " ".join(options),
+                    "-w", "-t", "60",
+                    "start",
+                ],
+                check=False,
+            )
+            if result.returncode == 0:
+                return Cluster(bindir=bindir, root=self._root, port=port, password=password)
+            last_error = self._server_log_tail()
+        raise RuntimeError(f"ephemeral PostgreSQL did not start: {last_error}")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        # A new session keeps a terminal's Ctrl-C away from the server: this class stops it.
+        result = subprocess.run(
+            argv,
+            user=self._run_as,
+            cwd=self._root,
+            capture_output=True,
+            text=True,
+            start_new_session=True,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{Path(argv[0]).name} failed: {result.stderr.strip()}")
+        return result
+
+    def _server_log_tail(self) -> str:
+        assert self._root is not None
+        log = self._root / "server.log"
+        if not log.exists():
+            return "no server log"
+        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+
+    @staticmethod
+    def _kill_leftover(data: Path) -> None:
+        pidfile = data / "postmaster.pid"
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            pid = int(pidfile.read_text().splitlines()[0])
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)

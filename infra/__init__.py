@@ -1,0 +1,1 @@
+"""Prism's infrastructure as Pulumi components: typed config plus one component per concern."""

@@ -1,0 +1,1 @@
+"""The spec's manual procedures as commands: snapshot, recover, audit."""
