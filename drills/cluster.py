@@ -108,6 +108,7 @@ class EphemeralPostgres:
         self.cluster: Cluster | None = None
         self._root: Path | None = None
         self._run_as: str | None = None
+        self._detached = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Cluster:
@@ -127,24 +128,49 @@ class EphemeralPostgres:
         self.close()
 
     def close(self) -> None:
-        """Stop the server (fast, then immediate, then SIGKILL) and remove the directory."""
-        root = self._root
-        if root is None:
+        """Stop the server (fast, then immediate, then SIGKILL) and remove the directory.
+
+        SIGINT and SIGTERM wait until this is done, so a second Ctrl-C cannot strand a server.
+        """
+        if self._root is None or self._detached:
             return
-        data = root / "data"
-        if (data / "postmaster.pid").exists():
-            bindir = self.cluster.bindir if self.cluster else find_bindir()
-            for mode in ("fast", "immediate"):
-                result = self._run(
-                    [str(bindir / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "30", "stop"],
-                    check=False,
-                )
-                if result.returncode == 0 or not (data / "postmaster.pid").exists():
-                    break
-            self._kill_leftover(data)
-        shutil.rmtree(root, ignore_errors=True)
-        self._root = None
-        self.cluster = None
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.stop()
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+            self.cluster = None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def stop(self) -> None:
+        """Stop the server but keep its files (the degraded-mode check needs a DB that is down)."""
+        if self._root is None:
+            return
+        data = self._root / "data"
+        if not (data / "postmaster.pid").exists():
+            return
+        bindir = self.cluster.bindir if self.cluster else find_bindir()
+        for mode in ("fast", "immediate"):
+            result = self._run(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "30", "stop"],
+                check=False,
+            )
+            if result.returncode == 0 or not (data / "postmaster.pid").exists():
+                break
+        self._kill_leftover(data)
+
+    def detach(self) -> None:
+        """Leave the cluster running past `close()` (--keep); see `stop_command()`."""
+        self._detached = True
+
+    def stop_command(self) -> str:
+        assert self._root is not None and self.cluster is not None
+        as_user = f"runuser -u {self._run_as} -- " if self._run_as else ""
+        return (
+            f"{as_user}{self.cluster.bindir / 'pg_ctl'} -D {self._root / 'data'} stop "
+            f"&& rm -rf {self._root}"
+        )
 
     # -- steps -----------------------------------------------------------------------------
     def _prepare_owner(self) -> None:

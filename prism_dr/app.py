@@ -5,8 +5,13 @@ Exit codes: 0 success or drill passed, 1 drill or checks failed, 2 bad input or 
 
 from __future__ import annotations
 
-import typer
+import sys
 
+import click
+import typer
+from infra.config import ConfigError
+
+from drills.errors import BadInput
 from prism_dr import drill_cmd, plan_cmd
 
 app = typer.Typer(
@@ -19,6 +24,24 @@ app = typer.Typer(
 plan_cmd.register(app)
 drill_cmd.register(app)
 
+EXIT_BAD_INPUT = 2
 
-def main() -> None:
-    app()
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the app; bad input becomes one line on stderr and exit 2, never a traceback."""
+    try:
+        code = app(args=argv, prog_name="prism-dr", standalone_mode=False)
+    except click.UsageError as error:
+        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+        _fail(f"{error.format_message()}{hint}")
+    except (BadInput, ConfigError) as error:
+        _fail(str(error))
+    except click.Abort:
+        _fail("aborted", code=130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"prism-dr: error: {first_line}", file=sys.stderr)
+    sys.exit(code)

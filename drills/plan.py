@@ -1,0 +1,64 @@
+"""What a local drill restores and how: validated before anything is created."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from drills.errors import BadInput
+from drills.record import DEFAULT_RECORD_DIR
+from drills.verify.model import Tier
+
+
+class LocalDrillPlan(BaseModel):
+    """A drill of a logical backup (a file, or a fresh dump of a live source) on this machine."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backup: Path | None = None
+    source_dsn: SecretStr | None = None  # compare with it; dump it first when no backup is given
+    point: datetime | None = None  # overrides the backup's own creation time
+    environment: str = "local"
+    tier: Tier = Tier.STANDARD
+    manifest: Path | None = None
+    record_dir: Path = DEFAULT_RECORD_DIR
+    keep: bool = False
+    jobs: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    api_url: str | None = None
+    api_cmd: str | None = None
+    completed_by: str | None = None
+    notes: str = ""
+
+
+def parse_point(text: str | None) -> datetime | None:
+    """`--point`: an ISO 8601 time with its UTC offset, not in the future."""
+    if text is None:
+        return None
+    try:
+        point = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise BadInput(
+            f"--point {text!r} is not an ISO 8601 time; use e.g. 2026-11-23T02:00:00Z"
+        ) from err
+    if point.tzinfo is None:
+        raise BadInput(
+            f"--point {text!r} has no UTC offset; add one, e.g. {text}Z for UTC"
+        )
+    if point > datetime.now(UTC):
+        raise BadInput(f"--point {text!r} is in the future; give the time the backup was taken")
+    return point.astimezone(UTC)
+
+
+def check_plan(plan: LocalDrillPlan) -> None:
+    """Refuse a plan that cannot run, before any cluster or file is created."""
+    if plan.backup is None and plan.source_dsn is None:
+        raise BadInput("nothing to drill: pass --backup FILE, --source-dsn DSN, or --demo")
+    if plan.api_url and plan.api_cmd:
+        raise BadInput("--api-url and --api-cmd both given; pass one (the command is probed)")
+    if plan.api_url and not plan.api_url.startswith(("http://", "https://")):
+        raise BadInput(f"--api-url {plan.api_url!r} is not an http(s) URL; e.g. http://127.0.0.1:8080")
+    if plan.record_dir.exists() and not plan.record_dir.is_dir():
+        raise BadInput(f"--record-dir {plan.record_dir} is a file; pass a directory")

@@ -1,0 +1,3 @@
+from prism_dr.app import main
+
+main()

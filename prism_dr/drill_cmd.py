@@ -1,0 +1,208 @@
+"""`prism-dr drill …`: the local drill of a logical backup, the demo, and the drill log."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from drills.errors import BadInput
+from drills.plan import LocalDrillPlan, parse_point
+from drills.record import DEFAULT_RECORD_DIR, format_duration, rebuild_log, redacted
+from drills.redact import mask_dsn
+from drills.runner import DrillOutcome, run_local_drill, terminate_as_interrupt
+from drills.verify.model import CheckResult, Status, Tier
+
+err = Console(stderr=True)
+out = Console()
+
+_STATUS_STYLE = {
+    Status.PASS: "green",
+    Status.FAIL: "bold red",
+    Status.WARN: "yellow",
+    Status.SKIP: "dim",
+}
+
+
+class ConsoleObserver:
+    """Phase and check lines on stderr, so stdout stays clean for --json."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self._status = None
+
+    def phase_started(self, name: str) -> None:
+        self._status = self.console.status(f"[bold]{name}[/]…")
+        self._status.start()
+
+    def phase_finished(self, name: str, seconds: float) -> None:
+        if self._status:
+            self._status.stop()
+        self.console.print(f"[bold]{name}[/] done in {seconds:.1f} s")
+
+    def check_finished(self, result: CheckResult) -> None:
+        style = _STATUS_STYLE[result.status]
+        self.console.print(
+            f"  [{style}]{result.status.value:>4}[/] {result.name:<14} "
+            f"{result.seconds:6.2f} s  {mask_dsn(result.detail)}",
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    drill = typer.Typer(
+        help="Restore drills: restore a backup into an ephemeral database, verify, record.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
+
+    @drill.callback()
+    def run(
+        ctx: typer.Context,
+        demo: bool = typer.Option(
+            False, "--demo", help="Drill a generated sample Prism database end to end."
+        ),
+        backup: Path | None = typer.Option(
+            None, "--backup", help="pg_dump archive or directory, .sql/.sql.gz, or Supabase "
+            ".backup.gz."
+        ),
+        source_dsn: str | None = typer.Option(
+            None, "--source-dsn", envvar="PRISM_DR_SOURCE_DSN", show_envvar=True,
+            help="Live database to compare with; dumped first when no --backup is given.",
+        ),
+        point: str | None = typer.Option(
+            None, "--point", help="Backup point (ISO 8601 with offset) when the file lacks one."
+        ),
+        manifest: Path | None = typer.Option(
+            None, "--manifest", help="YAML manifest of extra expectations (default: Prism's)."
+        ),
+        tier: Tier = typer.Option(Tier.STANDARD, "--tier", help="How deep to verify."),
+        record_dir: Path | None = typer.Option(
+            None, "--record-dir",
+            help=f"Where records go (default {DEFAULT_RECORD_DIR}; demo: demo-records).",
+        ),
+        environment: str | None = typer.Option(
+            None, "--environment", help="Environment named in the record (default local/demo)."
+        ),
+        api_url: str | None = typer.Option(
+            None, "--api-url", help="Probe /health and /ready of an API using the restored DB."
+        ),
+        api_cmd: str | None = typer.Option(
+            None, "--api-cmd",
+            help="Start this command with DATABASE_URL and PORT set, then probe it.",
+        ),
+        jobs: int | None = typer.Option(None, "--jobs", min=1, help="pg_restore parallelism."),
+        operator: str | None = typer.Option(
+            None, "--operator", envvar="PRISM_DR_OPERATOR", help="Who completed the drill."
+        ),
+        notes: str = typer.Option("", "--notes", help="Free text for the record."),
+        keep: bool = typer.Option(
+            False, "--keep", help="Leave the restored database running and print how to reach it."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
+    ) -> None:
+        if ctx.invoked_subcommand:
+            return
+        if demo and (backup or source_dsn):
+            raise BadInput("--demo builds its own source; drop --backup/--source-dsn")
+        settings = dict(
+            backup=backup,
+            source_dsn=source_dsn,
+            point=parse_point(point),
+            tier=tier,
+            manifest=manifest,
+            keep=keep,
+            api_url=api_url,
+            api_cmd=api_cmd,
+            completed_by=operator,
+            notes=notes,
+        )
+        if jobs:
+            settings["jobs"] = jobs
+        with terminate_as_interrupt():
+            if demo:
+                outcome = _run_demo(settings, record_dir, environment)
+            else:
+                if not (backup or source_dsn):
+                    raise BadInput(
+                        "nothing to drill: pass --backup FILE, --source-dsn DSN, or --demo"
+                    )
+                plan = LocalDrillPlan(
+                    **settings,
+                    environment=environment or "local",
+                    record_dir=record_dir or DEFAULT_RECORD_DIR,
+                )
+                outcome = run_local_drill(plan, ConsoleObserver(err))
+        _report(outcome, as_json)
+        raise typer.Exit(0 if outcome.passed else 1)
+
+    @drill.command("log")
+    def log(
+        record_dir: Path = typer.Option(
+            DEFAULT_RECORD_DIR, "--record-dir", help="Directory holding the drill records."
+        ),
+    ) -> None:
+        """Rebuild the drill log (README.md + RTO/RPO chart) from the records."""
+        if not record_dir.is_dir():
+            raise BadInput(f"--record-dir {record_dir}: no such directory; pass the records' one")
+        path = rebuild_log(record_dir)
+        out.print(f"drill log: {path}")
+
+    app.add_typer(drill, name="drill")
+
+
+def _run_demo(settings: dict, record_dir: Path | None, environment: str | None) -> DrillOutcome:
+    from drills.demo import DEMO_RECORD_DIR, sample_source, standin_api_command
+
+    observer = ConsoleObserver(err)
+    if not settings["api_url"] and not settings["api_cmd"]:
+        settings["api_cmd"] = standin_api_command()
+    observer.phase_started("build sample source")
+    started = time.monotonic()
+    with sample_source() as source_dsn:
+        observer.phase_finished("build sample source", time.monotonic() - started)
+        plan = LocalDrillPlan(
+            **{**settings, "source_dsn": source_dsn},
+            environment=environment or "demo",
+            record_dir=record_dir or DEMO_RECORD_DIR,
+        )
+        return run_local_drill(plan, observer)
+
+
+def _report(outcome: DrillOutcome, as_json: bool) -> None:
+    record = redacted(outcome.record)
+    if as_json:
+        payload = json.loads(record.model_dump_json())
+        payload["record_files"] = [str(p) for p in outcome.record_paths]
+        out.print_json(data=payload)
+        return
+    table = Table(title=f"Restore drill — {record.result.value.upper()}", show_lines=False)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("time", justify="right")
+    table.add_column("detail", overflow="fold")
+    for check in record.checks:
+        style = _STATUS_STYLE[check.status]
+        table.add_row(
+            check.name, f"[{style}]{check.status.value}[/]", f"{check.seconds:.2f} s", check.detail
+        )
+    out.print(table)
+    out.print(
+        f"RTO {format_duration(record.rto_seconds)} (target {record.targets.rto_hours:g} h) · "
+        f"RPO {format_duration(record.rpo_seconds)} (target {record.targets.rpo_hours:g} h) · "
+        f"backup point {record.backup_point:%Y-%m-%d %H:%M:%S} UTC",
+        highlight=False,
+    )
+    out.print(f"record: {outcome.record_paths[0]}  log: {outcome.log_path}", highlight=False)
+    if outcome.kept:
+        kept = outcome.kept
+        out.print(
+            f"kept running: {kept.dsn_without_password} (password in {kept.password_file})\n"
+            f"remove it with: {kept.stop_command}",
+            highlight=False,
+        )
+

@@ -1,0 +1,132 @@
+"""The local drill end to end on a real PostgreSQL: pass, fail, refuse, and always tear down."""
+
+from __future__ import annotations
+
+import glob
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from drills import runner
+from drills.cluster import TEMP_PREFIX
+from drills.errors import BadInput
+from drills.plan import LocalDrillPlan
+from drills.record import SEED_COLUMNS, Result
+from drills.verify.model import Status, Tier
+
+
+def _leftover_clusters() -> set[str]:
+    return set(glob.glob(f"/tmp/{TEMP_PREFIX}*"))
+
+
+def test_clean_backup_passes_and_is_recorded_with_measured_rto_and_rpo(sample_dump, tmp_path):
+    before = _leftover_clusters()
+    plan = LocalDrillPlan(backup=sample_dump, record_dir=tmp_path / "records", completed_by="ci")
+
+    outcome = runner.run_local_drill(plan)
+
+    assert outcome.passed, [c for c in outcome.record.checks if c.status == Status.FAIL]
+    record = outcome.record
+    assert record.result == Result.PASSED
+    assert 0 < record.rto_seconds < 600
+    assert 0 <= record.rpo_seconds < 600  # dumped moments ago
+    assert [p.name for p in record.phases] == ["stand up", "restore", "verify", "teardown"]
+    md, js = outcome.record_paths
+    assert all(column in md.read_text() for column in SEED_COLUMNS)
+    assert json.loads(js.read_text())["completed_by"] == "ci"
+    assert outcome.log_path.exists()
+    assert _leftover_clusters() == before
+
+
+def test_truncated_backup_is_a_failed_drill_that_is_still_recorded(sample_dump, tmp_path):
+    truncated = tmp_path / "truncated.dump"
+    data = sample_dump.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    before = _leftover_clusters()
+
+    outcome = runner.run_local_drill(
+        LocalDrillPlan(backup=truncated, record_dir=tmp_path / "records", tier=Tier.QUICK)
+    )
+
+    assert not outcome.passed
+    restore_check = next(c for c in outcome.record.checks if c.name == "restore")
+    assert restore_check.status == Status.FAIL
+    assert json.loads(outcome.record_paths[1].read_text())["result"] == "failed"
+    assert _leftover_clusters() == before
+
+
+def test_source_comparison_drill_dumps_the_source_first(pg_cluster, sample_dump, tmp_path):
+    outcome = runner.run_local_drill(
+        LocalDrillPlan(
+            source_dsn=pg_cluster.dsn("runner_source"), record_dir=tmp_path, tier=Tier.STANDARD
+        )
+    )
+    assert outcome.passed
+    assert outcome.record.phases[0].name == "dump source"
+    assert pg_cluster.password not in outcome.record_paths[1].read_text()
+    org_counts = next(c for c in outcome.record.checks if c.name == "org_counts")
+    assert org_counts.status == Status.PASS
+
+
+def test_plain_dump_without_a_point_is_refused_before_anything_is_created(pg_cluster, tmp_path):
+    plain = tmp_path / "prism.sql"
+    subprocess.run(
+        [pg_cluster.tool("pg_dump"), f"--file={plain}", "runner_source"],
+        env=pg_cluster.env(),
+        check=True,
+    )
+    before = _leftover_clusters()
+    records = tmp_path / "records"
+
+    with pytest.raises(BadInput, match="--point"):
+        runner.run_local_drill(LocalDrillPlan(backup=plain, record_dir=records))
+
+    assert not records.exists()
+    assert _leftover_clusters() == before
+
+
+def test_plain_dump_with_a_point_measures_rpo_from_it(pg_cluster, tmp_path):
+    plain = tmp_path / "prism.sql"
+    subprocess.run(
+        [pg_cluster.tool("pg_dump"), f"--file={plain}", "runner_source"],
+        env=pg_cluster.env(),
+        check=True,
+    )
+    point = datetime.now(UTC) - timedelta(hours=2)
+    outcome = runner.run_local_drill(
+        LocalDrillPlan(backup=plain, point=point, record_dir=tmp_path, tier=Tier.QUICK)
+    )
+    assert 2 * 3600 <= outcome.record.rpo_seconds < 2 * 3600 + 600
+
+
+def test_an_exception_mid_drill_still_tears_the_cluster_down(monkeypatch, sample_dump, tmp_path):
+    def explode(*args, **kwargs):
+        raise RuntimeError("verification crashed")
+
+    monkeypatch.setattr(runner, "verify", explode)
+    before = _leftover_clusters()
+
+    with pytest.raises(RuntimeError, match="verification crashed"):
+        runner.run_local_drill(LocalDrillPlan(backup=sample_dump, record_dir=tmp_path / "r"))
+
+    assert _leftover_clusters() == before
+    assert not (tmp_path / "r").exists()
+
+
+def test_keep_leaves_the_restored_database_running_until_its_stop_command(sample_dump, tmp_path):
+    outcome = runner.run_local_drill(
+        LocalDrillPlan(backup=sample_dump, record_dir=tmp_path, keep=True, tier=Tier.QUICK)
+    )
+    kept = outcome.kept
+    try:
+        password = kept.password_file.read_text().strip()
+        dsn = kept.dsn_without_password.replace("postgres@", f"postgres:{password}@")
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM organizations").fetchone()[0] > 0
+        assert oct(kept.password_file.stat().st_mode & 0o777) == "0o600"
+    finally:
+        subprocess.run(kept.stop_command, shell=True, check=True, capture_output=True)
+    assert not kept.data_dir.exists()
