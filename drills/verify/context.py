@@ -1,0 +1,175 @@
+"""What every check receives: the target, the manifest, the tier, connections and the catalog."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import NamedTuple
+
+import psycopg
+
+from drills.verify.catalog import Catalog, Table, discover
+from drills.verify.manifest import Manifest, TableExpectation
+from drills.verify.model import Status, Tier
+from drills.verify.target import VerifyTarget
+
+APPLICATION_NAME = "prism-drill-verify"
+CONNECT_TIMEOUT_SECONDS = 10
+
+TIER_RANK = {Tier.QUICK: 0, Tier.STANDARD: 1, Tier.DEEP: 2}
+
+
+class Outcome(NamedTuple):
+    status: Status
+    detail: str
+
+
+def passed(detail: str) -> Outcome:
+    return Outcome(Status.PASS, detail)
+
+
+def failed(detail: str) -> Outcome:
+    return Outcome(Status.FAIL, detail)
+
+
+def warned(detail: str) -> Outcome:
+    return Outcome(Status.WARN, detail)
+
+
+def skipped(detail: str) -> Outcome:
+    return Outcome(Status.SKIP, detail)
+
+
+class Unreachable(Exception):
+    """The restored database cannot be reached or described: every database check fails."""
+
+
+@dataclass
+class Context:
+    target: VerifyTarget
+    manifest: Manifest
+    tier: Tier
+    _db: psycopg.Connection | None = None
+    _catalog: Catalog | None = None
+    _db_error: str | None = None
+    _source: psycopg.Connection | None = None
+    _source_error: str | None = None
+    _connections: list[psycopg.Connection] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        """Whether this tier may read whole tables (standard and deep) or only bounded parts."""
+        return TIER_RANK[self.tier] >= TIER_RANK[Tier.STANDARD]
+
+    @property
+    def seed(self) -> int:
+        # Each drill samples different rows, yet re-running one drill samples the same ones.
+        return int(self.target.drill_started.timestamp())
+
+    def rng(self, salt: str) -> random.Random:
+        return random.Random(f"{self.seed}:{salt}")
+
+    # -- the restored database -------------------------------------------------------------
+    @property
+    def db(self) -> psycopg.Connection:
+        if self._db is not None and not self._db.closed and not self._db.broken:
+            return self._db
+        if self._db_error is not None:
+            raise Unreachable(self._db_error)
+        try:
+            self._db = self._connect(self.target.dsn)
+        except psycopg.Error as err:
+            self._db_error = f"cannot connect to the restored database: {self.one_line(err)}"
+            raise Unreachable(self._db_error) from None
+        return self._db
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            try:
+                self._catalog = discover(self.db, self.manifest)
+            except psycopg.Error as err:
+                self._db_error = (
+                    f"cannot read the restored database's catalog: {self.one_line(err)}"
+                )
+                raise Unreachable(self._db_error) from None
+        return self._catalog
+
+    def expected_tables(self) -> list[tuple[str, TableExpectation, Table | None]]:
+        tables = self.manifest.tables.items()
+        return [(name, spec, self.catalog.find(name)) for name, spec in tables]
+
+    def major_tables(self) -> list[Table]:
+        """The expected tables that exist, or every discovered table when none is expected."""
+        if not self.manifest.tables:
+            return list(self.catalog.tables)
+        return [table for _, _, table in self.expected_tables() if table is not None]
+
+    # -- the live source ---------------------------------------------------------------------
+    @property
+    def has_source(self) -> bool:
+        return bool(self.target.source_dsn)
+
+    def source(self) -> psycopg.Connection | None:
+        """The source connection, or None when absent or unreachable (see `source_error`)."""
+        if not self.target.source_dsn or self._source_error is not None:
+            return None
+        if self._source is None or self._source.closed or self._source.broken:
+            try:
+                self._source = self._connect(self.target.source_dsn)
+            except psycopg.Error as err:
+                self._source_error = f"source database unreachable: {self.one_line(err)}"
+                return None
+        return self._source
+
+    @property
+    def source_error(self) -> str | None:
+        return self._source_error
+
+    # -- helpers -----------------------------------------------------------------------------
+    def one_line(self, err: BaseException | str) -> str:
+        text = str(err).strip().splitlines()
+        return self.target.scrub(text[0].strip() if text else type(err).__name__)
+
+    def _connect(self, dsn: str) -> psycopg.Connection:
+        conn = psycopg.connect(
+            dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=APPLICATION_NAME,
+        )
+        self._connections.append(conn)
+        # Verification only reads; UTC and ISO make row hashes comparable across servers.
+        conn.execute("SET default_transaction_read_only = on")
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute("SET DateStyle = 'ISO, YMD'")
+        conn.execute("SET IntervalStyle = 'iso_8601'")
+        conn.execute("SET extra_float_digits = 1")
+        return conn
+
+    def close(self) -> None:
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+        self._db = self._source = None
+
+
+def fmt_duration(delta: timedelta) -> str:
+    """'2d 3h', '3h 05m', '4m 12s', '12s'; negative durations keep their sign."""
+    seconds = round(delta.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        major, minor = f"{days}d", f" {hours}h" if hours else ""
+    elif hours:
+        major, minor = f"{hours}h", f" {minutes:02d}m" if minutes else ""
+    elif minutes:
+        major, minor = f"{minutes}m", f" {secs:02d}s" if secs else ""
+    else:
+        major, minor = f"{secs}s", ""
+    return sign + major + minor
+
+
+def fmt_hours(hours: float) -> str:
+    return f"{hours:g}h"
