@@ -1,0 +1,83 @@
+"""Comparisons with the live source: lost rows fail; rows that moved on since the backup don't."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from drills.cluster import free_port
+from drills.verify import Status, Tier
+from tests.drills.verify.conftest import BACKUP_POINT, assert_only, run_checks, run_sql
+
+APP_SKIPS = frozenset({"app_health", "app_ready", "degraded_mode"})
+
+
+@pytest.fixture
+def pair(samples):
+    """(source, restored): two identical copies of the sample."""
+    return samples.copy(), samples.copy()
+
+
+def test_one_orgs_lost_buildings_fail_org_counts(pair, manifest):
+    source, restored = pair
+    # A lossy restore drops rows without running cascades, hence replica mode.
+    with psycopg.connect(restored) as conn:
+        conn.execute("SET session_replication_role = replica")
+        lost = conn.execute("DELETE FROM buildings WHERE org_id = 3").rowcount
+    assert lost > 0
+    results = run_checks(restored, manifest, Tier.STANDARD, source_dsn=source)
+    assert_only(results, {"org_counts"}, skips=APP_SKIPS)
+    assert results["org_counts"].detail == (
+        f"buildings: org 3 has 0 row(s) created before the backup point, the source {lost}")
+
+
+def test_org_counts_skip_without_a_source_and_are_not_in_the_quick_tier(restored, manifest):
+    assert run_checks(restored, manifest, Tier.STANDARD)["org_counts"].status == Status.SKIP
+    assert "org_counts" not in run_checks(restored, manifest, Tier.QUICK, source_dsn=restored)
+
+
+def test_rows_created_after_the_backup_point_do_not_count(pair, manifest):
+    source, restored = pair
+    run_sql(source, "INSERT INTO buildings (org_id, name, address, city, state, submarket, "
+                    "building_class, rentable_sf, year_built) "
+                    "VALUES (3, 'New Tower', '1 New St', 'Austin', 'TX', 'Domain', 'A', 1, 2024)")
+    results = run_checks(restored, manifest, Tier.STANDARD, source_dsn=source)
+    assert_only(results, set(), skips=APP_SKIPS)
+
+
+def test_rows_deleted_from_the_source_since_the_backup_warn(pair, manifest):
+    source, restored = pair
+    run_sql(source, "DELETE FROM exports WHERE org_id = 2 AND id < 100")
+    results = run_checks(restored, manifest, Tier.STANDARD, source_dsn=source)
+    assert results["org_counts"].status == Status.WARN
+    assert "deleted from the source since the backup?" in results["org_counts"].detail
+
+
+def test_restored_rows_differing_from_the_source_fail_spot_checks(pair, manifest):
+    source, restored = pair
+    # Silent corruption: the restored rows changed, their timestamps did not.
+    run_sql(restored, "UPDATE buildings SET rentable_sf = rentable_sf + 1")
+    results = run_checks(restored, manifest, Tier.QUICK, source_dsn=source)
+    assert_only(results, {"spot_checks"}, skips=APP_SKIPS)
+    assert "differs from the source although it predates the backup point" in (
+        results["spot_checks"].detail)
+
+
+def test_rows_updated_in_the_source_after_the_backup_point_pass_spot_checks(pair, manifest):
+    source, restored = pair
+    run_sql(source, "UPDATE buildings SET rentable_sf = rentable_sf + 1, "
+                    f"updated_at = '{BACKUP_POINT.isoformat()}'::timestamptz + interval '1 hour'")
+    results = run_checks(restored, manifest, Tier.QUICK, source_dsn=source)
+    assert_only(results, set(), skips=APP_SKIPS)
+    assert "5 changed since the backup" in results["spot_checks"].detail
+
+
+def test_an_unreachable_source_warns_instead_of_failing_the_restore(restored, manifest):
+    port = psycopg.conninfo.conninfo_to_dict(restored)["port"]
+    gone = restored.replace(f":{port}/", f":{free_port()}/")
+    password = psycopg.conninfo.conninfo_to_dict(restored)["password"]
+    results = run_checks(restored, manifest, Tier.STANDARD, source_dsn=gone)
+    for name in ("spot_checks", "org_counts"):
+        assert results[name].status == Status.WARN, results[name]
+        assert "source database unreachable" in results[name].detail
+        assert password not in results[name].detail
