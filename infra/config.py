@@ -1,0 +1,720 @@
+"""Typed stack configuration: one pydantic model per component, validated at the edge.
+
+Every knob lives under the `prism-infra:` namespace of `Pulumi.<stack>.yaml`. Structured
+components are objects (`prism-infra:database`, `prism-infra:apiHost`, ...); runtime secrets are
+separate secret keys (`prism-infra:clerkSecretKey`, ...). Any problem surfaces as one
+`ConfigError` whose text names the full key and the fix, e.g.
+`prism-infra:database.backupRetentionDays must be 7-35 (got 3)` (with an en dash).
+
+Production rules are switched on by `prism-infra:environment: prod`, an explicit knob, so a
+stack cannot lose them by being renamed; the stack called `prod` must also say `prod`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "prism-infra"
+DASH = "\u2013"  # en dash for ranges ("7-35"); escaped so no look-alike character hides in code
+
+Environment = Literal["staging", "prod", "drill"]
+
+# Runtime secrets: the config key (a Pulumi secret) and the environment variable the API reads.
+SECRET_SETTINGS: dict[str, str] = {
+    "clerkSecretKey": "CLERK_SECRET_KEY",
+    "clerkPublishableKey": "CLERK_PUBLISHABLE_KEY",
+    "redisUrl": "REDIS_URL",
+}
+SECRET_KEYS: tuple[str, ...] = tuple(f"{NAMESPACE}:{k}" for k in SECRET_SETTINGS)
+# Built on the host from the RDS endpoint and the RDS-managed secret, never stored as a value.
+DATABASE_URL_ENV = "DATABASE_URL"
+
+# Values committed in the example stack files; a real deployment must replace them.
+EXAMPLE_CLOUDFLARE_ID = "0" * 32
+_EXAMPLE_DOMAIN = re.compile(r"(^|\.|@)example\.(com|org|net)$")
+
+
+class ConfigError(Exception):
+    """A bad or missing setting. str() is one line: the full key, the problem and the fix."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key} {problem}")
+        self.key = key
+
+
+def full_key(path: str) -> str:
+    return path if ":" in path else f"{NAMESPACE}:{path}"
+
+
+def _set_hint(key: str, placeholder: str = "<value>") -> str:
+    if ":" in key and "." not in key.split(":", 1)[1]:
+        return f"pulumi config set {key} {placeholder}"
+    return f"pulumi config set --path '{key}' {placeholder}"
+
+
+def _got(value: Any) -> str:
+    return f"(got {json.dumps(value, default=str)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Field-level checks. Each raises ValueError with the text that follows the key.
+
+
+def _between(lo: int, hi: int) -> AfterValidator:
+    def check(value: int) -> int:
+        if not lo <= value <= hi:
+            raise ValueError(f"must be {lo}{DASH}{hi} {_got(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _pattern(regex: str, what: str) -> AfterValidator:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must be {what} {_got(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _db_identifier(value: str) -> str:
+    # RDS rules: 1-63 letters, digits or hyphens; starts with a letter; no "--"; no trailing "-".
+    ok = re.fullmatch(r"[a-z][a-z0-9-]{0,62}", value) and "--" not in value
+    if not ok or value.endswith("-"):
+        raise ValueError(
+            "must be an RDS identifier: 1-63 lowercase letters, digits or single hyphens, "
+            f"starting with a letter {_got(value)}"
+        )
+    return value
+
+
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _hostname(value: str) -> str:
+    labels = value.split(".")
+    ok = (
+        len(value) <= 253
+        and len(labels) >= 2
+        and all(_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+    if not ok:
+        raise ValueError(f"must be a lowercase DNS name like api.example.com {_got(value)}")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+        raise ValueError(f"must be an UPPER_SNAKE environment variable name {_got(value)}")
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"must be an IPv4 network like 10.40.0.0/16 {_got(value)}") from None
+    if net.version != 4 or not 16 <= net.prefixlen <= 24:
+        raise ValueError(f"must be an IPv4 network from /16 to /24 {_got(value)}")
+    return value
+
+
+DbIdentifier = Annotated[str, AfterValidator(_db_identifier)]
+CloudflareId = Annotated[str, _pattern(r"[0-9a-f]{32}", "a 32-character lowercase hex id")]
+Hostname = Annotated[str, AfterValidator(_hostname)]
+Region = Annotated[str, _pattern(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", "an AWS region")]
+VpcId = Annotated[str, _pattern(r"vpc-[0-9a-f]{8,17}", "a VPC id like vpc-0abc1234")]
+SubnetId = Annotated[str, _pattern(r"subnet-[0-9a-f]{8,17}", "a subnet id like subnet-0abc1234")]
+Email = Annotated[str, _pattern(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", "an e-mail address")]
+PgName = Annotated[str, _pattern(r"[a-zA-Z][a-zA-Z0-9_]{0,62}", "a PostgreSQL identifier")]
+Port = Annotated[int, _between(1150, 65535)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class _Model(BaseModel):
+    """camelCase keys in YAML, snake_case in Python; unknown keys are errors (typos)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        strict=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Backup and maintenance windows (UTC), as RDS spells them.
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_MIN = 24 * 60
+_WEEK_MIN = 7 * _DAY_MIN
+MIN_WINDOW_MINUTES = 30  # RDS refuses shorter backup and maintenance windows
+
+
+def _clock(text: str) -> int | None:
+    m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", text)
+    return int(m[1]) * 60 + int(m[2]) if m else None
+
+
+def parse_backup_window(text: str) -> tuple[int, int]:
+    """`hh:mm-hh:mm` → (start minute of the day, length in minutes)."""
+    parts = text.split("-")
+    start, end = (_clock(p) for p in parts) if len(parts) == 2 else (None, None)
+    if start is None or end is None:
+        raise ValueError(f"must look like 03:00-03:30 (hh:mm-hh:mm, UTC) {_got(text)}")
+    length = (end - start) % _DAY_MIN
+    if length < MIN_WINDOW_MINUTES:
+        raise ValueError(f"must be at least {MIN_WINDOW_MINUTES} minutes long {_got(text)}")
+    return start, length
+
+
+def parse_maintenance_window(text: str) -> tuple[int, int]:
+    """`ddd:hh:mm-ddd:hh:mm` → (start minute of the week, length in minutes)."""
+
+    def point(part: str) -> int | None:
+        day, _, clock = part.partition(":")
+        minute = _clock(clock)
+        if day not in _DAYS or minute is None:
+            return None
+        return _DAYS.index(day) * _DAY_MIN + minute
+
+    parts = text.split("-")
+    start, end = (point(p) for p in parts) if len(parts) == 2 else (None, None)
+    if start is None or end is None:
+        raise ValueError(
+            f"must look like sun:04:30-sun:05:30 (ddd:hh:mm-ddd:hh:mm, UTC) {_got(text)}"
+        )
+    length = (end - start) % _WEEK_MIN
+    if length < MIN_WINDOW_MINUTES:
+        raise ValueError(f"must be at least {MIN_WINDOW_MINUTES} minutes long {_got(text)}")
+    return start, length
+
+
+def windows_overlap(backup: str, maintenance: str) -> bool:
+    """True if the daily backup window meets the weekly maintenance window on any day."""
+    b_start, b_len = parse_backup_window(backup)
+    m_start, m_len = parse_maintenance_window(maintenance)
+    backup_minutes = {
+        (day * _DAY_MIN + b_start + i) % _WEEK_MIN for day in range(7) for i in range(b_len)
+    }
+    return any((m_start + i) % _WEEK_MIN in backup_minutes for i in range(m_len))
+
+
+def _backup_window(value: str) -> str:
+    parse_backup_window(value)
+    return value
+
+
+def _maintenance_window(value: str) -> str:
+    parse_maintenance_window(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Restore: where a new instance's data comes from.
+
+
+class RestoreSpec(_Model):
+    """Restore a new instance from a backup instead of creating an empty one.
+
+    `point` is `latest` (latest restorable time), an ISO-8601 time with a UTC offset, or
+    `snapshot:<snapshot id or ARN>`. A point in time needs the source: its DB identifier, or
+    the ARN of its (replicated) automated backups when restoring in another region.
+    """
+
+    point: str
+    source_identifier: DbIdentifier | None = None
+    source_automated_backups_arn: (
+        Annotated[
+            str,
+            _pattern(
+                r"arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:auto-backup:[a-z0-9-]+",
+                "an RDS automated-backups ARN",
+            ),
+        ]
+        | None
+    ) = None
+
+    @property
+    def kind(self) -> Literal["latest", "time", "snapshot"]:
+        if self.point == "latest":
+            return "latest"
+        if self.point.startswith("snapshot:"):
+            return "snapshot"
+        return "time"
+
+    @property
+    def snapshot_id(self) -> str | None:
+        return self.point.removeprefix("snapshot:") if self.kind == "snapshot" else None
+
+    @property
+    def restore_time(self) -> str | None:
+        """The point as RFC 3339 UTC, the form RDS takes."""
+        if self.kind != "time":
+            return None
+        return _parse_point_time(self.point).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @property
+    def description(self) -> str:
+        source = self.source_identifier or self.source_automated_backups_arn or "snapshot"
+        return f"{source}@{self.point}"
+
+    def check(self, key: str, target_identifier: str) -> None:
+        if self.kind == "snapshot":
+            if not re.fullmatch(r"[A-Za-z0-9:/._-]+", self.snapshot_id or ""):
+                raise ConfigError(
+                    f"{key}.point", f"must name a snapshot as snapshot:<id> {_got(self.point)}"
+                )
+            return
+        if self.kind == "time":
+            try:
+                when = _parse_point_time(self.point)
+            except ValueError as exc:
+                raise ConfigError(f"{key}.point", str(exc)) from None
+            if when > datetime.now(UTC):
+                raise ConfigError(f"{key}.point", f"is in the future {_got(self.point)}")
+        sources = [s for s in (self.source_identifier, self.source_automated_backups_arn) if s]
+        if len(sources) != 1:
+            raise ConfigError(
+                f"{key}.sourceIdentifier",
+                "is required for a point-in-time restore (or set sourceAutomatedBackupsArn "
+                "instead, not both)",
+            )
+        if self.source_identifier == target_identifier:
+            raise ConfigError(
+                f"{key}.sourceIdentifier",
+                f"must differ from the new instance's identifier {_got(target_identifier)}: "
+                "a restore always creates a new instance",
+            )
+
+
+def _parse_point_time(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"must be latest, snapshot:<id> or an ISO time like 2026-04-01T03:00:00Z {_got(text)}"
+        ) from None
+    if when.tzinfo is None:
+        raise ValueError(f"must carry a UTC offset, e.g. 2026-04-01T03:00:00Z {_got(text)}")
+    return when.astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Component models.
+
+
+class NetworkConfig(_Model):
+    """`create`: a small VPC of our own. `adopt`: an existing VPC and subnets."""
+
+    mode: Literal["create", "adopt"] = "create"
+    cidr_block: Cidr = "10.40.0.0/16"
+    az_count: Annotated[int, _between(2, 3)] = 2
+    vpc_id: VpcId | None = None
+    private_subnet_ids: list[SubnetId] | None = None
+    host_subnet_id: SubnetId | None = None
+    host_public_ip: bool = False
+
+    def check(self, key: str) -> None:
+        if self.mode == "create":
+            for name in ("vpc_id", "private_subnet_ids", "host_subnet_id"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(
+                        f"{key}.{to_camel(name)}",
+                        "is only used with mode: adopt; remove it or set mode: adopt",
+                    )
+            return
+        if self.vpc_id is None:
+            raise ConfigError(
+                f"{key}.vpcId",
+                f"is required with mode: adopt: {_set_hint(f'{key}.vpcId', 'vpc-...')}",
+            )
+        if not self.private_subnet_ids or len(self.private_subnet_ids) < 2:
+            raise ConfigError(
+                f"{key}.privateSubnetIds",
+                "needs two or more private subnets in different availability zones (RDS needs two)",
+            )
+        if self.host_subnet_id is None:
+            raise ConfigError(
+                f"{key}.hostSubnetId",
+                "is required with mode: adopt: a subnet with outbound internet (NAT or public)",
+            )
+
+
+class BackupReplicationConfig(_Model):
+    """Cross-region copies of the automated backups (PITR survives a region loss)."""
+
+    enabled: bool = False
+    region: Region | None = None
+    retention_days: Annotated[int, _between(7, 35)] | None = None
+
+
+class DatabaseConfig(_Model):
+    identifier: DbIdentifier
+    engine_version: Annotated[
+        str, _pattern(r"\d{2}(\.\d+)?", "a PostgreSQL version like 16 or 16.4")
+    ] = "16"
+    instance_class: Annotated[
+        str, _pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "an RDS class like db.t4g.micro")
+    ]
+    allocated_storage_gb: Annotated[int, _between(20, 65536)] = 20
+    max_allocated_storage_gb: Annotated[int, _between(20, 65536)] | None = None
+    storage_type: Literal["gp3", "gp2", "io1", "io2"] = "gp3"
+    db_name: PgName = "prism"
+    master_username: PgName = "prism_admin"
+    port: Port = 5432
+    backup_retention_days: Annotated[int, _between(7, 35)]
+    backup_window: Annotated[str, AfterValidator(_backup_window)]
+    maintenance_window: Annotated[str, AfterValidator(_maintenance_window)]
+    multi_az: bool = False
+    deletion_protection: bool = False
+    final_snapshot: bool = True
+    apply_immediately: bool = False
+    log_min_duration_statement_ms: Annotated[int, _between(-1, 600000)] = 1000
+    backup_replication: BackupReplicationConfig = BackupReplicationConfig()
+    restore: RestoreSpec | None = None
+
+    @property
+    def engine_major(self) -> str:
+        return self.engine_version.split(".")[0]
+
+    @property
+    def replication_retention_days(self) -> int:
+        return self.backup_replication.retention_days or self.backup_retention_days
+
+    def check(self, key: str, region: str) -> None:
+        if windows_overlap(self.backup_window, self.maintenance_window):
+            raise ConfigError(
+                f"{key}.backupWindow",
+                f"{self.backup_window} overlaps {key}.maintenanceWindow {self.maintenance_window}; "
+                "move one of them (RDS refuses overlapping windows)",
+            )
+        if (
+            self.max_allocated_storage_gb is not None
+            and self.max_allocated_storage_gb < self.allocated_storage_gb
+        ):
+            raise ConfigError(
+                f"{key}.maxAllocatedStorageGb",
+                f"must be at least allocatedStorageGb ({self.allocated_storage_gb}) "
+                f"{_got(self.max_allocated_storage_gb)}",
+            )
+        repl = self.backup_replication
+        if repl.enabled:
+            if repl.region is None:
+                raise ConfigError(
+                    f"{key}.backupReplication.region",
+                    "is required when backups are replicated: "
+                    + _set_hint(f"{key}.backupReplication.region", "us-west-2"),
+                )
+            if repl.region == region:
+                raise ConfigError(
+                    f"{key}.backupReplication.region",
+                    f"must differ from aws:region {_got(repl.region)}: "
+                    "a copy in the same region does not survive its loss",
+                )
+        if self.restore is not None:
+            self.restore.check(f"{key}.restore", self.identifier)
+
+
+_SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL")
+
+
+class ApiHostConfig(_Model):
+    instance_type: Annotated[
+        str, _pattern(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 type like t4g.small")
+    ] = "t4g.small"
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    root_volume_gb: Annotated[int, _between(8, 1024)] = 20
+    image: Annotated[str, _pattern(r"[a-z0-9][a-z0-9./_:@-]*", "a container image reference")]
+    port: Port = 8080
+    env: dict[EnvName, str] = {}
+    compose_version: Annotated[
+        str, _pattern(r"v\d+\.\d+\.\d+", "a docker compose release like v2.36.0")
+    ] = "v2.36.0"
+    cloudflared_version: Annotated[
+        str, _pattern(r"\d{4}\.\d+\.\d+", "a cloudflared release like 2024.6.1")
+    ] = "2024.6.1"
+    import_upload_dir: Annotated[str, _pattern(r"/[A-Za-z0-9/_.-]+", "an absolute path")] = (
+        "/var/lib/prism/imports"
+    )
+    extra_egress_tcp_ports: list[Annotated[int, _between(1, 65535)]] = [6379]
+
+    def check(self, key: str) -> None:
+        graviton = (
+            re.fullmatch(r"[a-z]+\d+[a-z]*g[a-z]*\.[a-z0-9]+", self.instance_type) is not None
+        )
+        if graviton != (self.architecture == "arm64"):
+            raise ConfigError(
+                f"{key}.instanceType",
+                f"{self.instance_type} does not run {self.architecture} images; pick a matching "
+                f"type or change {key}.architecture",
+            )
+        reserved = {DATABASE_URL_ENV, *SECRET_SETTINGS.values()}
+        for name in self.env:
+            if name in reserved or _SECRET_LOOKING.search(name):
+                raise ConfigError(
+                    f"{key}.env.{name}",
+                    "looks like a secret, and plain env lands in user data in clear: store it "
+                    "with pulumi config set --secret and list it in SECRET_SETTINGS "
+                    "(infra/config.py)",
+                )
+
+
+class TunnelConfig(_Model):
+    account_id: CloudflareId
+    zone_id: CloudflareId
+    hostname: Hostname
+
+
+class AlarmsConfig(_Model):
+    email: Email
+    free_storage_threshold_gb: Annotated[int, _between(1, 1000)] = 2
+    cpu_threshold_percent: Annotated[int, _between(1, 100)] = 80
+
+
+_SECTIONS: dict[str, type[_Model]] = {
+    "network": NetworkConfig,
+    "database": DatabaseConfig,
+    "apiHost": ApiHostConfig,
+    "tunnel": TunnelConfig,
+    "alarms": AlarmsConfig,
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stack: str
+    environment: Environment
+    region: str
+    network: NetworkConfig
+    database: DatabaseConfig
+    api_host: ApiHostConfig
+    tunnel: TunnelConfig
+    alarms: AlarmsConfig
+    # env var name → the value, a Pulumi secret Output; never a plain string.
+    secret_env: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading.
+
+
+def parse_section(name: str, raw: Any) -> _Model:
+    """Validate one structured section; any error becomes a ConfigError naming the full key."""
+    key = full_key(name)
+    model = _SECTIONS[name]
+    if raw is None:
+        raise ConfigError(
+            key, f"is required: add a `{key}:` block to the stack file (see docs/stacks.md)"
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(key, f"must be an object of settings {_got(raw)}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _translate(key, model, exc) from None
+
+
+def _translate(key: str, model: type[_Model], exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    path = key
+    for part in err["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    kind, value = err["type"], err.get("input")
+    if kind == "missing":
+        return ConfigError(path, f"is required: {_set_hint(path)}")
+    if kind == "extra_forbidden":
+        parent = path.rsplit(".", 1)[0]
+        known = _known_keys(model, err["loc"][:-1])
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+        hint = f"did you mean {parent}.{close[0]}? " if close else ""
+        return ConfigError(path, f"is not a known setting; {hint}remove it or fix the spelling")
+    if kind == "value_error":
+        return ConfigError(path, str(err["ctx"]["error"]))
+    if kind == "literal_error":
+        return ConfigError(path, f"must be one of {err['ctx']['expected']} {_got(value)}")
+    if kind.startswith("int"):
+        return ConfigError(path, f"must be a whole number {_got(value)}")
+    if kind.startswith("bool"):
+        return ConfigError(path, f"must be true or false {_got(value)}")
+    if kind.startswith("string"):
+        return ConfigError(path, f"must be text {_got(value)}")
+    if kind.startswith(("list", "dict", "model")):
+        return ConfigError(path, f"has the wrong shape: {err['msg'].lower()} {_got(value)}")
+    return ConfigError(path, f"is invalid: {err['msg']} {_got(value)}")
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fld = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        inner = getattr(fld, "annotation", None) if fld else None
+        candidates = [a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type)]
+        nested = next((a for a in candidates if issubclass(a, BaseModel)), None)
+        if nested is None:
+            return []
+        model = nested
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def check_rules(cfg: StackConfig) -> None:
+    """Cross-field and environment rules; raises the first ConfigError."""
+    cfg.network.check(full_key("network"))
+    cfg.database.check(full_key("database"), cfg.region)
+    cfg.api_host.check(full_key("apiHost"))
+    env_key = full_key("environment")
+    if cfg.stack == "prod" and cfg.environment != "prod":
+        raise ConfigError(env_key, f"must be prod for the stack named prod {_got(cfg.environment)}")
+    db, db_key = cfg.database, full_key("database")
+    if cfg.environment in ("staging", "prod") and not db.final_snapshot:
+        raise ConfigError(
+            f"{db_key}.finalSnapshot",
+            f"must be true when {env_key} is {cfg.environment}: "
+            "deleting the instance must leave a snapshot",
+        )
+    if not cfg.is_prod:
+        return
+    prod = f"when {env_key} is prod"
+    if not db.deletion_protection:
+        raise ConfigError(f"{db_key}.deletionProtection", f"must be true {prod} {_got(False)}")
+    if db.backup_retention_days < 30:
+        raise ConfigError(
+            f"{db_key}.backupRetentionDays",
+            f"must be at least 30 {prod} {_got(db.backup_retention_days)}",
+        )
+    if not db.multi_az:
+        raise ConfigError(f"{db_key}.multiAz", f"must be true {prod} {_got(False)}")
+    if not db.backup_replication.enabled:
+        raise ConfigError(
+            f"{db_key}.backupReplication.enabled", f"must be true {prod} {_got(False)}"
+        )
+    if db.replication_retention_days < 30:
+        raise ConfigError(
+            f"{db_key}.backupReplication.retentionDays",
+            f"must be at least 30 {prod} {_got(db.replication_retention_days)}",
+        )
+
+
+def reject_example_values(cfg: StackConfig) -> None:
+    """Refuse the committed example values: they only serve offline plans and tests."""
+    tunnel, key = cfg.tunnel, full_key("tunnel")
+    examples = [
+        (f"{key}.accountId", tunnel.account_id, tunnel.account_id == EXAMPLE_CLOUDFLARE_ID),
+        (f"{key}.zoneId", tunnel.zone_id, tunnel.zone_id == EXAMPLE_CLOUDFLARE_ID),
+        (f"{key}.hostname", tunnel.hostname, bool(_EXAMPLE_DOMAIN.search(tunnel.hostname))),
+        (
+            f"{full_key('alarms')}.email",
+            cfg.alarms.email,
+            bool(_EXAMPLE_DOMAIN.search(cfg.alarms.email)),
+        ),
+        (f"{full_key('apiHost')}.image", cfg.api_host.image, "/example/" in cfg.api_host.image),
+    ]
+    for path, value, is_example in examples:
+        if is_example:
+            raise ConfigError(path, f"is still the example value {_got(value)}: {_set_hint(path)}")
+
+
+def _raw(config: pulumi.Config, name: str) -> Any:
+    text = config.get(name)
+    if text is None or name not in _SECTIONS:
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError(
+            full_key(name), "must be an object of settings, not a plain value"
+        ) from None
+
+
+def _secret_keys_known() -> set[str]:
+    """Config keys the engine declared secret. Automation API and mocks fill the runtime set;
+    the CLI's language host passes an environment variable. Empty means: not told."""
+    declared = {k for k in SECRET_KEYS if pulumi.runtime.is_config_secret(k)}
+    return declared | set(pulumi.runtime.get_config_secret_keys_env())
+
+
+def load_config(*, examples_allowed: bool = False) -> StackConfig:
+    """Read and validate every knob of the current stack, once."""
+    stack = pulumi.get_stack()
+    config = pulumi.Config(NAMESPACE)
+    environment = config.get("environment")
+    if environment not in ("staging", "prod", "drill"):
+        raise ConfigError(
+            full_key("environment"),
+            f"must be staging, prod or drill {_got(environment)}: "
+            + _set_hint(full_key("environment"), "staging"),
+        )
+    region = pulumi.Config("aws").get("region")
+    if region is None or not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", region):
+        raise ConfigError(
+            "aws:region",
+            f"must be set to an AWS region {_got(region)}: pulumi config set aws:region us-east-1",
+        )
+
+    sections = {name: parse_section(name, _raw(config, name)) for name in _SECTIONS}
+
+    known_secret = _secret_keys_known()
+    secret_env: dict[str, pulumi.Output[str]] = {}
+    for name, env in SECRET_SETTINGS.items():
+        key = full_key(name)
+        value = config.get_secret(name)
+        if value is None:
+            raise ConfigError(
+                key, f"is not set: pulumi config set --secret {key} <value> --stack {stack}"
+            )
+        if known_secret and key not in known_secret:
+            raise ConfigError(
+                key,
+                f"is stored in clear text: pulumi config set --secret {key} <value> -s {stack}",
+            )
+        secret_env[env] = value
+
+    cfg = StackConfig(
+        stack=stack,
+        environment=environment,  # type: ignore[arg-type]
+        region=region,
+        network=sections["network"],  # type: ignore[arg-type]
+        database=sections["database"],  # type: ignore[arg-type]
+        api_host=sections["apiHost"],  # type: ignore[arg-type]
+        tunnel=sections["tunnel"],  # type: ignore[arg-type]
+        alarms=sections["alarms"],  # type: ignore[arg-type]
+        secret_env=secret_env,
+    )
+    check_rules(cfg)
+    if not examples_allowed:
+        reject_example_values(cfg)
+    return cfg
+
+
+def resource_tags(
+    stack: str, component: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The tags every taggable resource carries; `extra` adds e.g. drill expiry tags."""
+    return {
+        "prism:stack": stack,
+        "prism:component": component,
+        "managed-by": "pulumi",
+        **(extra or {}),
+    }

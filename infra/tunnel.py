@@ -1,0 +1,107 @@
+"""ApiTunnel: the only public way in. Cloudflare terminates TLS and forwards through a tunnel
+that cloudflared on the API host dials out, so the host needs no inbound port.
+
+The tunnel is remotely managed (`config_src = "cloudflare"`): its ingress rules live here,
+and the host only needs the tunnel token, which goes to SSM as a SecureString. Replacing the
+host (full DR, §4.2 of the spec) therefore reconnects the tunnel with no Cloudflare change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_cloudflare as cloudflare
+import pulumi_random as random
+
+from infra.config import TunnelConfig, resource_tags
+
+TUNNEL_SECRET_BYTES = 32  # Cloudflare requires at least 32 bytes, base64-encoded
+CATCH_ALL_SERVICE = "http_status:404"
+
+
+def tunnel_cname_target(tunnel_id: str) -> str:
+    return f"{tunnel_id}.cfargotunnel.com"
+
+
+@dataclass(frozen=True)
+class ApiTunnelArgs:
+    settings: TunnelConfig
+    stack: str
+    api_port: int
+    token_parameter: str  # SSM name the host reads the token from
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class ApiTunnel(pulumi.ComponentResource):
+    tunnel_id: pulumi.Output[str]
+    hostname: str
+    token_parameter_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ApiTunnelArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("prism:infra:ApiTunnel", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+
+        secret = random.RandomBytes(f"{name}-secret", length=TUNNEL_SECRET_BYTES, opts=child)
+        tunnel = cloudflare.ZeroTrustTunnelCloudflared(
+            f"{name}-tunnel",
+            account_id=s.account_id,
+            name=f"prism-{args.stack}-api",
+            config_src="cloudflare",
+            tunnel_secret=secret.base64,
+            opts=child,
+        )
+        cloudflare.ZeroTrustTunnelCloudflaredConfig(
+            f"{name}-config",
+            account_id=s.account_id,
+            tunnel_id=tunnel.id,
+            config=cloudflare.ZeroTrustTunnelCloudflaredConfigConfigArgs(
+                ingresses=[
+                    cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
+                        hostname=s.hostname, service=f"http://localhost:{args.api_port}"
+                    ),
+                    # cloudflared requires a last rule without hostname; anything else is a 404.
+                    cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
+                        service=CATCH_ALL_SERVICE
+                    ),
+                ]
+            ),
+            opts=child,
+        )
+        cloudflare.DnsRecord(
+            f"{name}-dns",
+            zone_id=s.zone_id,
+            name=s.hostname,
+            type="CNAME",
+            content=tunnel.id.apply(tunnel_cname_target),
+            proxied=True,
+            ttl=1,  # "automatic": the only TTL a proxied record takes
+            # DNS record tags need a paid plan; the comment carries the ownership instead.
+            comment=f"prism:stack={args.stack} prism:component=api-tunnel (pulumi)",
+            opts=child,
+        )
+
+        token = cloudflare.get_zero_trust_tunnel_cloudflared_token_output(
+            account_id=s.account_id,
+            tunnel_id=tunnel.id,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        parameter = aws.ssm.Parameter(
+            f"{name}-token",
+            name=args.token_parameter,
+            type="SecureString",
+            value=pulumi.Output.secret(token.token),
+            description=f"cloudflared token of tunnel prism-{args.stack}-api",
+            tags=resource_tags(args.stack, "api-tunnel", args.extra_tags),
+            opts=child,
+        )
+
+        self.tunnel_id = tunnel.id
+        self.hostname = s.hostname
+        self.token_parameter_arn = parameter.arn
+        self.register_outputs({"tunnel_id": self.tunnel_id, "hostname": self.hostname})
