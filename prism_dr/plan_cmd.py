@@ -1,0 +1,455 @@
+"""`prism-dr plan --stack STACK [--json]`: the stack's resources and DR posture, offline.
+
+Runs the real Pulumi program under Pulumi's mocks with `Pulumi.<stack>.yaml` (infra/offline.py),
+like a `pulumi preview` that needs no CLI, no plugin and no cloud account. Values only the cloud
+can compute (endpoints, ARNs, restorable times) show as unknown; secrets never show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from infra.config import ConfigError
+from infra.offline import UNKNOWN, OfflineRun, ResourceRecord, Secret, run_program, stack_file
+
+RPO_TARGET_HOURS = 24
+RTO_TARGET_HOURS = 4
+
+# Per resource type, the inputs that matter for backup, restore, exposure and alerting.
+_DR_SETTINGS: dict[str, list[str]] = {
+    "aws:rds/instance:Instance": [
+        "identifier",
+        "engine",
+        "engineVersion",
+        "instanceClass",
+        "multiAz",
+        "storageEncrypted",
+        "publiclyAccessible",
+        "manageMasterUserPassword",
+        "backupRetentionPeriod",
+        "backupWindow",
+        "maintenanceWindow",
+        "copyTagsToSnapshot",
+        "skipFinalSnapshot",
+        "finalSnapshotIdentifier",
+        "deleteAutomatedBackups",
+        "deletionProtection",
+        "restoreToPointInTime",
+        "snapshotIdentifier",
+        "dbSubnetGroupName",
+        "parameterGroupName",
+        "vpcSecurityGroupIds",
+    ],
+    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": [
+        "sourceDbInstanceArn",
+        "retentionPeriod",
+        "kmsKeyId",
+    ],
+    "aws:kms/key:Key": ["deletionWindowInDays", "enableKeyRotation"],
+    "aws:kms/alias:Alias": ["name"],
+    "aws:rds/parameterGroup:ParameterGroup": ["family", "parameters"],
+    "aws:rds/subnetGroup:SubnetGroup": ["subnetIds"],
+    "aws:ec2/securityGroup:SecurityGroup": ["vpcId", "ingress", "egress"],
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ["ingress", "egress"],
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": [
+        "securityGroupId",
+        "ipProtocol",
+        "fromPort",
+        "toPort",
+        "referencedSecurityGroupId",
+        "cidrIpv4",
+    ],
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": [
+        "securityGroupId",
+        "ipProtocol",
+        "fromPort",
+        "toPort",
+        "referencedSecurityGroupId",
+        "cidrIpv4",
+    ],
+    "aws:ec2/instance:Instance": [
+        "instanceType",
+        "ami",
+        "subnetId",
+        "associatePublicIpAddress",
+        "vpcSecurityGroupIds",
+        "metadataOptions.httpTokens",
+        "metadataOptions.httpPutResponseHopLimit",
+        "rootBlockDevice.encrypted",
+        "rootBlockDevice.volumeSize",
+        "userDataReplaceOnChange",
+    ],
+    "aws:iam/rolePolicy:RolePolicy": ["policy"],
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ["policyArn"],
+    "aws:iam/instanceProfile:InstanceProfile": ["role"],
+    "aws:ssm/parameter:Parameter": ["name", "type", "value"],
+    "aws:sns/topic:Topic": ["name"],
+    "aws:sns/topicSubscription:TopicSubscription": ["protocol", "endpoint"],
+    "aws:rds/eventSubscription:EventSubscription": ["sourceType", "sourceIds", "eventCategories"],
+    "aws:cloudwatch/metricAlarm:MetricAlarm": [
+        "namespace",
+        "metricName",
+        "comparisonOperator",
+        "threshold",
+        "period",
+        "evaluationPeriods",
+        "treatMissingData",
+        "alarmActions",
+    ],
+    "aws:ec2/vpc:Vpc": ["cidrBlock"],
+    "aws:ec2/subnet:Subnet": ["cidrBlock", "availabilityZone", "mapPublicIpOnLaunch"],
+    "aws:ec2/routeTable:RouteTable": ["routes"],
+    "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared": [
+        "name",
+        "configSrc",
+        "tunnelSecret",
+    ],
+    "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig": [
+        "tunnelId",
+        "config.ingresses",
+    ],
+    "cloudflare:index/dnsRecord:DnsRecord": ["name", "type", "content", "proxied", "ttl"],
+    "random:index/randomId:RandomId": ["byteLength", "keepers"],
+    "random:index/randomBytes:RandomBytes": ["length"],
+    "pulumi:providers:aws": ["region"],
+}
+# Outputs worth showing although (in a preview) the cloud has not computed them yet.
+_DR_OUTPUTS: dict[str, list[str]] = {
+    "aws:rds/instance:Instance": ["endpoint", "latestRestorableTime", "arn"],
+}
+# Components in the order the stack builds them; anything else follows.
+_COMPONENT_ORDER = [
+    "prism:infra:Network",
+    "prism:infra:ApiHost",
+    "prism:infra:PrismDatabase",
+    "prism:infra:ApiTunnel",
+    "prism:infra:RuntimeSecrets",
+    "prism:infra:Alarms",
+]
+_SG_RULES = {
+    "ingress": "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "egress": "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+}
+_STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _fail(message: str) -> typer.Exit:
+    # One plain line: no rich wrapping, no traceback.
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    return typer.Exit(code=2)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("plan")
+    def plan(
+        stack: str = typer.Option(
+            ..., "--stack", "-s", help="Stack name: reads Pulumi.<STACK>.yaml."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        project_dir: Path | None = typer.Option(
+            None,
+            "--project-dir",
+            help="Directory holding Pulumi.yaml and the stack files (default: this project).",
+        ),
+    ) -> None:
+        """Offline: each resource of STACK with its DR-relevant settings (no cloud, no CLI)."""
+        if not _STACK_NAME.fullmatch(stack):
+            raise _fail(f"--stack {stack!r} is not a stack name (letters, digits, . _ -)")
+        try:
+            run = run_program(stack, project_dir=project_dir, preview=True)
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+        report = build_report(run)
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            _print(report)
+
+
+# ---------------------------------------------------------------------------------------------
+# The report: plain data, rendered as JSON or as a table.
+
+
+def _plain(value: Any) -> Any:
+    if value is UNKNOWN:
+        return "<unknown>"
+    if isinstance(value, Secret):
+        return "<secret>"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _lookup(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(data, Secret):
+            return data
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _summarize_policy(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return [
+        {"effect": st.get("Effect"), "action": st.get("Action"), "resource": st.get("Resource")}
+        for st in doc.get("Statement", [])
+    ]
+
+
+def _rule_summary(rule: ResourceRecord, names_by_id: dict[str, str]) -> str:
+    inputs = rule.inputs
+    source = inputs.get("referencedSecurityGroupId")
+    peer = names_by_id.get(source, source) if source else inputs.get("cidrIpv4")
+    ports = (
+        f"{inputs.get('fromPort')}"
+        if inputs.get("fromPort") == inputs.get("toPort")
+        else (f"{inputs.get('fromPort')}-{inputs.get('toPort')}")
+    )
+    return f"{inputs.get('ipProtocol')}/{ports} {peer}"
+
+
+def _security_group_rules(run: OfflineRun, group: ResourceRecord) -> dict[str, Any]:
+    """Inline and separate rules of one security group; an empty list means: none at all."""
+    names_by_id = {r.id: r.name for r in run.resources if r.custom and r.id}
+    rules: dict[str, Any] = {}
+    for direction, rule_type in _SG_RULES.items():
+        found = [
+            _rule_summary(r, names_by_id)
+            for r in run.of_type(rule_type)
+            if r.inputs.get("securityGroupId") == group.id
+        ]
+        rules[direction] = [*(group.inputs.get(direction) or []), *found]
+    return rules
+
+
+def _settings(record: ResourceRecord) -> dict[str, Any]:
+    keys = _DR_SETTINGS.get(record.type)
+    if keys is None:
+        settings = {
+            k: v
+            for k, v in record.inputs.items()
+            if k != "tags" and not isinstance(v, (dict, list))
+        }
+    else:
+        settings = {k: v for k in keys if (v := _lookup(record.inputs, k)) is not None}
+    if "policy" in settings:
+        settings["policy"] = _summarize_policy(settings["policy"])
+    if "parameters" in settings and isinstance(settings["parameters"], list):
+        settings["parameters"] = [
+            f"{p.get('name')}={p.get('value')}" for p in settings["parameters"]
+        ]
+    user_data = record.inputs.get("userData")
+    if isinstance(user_data, str):
+        digest = hashlib.sha256(user_data.encode()).hexdigest()[:12]
+        settings["userData"] = f"{len(user_data.encode())} bytes, sha256 {digest}…"
+    for key in _DR_OUTPUTS.get(record.type, []):
+        settings[key] = record.outputs.get(key, UNKNOWN)
+    return {k: _plain(v) for k, v in settings.items()}
+
+
+def _options(record: ResourceRecord, names: dict[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if record.protect:
+        options["protect"] = True
+    if record.ignore_changes:
+        options["ignoreChanges"] = list(record.ignore_changes)
+    if record.provider:
+        urn = record.provider.rsplit("::", 1)[0]
+        options["provider"] = names.get(urn, urn)
+    return options
+
+
+def _posture(run: OfflineRun) -> dict[str, Any]:
+    dbs = run.of_type("aws:rds/instance:Instance")
+    if not dbs:
+        return {}
+    db = dbs[0]
+    replications = run.of_type(
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"
+    )
+    regions = {r.urn: r.inputs.get("region") for r in run.of_type("pulumi:providers:aws")}
+    replication = None
+    if replications:
+        rep = replications[0]
+        replication = {
+            "region": regions.get(rep.provider.rsplit("::", 1)[0]),
+            "retentionDays": rep.inputs.get("retentionPeriod"),
+        }
+    restore = db.inputs.get("restoreToPointInTime") or db.inputs.get("snapshotIdentifier")
+    return _plain(
+        {
+            "targets": {"rpoHours": RPO_TARGET_HOURS, "rtoHours": RTO_TARGET_HOURS},
+            "database": db.inputs.get("identifier"),
+            "pointInTimeRecoveryDays": db.inputs.get("backupRetentionPeriod"),
+            "backupWindow": db.inputs.get("backupWindow"),
+            "maintenanceWindow": db.inputs.get("maintenanceWindow"),
+            "multiAz": db.inputs.get("multiAz"),
+            "deletionProtection": db.inputs.get("deletionProtection"),
+            "pulumiProtect": db.protect,
+            "finalSnapshot": not db.inputs.get("skipFinalSnapshot", False),
+            "keepAutomatedBackupsOnDelete": db.inputs.get("deleteAutomatedBackups") is False,
+            "storageEncrypted": db.inputs.get("storageEncrypted"),
+            "publiclyAccessible": db.inputs.get("publiclyAccessible"),
+            "backupReplication": replication,
+            "restoredFrom": restore,
+        }
+    )
+
+
+def build_report(run: OfflineRun) -> dict[str, Any]:
+    names = {r.urn: r.name for r in run.resources}
+    resources = []
+    for r in run.resources:
+        settings = _settings(r) if r.custom else {}
+        if r.type == "aws:ec2/securityGroup:SecurityGroup":
+            settings |= _plain(_security_group_rules(run, r))
+        resources.append(
+            {
+                "type": r.type,
+                "name": r.name,
+                "parent": names.get(r.parent),
+                "custom": r.custom,
+                "options": _options(r, names),
+                "settings": settings,
+                "inputs": _plain(r.inputs),
+            }
+        )
+    return {
+        "stack": run.stack,
+        "stackFile": str(stack_file(run.stack, run.project_dir)),
+        "preview": run.preview,
+        "posture": _posture(run),
+        "placeholders": list(run.placeholders),
+        "resources": resources,
+        "outputs": _plain(run.outputs),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering.
+
+
+def _short_type(type_: str) -> str:
+    package, _, rest = type_.partition(":")
+    module, _, name = rest.rpartition(":")
+    module = module.split("/")[0]
+    return f"{package}.{name}" if module in ("index", "") else f"{module}.{name}"
+
+
+def _fmt(value: Any) -> Text:
+    if value == "<unknown>":
+        return Text("(unknown)", style="italic yellow")
+    if value == "<secret>":
+        return Text("[secret]", style="magenta")
+    if isinstance(value, bool):
+        return Text(str(value).lower(), style="green" if value else "red")
+    if value == []:
+        return Text("none")
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, separators=(", ", ": "))
+        text = text.replace('"<unknown>"', "(unknown)").replace('"<secret>"', "[secret]")
+        return Text(text if len(text) <= 160 else text[:157] + "...")
+    return Text(str(value))
+
+
+def _settings_text(entry: dict[str, Any]) -> Text:
+    lines = Text()
+    for key, value in {**entry["settings"], **entry["options"]}.items():
+        if lines:
+            lines.append("\n")
+        lines.append(f"{key}: ", style="bold" if key in entry["options"] else "")
+        lines.append_text(_fmt(value))
+    return lines
+
+
+def _print(report: dict[str, Any]) -> None:
+    console = Console(soft_wrap=False)
+    console.print(f"[bold]Stack {report['stack']}[/bold]  ({report['stackFile']}, offline preview)")
+    posture = report["posture"]
+    if posture:
+        replication = posture["backupReplication"]
+        replicated = (
+            f"to {replication['region']}, {replication['retentionDays']} days"
+            if replication
+            else "off"
+        )
+        rows = [
+            (
+                "targets",
+                f"RPO {posture['targets']['rpoHours']} h, RTO {posture['targets']['rtoHours']} h",
+            ),
+            ("database", posture["database"]),
+            ("point-in-time recovery", f"{posture['pointInTimeRecoveryDays']} days"),
+            (
+                "backup / maintenance window",
+                f"{posture['backupWindow']} / {posture['maintenanceWindow']}",
+            ),
+            ("multi-AZ", posture["multiAz"]),
+            ("deletion protection", posture["deletionProtection"]),
+            ("pulumi protect", posture["pulumiProtect"]),
+            ("final snapshot on delete", posture["finalSnapshot"]),
+            ("keep automated backups on delete", posture["keepAutomatedBackupsOnDelete"]),
+            ("storage encrypted", posture["storageEncrypted"]),
+            ("publicly accessible", posture["publiclyAccessible"]),
+            ("backup replication", replicated),
+            ("restored from", posture["restoredFrom"] or "-"),
+        ]
+        summary = Table(title="DR posture", show_header=False, box=None, pad_edge=False)
+        for label, value in rows:
+            summary.add_row(Text(label, style="bold"), _fmt(value))
+        console.print(summary)
+    if report["placeholders"]:
+        console.print(
+            "[yellow]Secrets not in the stack file (set with `pulumi config set --secret`); "
+            f"offline placeholders used:[/yellow] {', '.join(report['placeholders'])}"
+        )
+
+    table = Table(title="Resources", show_lines=True)
+    table.add_column("resource", no_wrap=True)
+    table.add_column("DR-relevant settings")
+    entries = report["resources"]
+    order = {t: i for i, t in enumerate(_COMPONENT_ORDER)}
+    components = sorted(
+        (e for e in entries if not e["custom"]), key=lambda e: (order.get(e["type"], 99), e["name"])
+    )
+    grouped = {
+        c["name"]: [e for e in entries if e["custom"] and e["parent"] == c["name"]]
+        for c in components
+    }
+    loose = [e for e in entries if e["custom"] and e["parent"] not in grouped]
+    for component in components:
+        table.add_row(
+            Text(f"{_short_type(component['type'])} {component['name']}", style="bold cyan"), ""
+        )
+        for entry in grouped[component["name"]]:
+            table.add_row(
+                f"  {_short_type(entry['type'])}\n  {entry['name']}", _settings_text(entry)
+            )
+    for entry in loose:
+        table.add_row(f"{_short_type(entry['type'])}\n{entry['name']}", _settings_text(entry))
+    console.print(table)
+
+    outputs = Table(title="Stack outputs", show_header=False, box=None)
+    for key, value in report["outputs"].items():
+        outputs.add_row(Text(key, style="bold"), _fmt(value))
+    console.print(outputs)
