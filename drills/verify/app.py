@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from drills.cluster import free_port
@@ -137,20 +138,19 @@ class Api:
                 f"(last: {self._said(status, body)})")
 
     def close(self) -> None:
+        """Stop the whole process group: SIGTERM, then SIGKILL after a grace period.
+
+        Returns only once no process of the group is left running, so the port is free.
+        """
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, None)):
+        if process is not None:
+            for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, 5.0)):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, sig)
-                try:
-                    process.wait(timeout=wait)
+                if _wait_for_group_exit(process, wait):
                     break
-                except subprocess.TimeoutExpired:
-                    continue
-        if process is not None:
-            # The shell may be gone while children it started in the group live on.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=1)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -205,3 +205,37 @@ def _get(url: str) -> tuple[int | None, str]:
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         return None, str(reason)
+
+
+def _wait_for_group_exit(process: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        process.poll()  # reap the shell, or it lingers as a zombie
+        if not _group_running(process.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether any process of the group is alive; zombies (exited, unreaped) are not."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        # After the command name in parentheses: state, ppid, pgrp, ...
+        state, _, group = stat[stat.rindex(")") + 2 :].split()[:3]
+        if int(group) == pgid and state not in ("Z", "X"):
+            return True
+    return False

@@ -1,0 +1,158 @@
+"""The application checks against the stand-in API: up, ready, degraded, always stopped."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import socket
+import sys
+import threading
+
+import psycopg
+import pytest
+
+from drills.cluster import EphemeralPostgres, free_port
+from drills.sample import build_sample
+from drills.standin_api import serve
+from drills.verify import Status, Tier, app, load_manifest, verify
+from drills.verify.context import APPLICATION_NAME
+from tests.drills.verify.conftest import NOW, by_name, make_target
+
+STANDIN = f"{shlex.quote(sys.executable)} -m drills.standin_api"
+APP = ("app_health", "app_ready", "degraded_mode")
+
+
+def _port_of(detail: str) -> int:
+    return int(re.search(r"127\.0\.0\.1:(\d+)", detail).group(1))
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _app_results(target, tier=Tier.QUICK, on_check=None):
+    return by_name(verify(target, load_manifest(), tier, on_check=on_check))
+
+
+def test_started_api_is_healthy_and_ready_then_stopped(restored):
+    results = _app_results(make_target(restored, api_cmd=STANDIN + " --port {port}"))
+    assert results["app_health"].status == Status.PASS, results["app_health"].detail
+    assert results["app_ready"].status == Status.PASS, results["app_ready"].detail
+    assert results["degraded_mode"].status == Status.SKIP
+    assert results["degraded_mode"].detail == "the drill gave no way to stop the database"
+    assert not _listening(_port_of(results["app_health"].detail))
+
+
+def test_started_api_gets_its_port_from_the_environment(restored):
+    results = _app_results(make_target(restored, api_cmd=STANDIN))  # reads PORT
+    assert results["app_ready"].status == Status.PASS, results["app_ready"].detail
+
+
+def test_api_url_is_probed_as_given(restored):
+    server = serve(0, restored)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        results = _app_results(make_target(restored, api_url=url))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert results["app_health"].status == Status.PASS
+    assert results["app_ready"].status == Status.PASS
+    assert results["degraded_mode"].status == Status.SKIP  # not an API the drill started
+
+
+def test_no_api_skips_the_application_checks(restored):
+    results = _app_results(make_target(restored))
+    assert [results[n].status for n in APP] == [Status.SKIP] * 3
+
+
+def test_api_that_cannot_reach_its_database_is_not_ready(restored, monkeypatch):
+    monkeypatch.setattr(app, "READY_TIMEOUT_SECONDS", 1.0)  # it will not become ready
+    port = psycopg.conninfo.conninfo_to_dict(restored)["port"]
+    unreachable = restored.replace(f":{port}/", f":{free_port()}/")
+    results = _app_results(make_target(unreachable, api_cmd=STANDIN + " --port {port}"))
+    assert results["app_health"].status == Status.PASS
+    assert results["app_ready"].status == Status.FAIL
+    assert results["app_ready"].detail == (
+        "/ready returned 503 within 1s: the API cannot use the restored database")
+
+
+def test_api_command_that_exits_fails_health_without_leaking_the_password(restored):
+    password = psycopg.conninfo.conninfo_to_dict(restored)["password"]
+    command = 'echo "cannot start: DATABASE_URL=$DATABASE_URL"; exit 3'
+    results = _app_results(make_target(restored, api_cmd=command))
+    health = results["app_health"]
+    assert health.status == Status.FAIL
+    assert health.detail.startswith("the API command exited with code 3 before /health answered")
+    assert "cannot start" in health.detail and password not in health.detail
+    assert results["app_ready"].status == Status.FAIL
+
+
+def test_api_is_stopped_even_when_the_caller_raises(restored):
+    seen = {}
+
+    def explode(result):
+        if result.name == "app_health":
+            seen["port"] = _port_of(result.detail)
+            assert _listening(seen["port"])
+            raise RuntimeError("progress display broke")
+
+    with pytest.raises(RuntimeError, match="progress display broke"):
+        _app_results(make_target(restored, api_cmd=STANDIN + " --port {port}"), on_check=explode)
+    assert not _listening(seen["port"])
+
+
+def test_degraded_mode_ready_turns_503_while_health_stays_200():
+    # A cluster of its own: this test stops its database.
+    ephemeral = EphemeralPostgres()
+    with ephemeral as cluster:
+        dsn = cluster.dsn()
+        build_sample(dsn, scale=0.05, now=NOW)
+        verify_sessions_at_stop = []
+
+        def stop_database() -> None:
+            with psycopg.connect(dsn) as conn:
+                verify_sessions_at_stop.append(conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    (APPLICATION_NAME,)).fetchone()[0])
+            ephemeral.stop()
+
+        target = make_target(dsn, api_cmd=STANDIN + " --port {port}",
+                             stop_database=stop_database)
+        results = by_name(verify(target, load_manifest(), Tier.QUICK))
+        assert verify_sessions_at_stop == [0]  # called once, after verify closed its sessions
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(dsn, connect_timeout=2)
+    degraded = results["degraded_mode"]
+    assert degraded.status == Status.PASS, degraded.detail
+    assert "/ready 503" in degraded.detail and "/health stayed 200" in degraded.detail
+    assert list(results)[-1] == "degraded_mode"
+    assert all(r.status == Status.PASS for r in results.values()), {
+        n: r.detail for n, r in results.items() if r.status != Status.PASS}
+
+
+ALWAYS_READY = (
+    f"{shlex.quote(sys.executable)} -c 'import http.server as h, os\n"
+    "class H(h.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self): self.send_response(200); self.end_headers()\n"
+    "    def log_message(self, *a): pass\n"
+    "h.HTTPServer((\"127.0.0.1\", int(os.environ[\"PORT\"])), H).serve_forever()'"
+)
+
+
+def test_an_api_that_stays_ready_without_its_database_fails_degraded_mode(
+    restored, monkeypatch
+):
+    monkeypatch.setattr(app, "DEGRADE_TIMEOUT_SECONDS", 1.0)
+    calls = []
+    target = make_target(restored, api_cmd=ALWAYS_READY,
+                         stop_database=lambda: calls.append("stopped"))
+    results = _app_results(target)
+    assert calls == ["stopped"]
+    assert results["app_ready"].status == Status.PASS
+    assert results["degraded_mode"].status == Status.FAIL
+    assert results["degraded_mode"].detail == (
+        "/ready returned 200 1s after the database stopped; expected 503")
