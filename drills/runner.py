@@ -116,7 +116,7 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
     manifest = load_manifest(plan.manifest)
     bindir = find_bindir()
     backup = inspect_backup(plan.backup, bindir) if plan.backup else None
-    if backup and plan.point is None and backup.created_at is None:
+    if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
         raise BadInput(
             f"--backup {plan.backup}: a plain SQL dump records no creation time; pass "
             "--point ISO-TIME (when the dump was taken)"
@@ -145,7 +145,9 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         with phases.run("verify"):
             target = VerifyTarget(
                 dsn=cluster.dsn(outcome.database),
-                backup_point=point,
+                # An archive whose header cannot be read has no known point: freshness is then
+                # judged against the drill's start, and the record leaves the point and RPO out.
+                backup_point=point or started_at,
                 drill_started=started_at,
                 restore_errors=outcome.errors,
                 source_dsn=source_dsn,
@@ -169,11 +171,12 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         backup_source=_describe_source(plan, backup),
         backup_point=point,
         result=Result.PASSED if passed else Result.FAILED,
-        notes=_notes(plan, outcome.errors, outcome.ignored, checks),
+        notes=_notes(plan, point, outcome.errors, outcome.ignored, checks),
         completed_by=plan.completed_by or default_completed_by(),
         tier=plan.tier,
         rto_seconds=round(rto_seconds, 3),
-        rpo_seconds=round((started_at - point).total_seconds(), 3),
+        # A source dumped by this drill has its point just after the start: nothing to lose.
+        rpo_seconds=max(0.0, round((started_at - point).total_seconds(), 3)) if point else None,
         targets=Targets(rpo_hours=manifest.targets.rpo_hours, rto_hours=manifest.targets.rto_hours),
         phases=phases.done,
         checks=checks,
@@ -207,9 +210,15 @@ def _describe_source(plan: LocalDrillPlan, backup: Backup) -> str:
 
 
 def _notes(
-    plan: LocalDrillPlan, errors: list[str], ignored: list[str], checks: list[CheckResult]
+    plan: LocalDrillPlan,
+    point: datetime | None,
+    errors: list[str],
+    ignored: list[str],
+    checks: list[CheckResult],
 ) -> str:
     parts = [plan.notes] if plan.notes else []
+    if point is None:
+        parts.append("backup point unknown: the archive header is unreadable")
     if errors:
         parts.append(f"restore errors: {len(errors)} (first: {errors[0]})")
     if ignored:

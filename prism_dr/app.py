@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+from typer.exceptions import Abort, TyperException
 from infra.config import ConfigError
 
 from drills.errors import BadInput
@@ -31,12 +31,15 @@ def main(argv: list[str] | None = None) -> None:
     """Run the app; bad input becomes one line on stderr and exit 2, never a traceback."""
     try:
         code = app(args=argv, prog_name="prism-dr", standalone_mode=False)
-    except click.UsageError as error:
-        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
-        _fail(f"{error.format_message()}{hint}")
+    except TyperException as error:  # typer's own usage errors: bad flag, bad value, no command
+        if not error.format_message():  # no command given: the help was the answer
+            sys.exit(error.exit_code)
+        ctx = getattr(error, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx else ""
+        _fail(f"{error.format_message()}{hint}", code=error.exit_code)
     except (BadInput, ConfigError) as error:
         _fail(str(error))
-    except click.Abort:
+    except Abort:
         _fail("aborted", code=130)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -42,14 +42,17 @@ class ConsoleObserver:
     def phase_finished(self, name: str, seconds: float) -> None:
         if self._status:
             self._status.stop()
-        self.console.print(f"[bold]{name}[/] done in {seconds:.1f} s")
+        self.console.print(f"[bold]{name}[/] done in {seconds:.1f} s", highlight=False)
 
     def check_finished(self, result: CheckResult) -> None:
+        # Details go in the closing table; a live line carries one only when it needs reading.
         style = _STATUS_STYLE[result.status]
+        detail = result.detail if result.status in (Status.FAIL, Status.WARN) else ""
         self.console.print(
-            f"  [{style}]{result.status.value:>4}[/] {result.name:<14} "
-            f"{result.seconds:6.2f} s  {mask_dsn(result.detail)}",
+            f"  [{style}]{result.status.value:>4}[/] {result.name:<14} {result.seconds:6.2f} s"
+            f"  {mask_dsn(detail)}".rstrip(),
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -194,7 +197,7 @@ def _report(outcome: DrillOutcome, as_json: bool) -> None:
     out.print(
         f"RTO {format_duration(record.rto_seconds)} (target {record.targets.rto_hours:g} h) · "
         f"RPO {format_duration(record.rpo_seconds)} (target {record.targets.rpo_hours:g} h) · "
-        f"backup point {record.backup_point:%Y-%m-%d %H:%M:%S} UTC",
+        f"backup point {record.backup_point_used}",
         highlight=False,
     )
     out.print(f"record: {outcome.record_paths[0]}  log: {outcome.log_path}", highlight=False)

@@ -92,7 +92,7 @@ _DR_SETTINGS: dict[str, list[str]] = {
     "aws:iam/rolePolicy:RolePolicy": ["policy"],
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ["policyArn"],
     "aws:iam/instanceProfile:InstanceProfile": ["role"],
-    "aws:ssm/parameter:Parameter": ["name", "type", "value"],
+    "aws:ssm/parameter:Parameter": ["name", "type", "value", "insecureValue"],
     "aws:sns/topic:Topic": ["name"],
     "aws:sns/topicSubscription:TopicSubscription": ["protocol", "endpoint"],
     "aws:rds/eventSubscription:EventSubscription": ["sourceType", "sourceIds", "eventCategories"],

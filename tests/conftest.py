@@ -1,13 +1,17 @@
-"""Shared fixtures: a real PostgreSQL cluster per test session, a fresh database per test."""
+"""Shared fixtures: a real PostgreSQL cluster per test session, a fresh database per test,
+and a dump of the sample Prism database."""
 
 from __future__ import annotations
 
 import itertools
+import subprocess
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from drills.cluster import Cluster, EphemeralPostgres
+from drills.sample import build_sample
 
 _db_names = itertools.count()
 
@@ -27,3 +31,18 @@ def fresh_db(pg_cluster: Cluster) -> str:
     yield pg_cluster.dsn(name)
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sample_dump(pg_cluster: Cluster, tmp_path_factory) -> Path:
+    """A custom-format dump of a small sample Prism database (kept in `runner_source`)."""
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE runner_source")
+    build_sample(pg_cluster.dsn("runner_source"), scale=0.5)
+    path = tmp_path_factory.mktemp("dumps") / "prism.dump"
+    subprocess.run(
+        [pg_cluster.tool("pg_dump"), "-Fc", f"--file={path}", "runner_source"],
+        env={**pg_cluster.env(), "TZ": "UTC"},
+        check=True,
+    )
+    return path
