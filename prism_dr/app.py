@@ -9,9 +9,9 @@ import sys
 
 import typer
 from typer.exceptions import Abort, TyperException
-from infra.config import ConfigError
 
 from drills.errors import BadInput
+from infra.config import ConfigError
 from prism_dr import drill_cmd, plan_cmd
 
 app = typer.Typer(

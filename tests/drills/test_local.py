@@ -140,13 +140,13 @@ def test_plain_dump_without_its_footer_is_reported_truncated(pg_cluster, source_
 def test_unknown_or_missing_backups_are_bad_input(pg_cluster, tmp_path):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(range(256)) * 8)
-    with pytest.raises(BadInput, match="junk.bin: .*unknown backup format|not a PostgreSQL"):
+    with pytest.raises(BadInput, match=r"junk\.bin: (unknown backup format|not a readable backup)"):
         inspect_backup(junk, pg_cluster.bindir)
     with pytest.raises(BadInput, match="no such file"):
         inspect_backup(tmp_path / "absent.dump", pg_cluster.bindir)
     empty_dir = tmp_path / "dir"
     empty_dir.mkdir()
-    with pytest.raises(BadInput, match="toc.dat"):
+    with pytest.raises(BadInput, match=r"toc\.dat"):
         inspect_backup(empty_dir, pg_cluster.bindir)
 
 
@@ -237,7 +237,9 @@ def test_supabase_backup_restores_with_roles_and_grants_and_records_ignored_erro
 
 
 def test_supabase_backup_with_an_error_outside_the_allow_list_fails(tmp_path):
-    broken = "\\connect postgres\nCREATE TABLE public.reports (org_id bigint REFERENCES nope(id));\n"
+    broken = (
+        "\\connect postgres\nCREATE TABLE public.reports (org_id bigint REFERENCES nope(id));\n"
+    )
     path = _supabase_backup(tmp_path, broken)
     with EphemeralPostgres() as target:
         outcome = restore(inspect_backup(path, target.bindir), target, jobs=2)
