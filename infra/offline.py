@@ -20,11 +20,13 @@ Offline limits, on purpose:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import copy
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -300,9 +303,6 @@ class OfflineMocks(pulumi.runtime.Mocks):
             if isinstance(inputs.get("region"), str):
                 self._provider_regions[resource_id] = inputs["region"]
             return resource_id, inputs
-        if args.typ == "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared":
-            d = _digest(args.name, size=32)
-            resource_id = f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:32]}"
         state = dict(inputs)
         if args.typ.startswith("aws:") and "name" not in state:
             # What provider auto-naming does during check: logical name + random suffix.
@@ -502,6 +502,22 @@ async def _collect_outputs(box: _Box) -> None:
         box.outputs[name] = Secret(resolved) if secret else resolved
 
 
+def _in_own_event_loop(fn: Callable[[], OfflineRun]) -> OfflineRun:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return fn()
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def run_program(
     stack: str,
     *,
@@ -533,6 +549,9 @@ def run_program(
         pulumi.runtime.set_mocks(
             mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor
         )
+        # The mock settings leave these two alone; a previous run's tasks must not be awaited.
+        pulumi_settings.SETTINGS.outputs = set()
+        pulumi_settings.SETTINGS.lock = threading.Lock()
         pulumi.runtime.set_all_config(values, secret_keys)
         box = _Box()
 
@@ -551,9 +570,10 @@ def run_program(
             diagnostics=tuple(diagnostics.messages),
         )
 
-    # A fresh context per run: the Pulumi runtime keeps its settings, root stack and config
-    # in context variables, so runs (staging, prod, test variants) cannot leak into each other.
-    return contextvars.Context().run(run)
+    # A fresh context and event loop per run: the Pulumi runtime keeps its settings, root
+    # stack and config in context variables, and a failed program leaves tasks behind on its
+    # loop; neither may leak into the next run (staging, prod, test variants).
+    return contextvars.Context().run(_in_own_event_loop, run)
 
 
 def iter_secret_values(run: OfflineRun) -> Iterable[str]:

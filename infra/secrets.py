@@ -80,7 +80,8 @@ class RuntimeSecrets(pulumi.ComponentResource):
                 f"{name}-{label}",
                 name=param_name,
                 type="String",
-                value=value,
+                # Not secret: `value` would be masked everywhere, `insecure_value` stays readable.
+                insecure_value=value,
                 description="Where the Prism API finds its database (not a secret)",
                 tags=tags,
                 opts=child,

@@ -1,0 +1,193 @@
+"""infra/api_host.py: a host nobody can connect to, whose boot script holds no secret."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import yaml
+
+from infra.api_host import COMPOSE_FILE, USER_DATA_LIMIT, parameter_prefix
+from infra.offline import OfflineRun, ResourceRecord
+from tests.infra.conftest import FAKE_SECRETS, clear_strings, run_stack
+
+SG = "aws:ec2/securityGroup:SecurityGroup"
+
+
+def _instance(run: OfflineRun) -> ResourceRecord:
+    return run.one("aws:ec2/instance:Instance")
+
+
+def _user_data(run: OfflineRun) -> str:
+    return _instance(run).inputs["userData"]
+
+
+def _heredoc(user_data: str, path: str) -> str:
+    start = user_data.index(f"cat >{path} <<'PRISM_EOF'\n") + len(f"cat >{path} <<'PRISM_EOF'\n")
+    return user_data[start : user_data.index("\nPRISM_EOF\n", start)]
+
+
+def test_host_security_group_has_no_inbound_rule(each_stack: OfflineRun) -> None:
+    sg = each_stack.one(SG, "api-host-sg")
+    assert "ingress" not in sg.inputs
+    ingress = each_stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert [r for r in ingress if r.inputs["securityGroupId"] == sg.id] == []
+    assert _instance(each_stack).inputs["vpcSecurityGroupIds"] == [sg.id]
+
+
+def test_host_egress_is_https_tunnel_and_database(each_stack: OfflineRun) -> None:
+    sg = each_stack.one(SG, "api-host-sg")
+    egress = {
+        (r.inputs["ipProtocol"], r.inputs["fromPort"], r.inputs["cidrIpv4"])
+        for r in each_stack.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+        if r.inputs["securityGroupId"] == sg.id
+    }
+    vpc_cidr = each_stack.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"]
+    assert egress == {
+        ("tcp", 443, "0.0.0.0/0"),
+        ("tcp", 7844, "0.0.0.0/0"),
+        ("udp", 7844, "0.0.0.0/0"),
+        ("tcp", 5432, vpc_cidr),
+        ("tcp", 6379, "0.0.0.0/0"),
+    }
+
+
+def test_imdsv2_required_and_containers_cannot_reach_it(each_stack: OfflineRun) -> None:
+    metadata = _instance(each_stack).inputs["metadataOptions"]
+    assert metadata["httpTokens"] == "required"
+    assert metadata["httpPutResponseHopLimit"] == 1
+
+
+def test_root_volume_encrypted(each_stack: OfflineRun) -> None:
+    root = _instance(each_stack).inputs["rootBlockDevice"]
+    assert root["encrypted"] is True
+    assert root["volumeType"] == "gp3"
+
+
+def test_amazon_linux_2023_arm64(each_stack: OfflineRun) -> None:
+    instance = _instance(each_stack)
+    assert instance.inputs["ami"] == "ami-offline-al2023-arm64"
+    assert instance.inputs["instanceType"].split(".")[0].endswith("g")  # Graviton
+    assert instance.ignore_changes == ("ami",)  # a new AMI release does not replace the host
+    assert instance.inputs["userDataReplaceOnChange"] is True
+
+
+def test_instance_profile_role_and_its_permissions(each_stack: OfflineRun) -> None:
+    instance = _instance(each_stack)
+    profile = each_stack.one("aws:iam/instanceProfile:InstanceProfile")
+    role = each_stack.one("aws:iam/role:Role")
+    assert instance.inputs["iamInstanceProfile"] == profile.outputs["name"]
+    assert profile.inputs["role"] == role.outputs["name"]
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+    attachments = each_stack.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert [a.inputs["policyArn"] for a in attachments] == [
+        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    ]
+    statements = [
+        st
+        for p in each_stack.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs["role"] == role.outputs["name"]
+        for st in json.loads(p.inputs["policy"])["Statement"]
+    ]
+    prefix = parameter_prefix(each_stack.stack)
+    by_sid = {st["Sid"]: st for st in statements}
+    assert set(by_sid) == {"ReadOwnParameters", "ReadDatabaseMasterSecret"}
+    assert by_sid["ReadOwnParameters"]["Resource"] == [
+        f"arn:aws:ssm:us-east-1:123456789012:parameter{prefix}",
+        f"arn:aws:ssm:us-east-1:123456789012:parameter{prefix}/*",
+    ]
+    assert by_sid["ReadDatabaseMasterSecret"]["Resource"] == each_stack.outputs["dbMasterSecretArn"]
+    for st in statements:
+        assert st["Effect"] == "Allow"
+        assert "*" not in st["Action"] and st["Resource"] != "*"
+
+
+def test_user_data_holds_no_secret_value(each_stack: OfflineRun) -> None:
+    user_data = _user_data(each_stack)
+    for value in FAKE_SECRETS.values():
+        assert value not in user_data
+    assert "FAKE" not in user_data
+    assert "offline-tunnel-token" not in user_data  # the tunnel token either
+    assert len(user_data.encode()) <= USER_DATA_LIMIT
+
+
+def test_no_secret_value_anywhere_in_clear(each_stack: OfflineRun) -> None:
+    # Not in any input outside a Secret (user data, tags, parameters, ...), nor in outputs.
+    for record in each_stack.resources:
+        for text in clear_strings(record.inputs):
+            for value in FAKE_SECRETS.values():
+                assert value not in text, f"{record.name} exposes a secret"
+    for text in clear_strings(each_stack.outputs):
+        assert not any(value in text for value in FAKE_SECRETS.values())
+
+
+def test_user_data_installs_and_runs_everything(each_stack: OfflineRun) -> None:
+    user_data = _user_data(each_stack)
+    assert user_data.startswith("#!/bin/bash\n")
+    assert "dnf install -y docker jq" in user_data
+    assert "/usr/local/lib/docker/cli-plugins/docker-compose" in user_data
+    assert "docker-compose-linux-aarch64" in user_data
+    assert "cloudflared-linux-aarch64.rpm" in user_data
+    assert "systemctl enable --now prism-api.service prism-cloudflared.service" in user_data
+    for unit in ("prism-api.service", "prism-cloudflared.service"):
+        body = _heredoc(user_data, f"/etc/systemd/system/{unit}")
+        assert "Restart=always" in body
+        assert "WantedBy=multi-user.target" in body  # enabled: starts again after a reboot
+
+
+def test_compose_file_is_rendered_from_config(each_stack: OfflineRun) -> None:
+    compose = yaml.safe_load(_heredoc(_user_data(each_stack), COMPOSE_FILE))
+    api = compose["services"]["api"]
+    expected_image = {
+        "staging": "ghcr.io/example/prism-api:staging",
+        "prod": "ghcr.io/example/prism-api:stable",
+    }
+    assert api["image"] == expected_image[each_stack.stack]
+    assert api["ports"] == ["127.0.0.1:8080:8080"]  # loopback only: the tunnel is the way in
+    assert api["environment"]["PORT"] == "8080"
+    assert api["environment"]["APP_ENV"] in ("staging", "production")
+    assert api["env_file"] == ["/etc/prism/api.env"]
+
+
+def test_secrets_are_fetched_at_boot_into_a_root_only_file(each_stack: OfflineRun) -> None:
+    script = _heredoc(_user_data(each_stack), "/usr/local/bin/prism-fetch-env")
+    prefix = parameter_prefix(each_stack.stack)
+    assert "umask 077" in script
+    for env in ("CLERK_SECRET_KEY", "CLERK_PUBLISHABLE_KEY", "REDIS_URL"):
+        assert f"param {prefix}/api/{env}" in script
+    # DATABASE_URL: endpoint parameters + the RDS-managed secret, assembled on the host.
+    assert f"param {prefix}/database/secret-arn" in script
+    assert "aws secretsmanager get-secret-value" in script
+    assert "line DATABASE_URL" in script
+    assert "chmod 0700 /usr/local/bin/prism-fetch-env" in _user_data(each_stack)
+    token = _heredoc(_user_data(each_stack), "/usr/local/bin/prism-fetch-tunnel-token")
+    assert f"--name {prefix}/tunnel/token" in token
+
+
+def test_user_data_and_helpers_are_valid_bash(each_stack: OfflineRun, tmp_path) -> None:
+    user_data = _user_data(each_stack)
+    for name, text in {
+        "user-data": user_data,
+        "fetch-env": _heredoc(user_data, "/usr/local/bin/prism-fetch-env"),
+        "fetch-token": _heredoc(user_data, "/usr/local/bin/prism-fetch-tunnel-token"),
+    }.items():
+        path = tmp_path / name
+        path.write_text(text)
+        subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+def test_x86_hosts_get_x86_binaries() -> None:
+    run = run_stack(
+        "staging",
+        {
+            "prism-infra:apiHost.architecture": "x86_64",
+            "prism-infra:apiHost.instanceType": "t3.small",
+        },
+    )
+    user_data = _user_data(run)
+    assert _instance(run).inputs["ami"] == "ami-offline-al2023-x86_64"
+    assert (
+        "docker-compose-linux-x86_64" in user_data and "cloudflared-linux-x86_64.rpm" in user_data
+    )

@@ -1,0 +1,235 @@
+"""infra/config.py: every invalid setting fails with its full key named, on the real stack files."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config import (
+    DASH,
+    SECRET_KEYS,
+    parse_backup_window,
+    parse_maintenance_window,
+    parse_section,
+    windows_overlap,
+)
+from infra.offline import DELETE
+from tests.infra.conftest import FAKE_SECRETS, config_error, run_stack
+
+DB = "prism-infra:database"
+
+
+@pytest.mark.parametrize("days", [0, 3, 40])
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_retention_outside_7_to_35_names_the_key(stack: str, days: int) -> None:
+    message = config_error(stack, {f"{DB}.backupRetentionDays": days})
+    assert message == f"{DB}.backupRetentionDays must be 7{DASH}35 (got {days})"
+
+
+def test_prod_without_deletion_protection_fails() -> None:
+    message = config_error("prod", {f"{DB}.deletionProtection": False})
+    assert message == (
+        f"{DB}.deletionProtection must be true when prism-infra:environment is prod (got false)"
+    )
+
+
+def test_prod_needs_30_days_retention() -> None:
+    message = config_error("prod", {f"{DB}.backupRetentionDays": 14})
+    assert message.startswith(f"{DB}.backupRetentionDays must be at least 30 when")
+    assert message.endswith("(got 14)")
+
+
+def test_prod_needs_multi_az() -> None:
+    assert config_error("prod", {f"{DB}.multiAz": False}).startswith(f"{DB}.multiAz must be true")
+
+
+def test_prod_needs_backup_replication() -> None:
+    message = config_error("prod", {f"{DB}.backupReplication.enabled": False})
+    assert message.startswith(f"{DB}.backupReplication.enabled must be true when")
+
+
+def test_prod_rules_follow_the_environment_knob_not_the_stack_name() -> None:
+    # staging's file, switched to prod: the prod rules apply to it.
+    message = config_error("staging", {"prism-infra:environment": "prod"})
+    assert message.startswith(
+        f"{DB}.deletionProtection must be true when prism-infra:environment is prod"
+    )
+
+
+def test_the_prod_stack_cannot_opt_out_of_prod_rules() -> None:
+    message = config_error("prod", {"prism-infra:environment": "staging"})
+    assert message.startswith("prism-infra:environment must be prod for the stack named prod")
+
+
+def test_staging_and_prod_keep_a_final_snapshot() -> None:
+    message = config_error("staging", {f"{DB}.finalSnapshot": False})
+    assert message.startswith(
+        f"{DB}.finalSnapshot must be true when prism-infra:environment is staging"
+    )
+
+
+def test_missing_zone_id_names_the_key_and_the_command() -> None:
+    message = config_error("staging", {"prism-infra:tunnel.zoneId": DELETE})
+    assert message == (
+        "prism-infra:tunnel.zoneId is required: "
+        "pulumi config set --path 'prism-infra:tunnel.zoneId' <value>"
+    )
+
+
+@pytest.mark.parametrize(
+    "hostname", ["api..example.com", "API.example.com", "localhost", "-api.example.com"]
+)
+def test_malformed_hostname(hostname: str) -> None:
+    message = config_error("prod", {"prism-infra:tunnel.hostname": hostname})
+    assert message.startswith("prism-infra:tunnel.hostname must be a lowercase DNS name")
+    assert hostname in message
+
+
+def test_overlapping_windows_fail_with_both_keys() -> None:
+    message = config_error(
+        "staging",
+        {f"{DB}.backupWindow": "04:00-04:45", f"{DB}.maintenanceWindow": "sun:04:30-sun:05:30"},
+    )
+    assert message.startswith(f"{DB}.backupWindow 04:00-04:45 overlaps {DB}.maintenanceWindow")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (f"{DB}.backupWindow", "03:00-03:10", "must be at least 30 minutes long"),
+        (f"{DB}.backupWindow", "3am", "must look like 03:00-03:30"),
+        (f"{DB}.maintenanceWindow", "sunday 04:00", "must look like sun:04:30-sun:05:30"),
+        (f"{DB}.identifier", "Prism_Prod", "must be an RDS identifier"),
+        (f"{DB}.multiAz", "yes", "must be true or false"),
+        ("prism-infra:tunnel.accountId", "abc", "must be a 32-character lowercase hex id"),
+        ("prism-infra:alarms.email", "not-an-address", "must be an e-mail address"),
+        ("prism-infra:apiHost.port", 80, f"must be 1150{DASH}65535 (got 80)"),
+        ("prism-infra:environment", "qa", "must be staging, prod or drill"),
+    ],
+)
+def test_field_errors_name_their_key(key: str, value: object, expected: str) -> None:
+    message = config_error("staging", {key: value})
+    assert message.startswith(f"{key} ")
+    assert expected in message
+
+
+def test_unknown_key_is_a_typo_with_a_suggestion() -> None:
+    message = config_error("staging", {f"{DB}.backupRetentionDay": 7})
+    assert message.startswith(f"{DB}.backupRetentionDay is not a known setting")
+    assert "did you mean prism-infra:database.backupRetentionDays?" in message
+
+
+def test_replication_region_must_differ_from_the_primary() -> None:
+    message = config_error("prod", {f"{DB}.backupReplication.region": "us-east-1"})
+    assert message.startswith(f"{DB}.backupReplication.region must differ from aws:region")
+
+
+def test_architecture_must_match_instance_type() -> None:
+    message = config_error("staging", {"prism-infra:apiHost.instanceType": "t3.small"})
+    assert message.startswith("prism-infra:apiHost.instanceType t3.small does not run arm64")
+
+
+def test_secret_looking_plain_env_is_refused() -> None:
+    message = config_error("staging", {"prism-infra:apiHost.env": {"STRIPE_SECRET": "x"}})
+    assert message.startswith("prism-infra:apiHost.env.STRIPE_SECRET looks like a secret")
+
+
+def test_adopt_mode_needs_the_vpc() -> None:
+    message = config_error("staging", {"prism-infra:network": {"mode": "adopt"}})
+    assert message.startswith("prism-infra:network.vpcId is required with mode: adopt")
+
+
+def test_missing_secret_names_the_set_command() -> None:
+    secrets = {k: v for k, v in FAKE_SECRETS.items() if k != "prism-infra:redisUrl"}
+    message = config_error("staging", {}, secrets=secrets, fill_missing_secrets=False)
+    assert message == (
+        "prism-infra:redisUrl is not set: "
+        "pulumi config set --secret prism-infra:redisUrl <value> --stack staging"
+    )
+
+
+def test_secret_in_clear_text_is_refused() -> None:
+    # A plain (not `secure:`) value in the stack file for a secret key.
+    message = config_error("staging", {"prism-infra:redisUrl": "rediss://plain"}, secrets={})
+    assert message.startswith("prism-infra:redisUrl is stored in clear text")
+
+
+def test_a_real_deployment_refuses_the_committed_example_values() -> None:
+    from infra.stack import main
+
+    message = config_error("prod", {}, program=lambda: main(examples_allowed=False))
+    assert message.startswith("prism-infra:tunnel.accountId is still the example value")
+
+
+def test_real_values_pass_the_example_check() -> None:
+    from infra.stack import main
+
+    real = {
+        "prism-infra:tunnel.accountId": "a1" * 16,
+        "prism-infra:tunnel.zoneId": "b2" * 16,
+        "prism-infra:tunnel.hostname": "api.prism-app.io",
+        "prism-infra:alarms.email": "oncall@prism-app.io",
+        "prism-infra:apiHost.image": "ghcr.io/prism-app/api:1.4.2",
+    }
+    run = run_stack("prod", real, program=lambda: main(examples_allowed=False))
+    assert run.outputs["apiHostname"] == "api.prism-app.io"
+
+
+def test_restore_point_must_be_a_known_form() -> None:
+    message = config_error(
+        "staging",
+        {
+            f"{DB}.identifier": "prism-staging-r1",
+            f"{DB}.restore": {"point": "yesterday", "sourceIdentifier": "prism-staging"},
+        },
+    )
+    assert message.startswith(f"{DB}.restore.point must be latest, snapshot:<id> or an ISO time")
+
+
+def test_restore_time_needs_an_offset_and_a_source() -> None:
+    base = {f"{DB}.identifier": "prism-staging-r1"}
+    naive = {f"{DB}.restore": {"point": "2024-05-01T03:00:00", "sourceIdentifier": "prism-staging"}}
+    assert "must carry a UTC offset" in config_error("staging", base | naive)
+    no_source = {f"{DB}.restore": {"point": "latest"}}
+    assert config_error("staging", base | no_source).startswith(
+        f"{DB}.restore.sourceIdentifier is required"
+    )
+    same = {f"{DB}.restore": {"point": "latest", "sourceIdentifier": "prism-staging-r1"}}
+    assert "must differ from the new instance's identifier" in config_error("staging", base | same)
+
+
+def test_every_secret_key_is_a_declared_secret_setting() -> None:
+    assert set(FAKE_SECRETS) == set(SECRET_KEYS)
+
+
+# Windows: the parser and the overlap rule on their own.
+
+
+def test_window_parsing() -> None:
+    assert parse_backup_window("03:00-03:30") == (180, 30)
+    assert parse_backup_window("23:45-00:15") == (1425, 30)  # wraps midnight
+    assert parse_maintenance_window("sun:04:30-sun:05:30") == (6 * 1440 + 270, 60)
+    assert parse_maintenance_window("sun:23:30-mon:00:30") == (
+        6 * 1440 + 1410,
+        60,
+    )  # wraps the week
+
+
+@pytest.mark.parametrize(
+    ("backup", "maintenance", "overlap"),
+    [
+        ("03:00-03:30", "sun:04:30-sun:05:30", False),
+        ("03:00-03:30", "sun:03:30-sun:04:00", False),  # touching is fine
+        ("03:00-03:30", "wed:03:29-wed:04:00", True),
+        ("23:45-00:15", "mon:00:00-mon:00:30", True),  # backup wraps midnight into monday
+        ("23:45-00:15", "sun:23:30-mon:00:00", True),  # maintenance wraps the week
+        ("10:00-11:00", "sun:23:30-mon:00:30", False),
+    ],
+)
+def test_windows_overlap(backup: str, maintenance: str, overlap: bool) -> None:
+    assert windows_overlap(backup, maintenance) is overlap
+
+
+def test_section_missing_entirely() -> None:
+    with pytest.raises(Exception) as info:
+        parse_section("tunnel", None)
+    assert str(info.value).startswith("prism-infra:tunnel is required")
