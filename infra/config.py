@@ -408,11 +408,11 @@ class DatabaseConfig(_Model):
             )
         if (
             self.max_allocated_storage_gb is not None
-            and self.max_allocated_storage_gb < self.allocated_storage_gb
+            and self.max_allocated_storage_gb <= self.allocated_storage_gb
         ):
             raise ConfigError(
                 f"{key}.maxAllocatedStorageGb",
-                f"must be at least allocatedStorageGb ({self.allocated_storage_gb}) "
+                f"must be more than allocatedStorageGb ({self.allocated_storage_gb}) "
                 f"{_got(self.max_allocated_storage_gb)}",
             )
         repl = self.backup_replication

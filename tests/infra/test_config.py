@@ -118,6 +118,13 @@ def test_unknown_key_is_a_typo_with_a_suggestion() -> None:
     assert "did you mean prism-infra:database.backupRetentionDays?" in message
 
 
+def test_storage_ceiling_must_exceed_the_initial_size() -> None:
+    message = config_error("staging", {f"{DB}.maxAllocatedStorageGb": 20})
+    assert (
+        message == f"{DB}.maxAllocatedStorageGb must be more than allocatedStorageGb (20) (got 20)"
+    )
+
+
 def test_replication_region_must_differ_from_the_primary() -> None:
     message = config_error("prod", {f"{DB}.backupReplication.region": "us-east-1"})
     assert message.startswith(f"{DB}.backupReplication.region must differ from aws:region")
