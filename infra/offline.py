@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,9 @@ DELETE = _Delete()
 
 @dataclass(frozen=True)
 class ResourceRecord:
+    """One registration as the engine would receive it: inputs (with UNKNOWN and Secret
+    markers), the mock's resulting state, and the resource options (protect, provider, ...)."""
+
     type: str
     name: str
     urn: str
@@ -102,23 +105,11 @@ class ResourceRecord:
     delete_before_replace: bool
     retain_on_delete: bool
 
-    def get(self, path: str, default: Any = None) -> Any:
-        """A nested input by dotted path, `[i]` for list items: `metadataOptions.httpTokens`."""
-        value: Any = self.inputs
-        for part in path.replace("[", ".").replace("]", "").split("."):
-            if isinstance(value, Secret):
-                value = value.value
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                return default
-        return value
-
 
 @dataclass(frozen=True)
 class OfflineRun:
+    """Everything one offline run declared; `diagnostics` holds the engine log (warnings)."""
+
     stack: str
     project_dir: Path
     preview: bool
@@ -141,9 +132,6 @@ class OfflineRun:
 
     def by_id(self, id_: str) -> ResourceRecord | None:
         return next((r for r in self.resources if r.custom and r.id == id_), None)
-
-    def children(self, parent: ResourceRecord) -> list[ResourceRecord]:
-        return [r for r in self.resources if r.parent == parent.urn]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,22 +562,3 @@ def run_program(
     # stack and config in context variables, and a failed program leaves tasks behind on its
     # loop; neither may leak into the next run (staging, prod, test variants).
     return contextvars.Context().run(_in_own_event_loop, run)
-
-
-def iter_secret_values(run: OfflineRun) -> Iterable[str]:
-    """Every string inside a Secret in the recorded inputs (for leak checks)."""
-
-    def walk(value: Any, inside: bool) -> Iterable[str]:
-        if isinstance(value, Secret):
-            yield from walk(value.value, True)
-        elif isinstance(value, dict):
-            for v in value.values():
-                yield from walk(v, inside)
-        elif isinstance(value, list):
-            for v in value:
-                yield from walk(v, inside)
-        elif inside and isinstance(value, str):
-            yield value
-
-    for record in run.resources:
-        yield from walk(record.inputs, False)

@@ -340,6 +340,7 @@ def build_report(run: OfflineRun) -> dict[str, Any]:
         "preview": run.preview,
         "posture": _posture(run),
         "placeholders": list(run.placeholders),
+        "diagnostics": list(run.diagnostics),
         "resources": resources,
         "outputs": _plain(run.outputs),
     }
