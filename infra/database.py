@@ -95,6 +95,8 @@ class PrismDatabase(pulumi.ComponentResource):
         s = args.settings
         extra = dict(args.extra_tags)
         if args.restore is not None:
+            # Programs (drills) build RestoreSpec directly; same rules as the stack config.
+            args.restore.check("PrismDatabaseArgs.restore", s.identifier)
             extra["prism:restored-from"] = args.restore.description[:256]
         tags = resource_tags(args.stack, "database", extra)
         child = pulumi.ResourceOptions(parent=self)
