@@ -106,6 +106,13 @@ class Context:
             return list(self.catalog.tables)
         return [table for _, _, table in self.expected_tables() if table is not None]
 
+    def missing_org_table(self) -> Outcome:
+        """Without an organizations table nothing is org-scoped: a failure only if expected."""
+        name = self.manifest.org.table
+        if name in self.manifest.tables:
+            return failed(f"organizations table {name} missing: org scoping cannot hold")
+        return skipped(f"no {name} table, so nothing is org-scoped")
+
     # -- the live source ---------------------------------------------------------------------
     @property
     def has_source(self) -> bool:
@@ -169,6 +176,11 @@ def fmt_duration(delta: timedelta) -> str:
     else:
         major, minor = f"{secs}s", ""
     return sign + major + minor
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 table', '8 tables', '1,024 rows'."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def fmt_hours(hours: float) -> str:

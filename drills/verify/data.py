@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from drills.verify.catalog import Table
-from drills.verify.context import Context, Outcome, failed, passed, skipped, warned
+from drills.verify.context import Context, Outcome, counted, failed, passed, skipped, warned
 
 SAMPLE_PAGES = 4  # pages a quick sample reads per table, before widening
 SAMPLE_ATTEMPTS = 4
@@ -17,7 +17,7 @@ SAMPLE_ATTEMPTS = 4
 
 def check_row_counts(ctx: Context) -> Outcome:
     problems: list[str] = []
-    counted: list[tuple[str, int]] = []
+    tallies: list[tuple[str, int]] = []
     for name, spec, table in ctx.expected_tables():
         if table is None:
             continue  # the tables check reports it
@@ -31,22 +31,22 @@ def check_row_counts(ctx: Context) -> Outcome:
                 (max(spec.min_rows, 1),),
             )
         count = rows.fetchone()[0]
-        counted.append((name, count))
+        tallies.append((name, count))
         if count == 0 and spec.min_rows > 0:
             problems.append(f"{name} is empty")
         elif count < spec.min_rows:
             problems.append(f"{name} has {count} row(s), fewer than the expected {spec.min_rows}")
     if problems:
         return failed("; ".join(problems))
-    if not counted:
+    if not tallies:
         return skipped("no expected table to count")
     if ctx.exact:
-        total = sum(count for _, count in counted)
-        smallest = min(counted, key=lambda item: item[1])
-        return passed(f"{len(counted)} tables, {total:,} rows; smallest {smallest[0]} "
-                      f"({smallest[1]:,})")
-    estimate = _estimated_total(ctx, [name for name, _ in counted])
-    return passed(f"{len(counted)} tables non-empty and at their minimums (bounded probe"
+        total = sum(count for _, count in tallies)
+        smallest = min(tallies, key=lambda item: item[1])
+        return passed(f"{counted(len(tallies), 'table')}, {counted(total, 'row')}; smallest "
+                      f"{smallest[0]} ({smallest[1]:,})")
+    estimate = _estimated_total(ctx, [name for name, _ in tallies])
+    return passed(f"{counted(len(tallies), 'table')} non-empty and at their minimums (bounded probe"
                   f"{estimate})")
 
 
@@ -104,7 +104,7 @@ def _spot_outcome(ctx: Context, tally: _SpotTally) -> Outcome:
     if tally.failures:
         more = f" (+{len(tally.failures) - 1} more)" if len(tally.failures) > 1 else ""
         return failed(tally.failures[0] + more)
-    detail = f"{tally.fetched} rows fetched by key in {tally.tables} tables"
+    detail = f"{counted(tally.fetched, 'row')} fetched by key in {counted(tally.tables, 'table')}"
     if ctx.has_source and ctx.source_error is None:
         detail += f"; {tally.equal} equal to the source"
         if tally.changed_since:
@@ -218,7 +218,7 @@ def check_org_counts(ctx: Context) -> Outcome:
         return warned(f"not compared: {ctx.source_error}")
     org = ctx.catalog.org_table
     if org is None:
-        return failed(f"organizations table {ctx.manifest.org.table} missing")
+        return ctx.missing_org_table()
     lost: list[str] = []
     extra: list[str] = []
     undated: list[str] = []
@@ -263,9 +263,9 @@ def check_org_counts(ctx: Context) -> Outcome:
         return warned(f"{undated[0]}: the table has no creation timestamp, so rows written "
                       f"since the backup count too{suffix}")
     if notes:
-        return warned(f"{compared} tables match the source; " + "; ".join(notes))
+        return warned(f"{counted(compared, 'table')} match the source; " + "; ".join(notes))
     return passed(f"per-org counts of rows created before the backup point match the source in "
-                  f"{compared} tables")
+                  f"{counted(compared, 'table')}")
 
 
 def _org_count_query(table: Table, org_column: str) -> sql.Composed:

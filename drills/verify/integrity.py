@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from drills.verify.catalog import OwnedSequence
-from drills.verify.context import Context, Outcome, failed, passed, warned
+from drills.verify.context import Context, Outcome, counted, failed, passed, warned
 
 
 def check_indexes(ctx: Context) -> Outcome:
@@ -26,7 +26,7 @@ def check_indexes(ctx: Context) -> Outcome:
     if invalid:
         return failed(f"{len(invalid)} invalid index(es): {', '.join(invalid[:3])}"
                       + (" ..." if len(invalid) > 3 else ""))
-    return passed(f"all {len(rows)} indexes valid")
+    return passed(f"all {counted(len(rows), 'index', 'indexes')} valid")
 
 
 def check_constraints(ctx: Context) -> Outcome:
@@ -49,7 +49,7 @@ def check_constraints(ctx: Context) -> Outcome:
         return failed(f"{len(unvalidated)} NOT VALID constraint(s): {', '.join(unvalidated[:3])}"
                       + (" ..." if len(unvalidated) > 3 else "")
                       + "; existing rows were never checked against them")
-    return passed(f"all {len(rows)} constraints validated")
+    return passed(f"all {counted(len(rows), 'constraint')} validated")
 
 
 def check_sequences(ctx: Context) -> Outcome:
@@ -100,8 +100,7 @@ def check_org_scoping(ctx: Context) -> Outcome:
     catalog = ctx.catalog
     org = catalog.org_table
     if org is None:
-        return failed(f"organizations table {ctx.manifest.org.table} missing: org scoping "
-                      "cannot hold")
+        return ctx.missing_org_table()
     scoped = [(table, oc) for table in catalog.tables for oc in table.org_columns]
     if not scoped:
         return warned(f"no org-scoped column found (no foreign key to {org.label}, no column "
