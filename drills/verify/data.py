@@ -71,6 +71,7 @@ class _SpotTally:
     gone_from_source: int = 0
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    incomparable: list[str] = field(default_factory=list)  # the source's schema moved on
 
 
 def check_spot_checks(ctx: Context) -> Outcome:
@@ -115,6 +116,8 @@ def _spot_outcome(ctx: Context, tally: _SpotTally) -> Outcome:
         detail += "; " + "; ".join(tally.notes)
     if ctx.source_error is not None:
         return warned(f"{detail}; not compared, {ctx.source_error}")
+    if tally.incomparable:
+        return warned(f"{detail}; " + "; ".join(tally.incomparable))
     if tally.undated:
         return warned(f"{detail}; {tally.undated} differ from the source in tables without "
                       "timestamps (changed since the backup, or not restored faithfully)")
@@ -187,8 +190,8 @@ def _compare_with_source(
         try:
             original = _fetch(source, table, key, ctx.target.backup_point)
         except psycopg.Error as err:
-            tally.failures.append(f"{table.label} cannot be read in the source: "
-                                  f"{ctx.one_line(err)}")
+            tally.incomparable.append(f"{table.label} not comparable with the source "
+                                      f"({ctx.one_line(err)})")
             return
         if original is None:
             tally.gone_from_source += 1

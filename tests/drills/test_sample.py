@@ -21,10 +21,20 @@ def _make_db(pg_cluster, name: str) -> str:
     return pg_cluster.dsn(name)
 
 
+@pytest.fixture(scope="module")
+def sample(pg_cluster):
+    """One build shared by the tests that only read it: (dsn, counts)."""
+    dsn = _make_db(pg_cluster, "sample_shared")
+    counts = build_sample(dsn, scale=0.2, now=NOW)
+    yield dsn, counts
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "sample_shared" WITH (FORCE)')
+
+
 @pytest.fixture
-def sample(fresh_db):
-    counts = build_sample(fresh_db, scale=0.2, now=NOW)
-    return fresh_db, counts
+def own_sample(fresh_db):
+    """A build of its own, for a test that changes it."""
+    return fresh_db, build_sample(fresh_db, scale=0.2, now=NOW)
 
 
 def test_counts_are_what_populate_reports(sample):
@@ -44,8 +54,8 @@ def test_every_org_has_rows_in_every_org_scoped_table(sample):
             assert orgs == counts["organizations"], table
 
 
-def test_every_foreign_key_holds(sample):
-    dsn, _ = sample
+def test_every_foreign_key_holds(own_sample):
+    dsn, _ = own_sample
     with psycopg.connect(dsn) as conn:
         fks = conn.execute(
             "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
@@ -89,8 +99,8 @@ def test_timestamps_span_the_history_and_audit_logs_reach_now(sample):
     assert updated_early == 0
 
 
-def test_migration_head_and_sequences_are_ready_for_new_rows(sample):
-    dsn, _ = sample
+def test_migration_head_and_sequences_are_ready_for_new_rows(own_sample):
+    dsn, _ = own_sample
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [
             (MIGRATION_HEAD, False)]

@@ -81,3 +81,12 @@ def test_an_unreachable_source_warns_instead_of_failing_the_restore(restored, ma
         assert results[name].status == Status.WARN, results[name]
         assert "source database unreachable" in results[name].detail
         assert password not in results[name].detail
+
+
+def test_a_source_whose_schema_moved_on_warns_in_spot_checks(pair, manifest):
+    source, restored = pair
+    run_sql(source, "ALTER TABLE tims DROP COLUMN notes")  # a migration after the backup
+    results = run_checks(restored, manifest, Tier.QUICK, source_dsn=source)
+    assert results["spot_checks"].status == Status.WARN
+    assert "tims not comparable with the source" in results["spot_checks"].detail
+    assert "notes" in results["spot_checks"].detail
