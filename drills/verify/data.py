@@ -81,7 +81,7 @@ def check_spot_checks(ctx: Context) -> Outcome:
     tally = _SpotTally()
     for table in ctx.major_tables():
         if not table.key:
-            tally.notes.append(f"{table.label} has no primary key")
+            tally.notes.append(f"{table.label} has no primary or unique NOT NULL key")
             continue
         keys = _sample_keys(ctx, table, per_table)
         if not keys:
