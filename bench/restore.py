@@ -26,9 +26,11 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,6 +39,7 @@ from typing import Any
 
 import psycopg
 
+from bench.cpuwatch import CpuWatch
 from drills.cluster import Cluster, EphemeralPostgres, find_bindir
 from drills.sample import build_sample
 
@@ -119,15 +122,16 @@ def make_dump(out: Path, scale: float, reuse: bool) -> dict[str, Any]:
 # -- step 2: bare restore ------------------------------------------------------------------------
 
 def bare_restore(
-    dump: Path, jobs: int, after: Callable[[Cluster], Any] | None = None
-) -> tuple[float, Any]:
-    """Seconds of `pg_restore` alone into a fresh cluster with the drill's settings.
+    dump: Path, jobs: int, workdir: Path, after: Callable[[Cluster], Any] | None = None
+) -> tuple[float, dict[str, Any], Any]:
+    """Seconds of `pg_restore` alone into a fresh cluster with the drill's settings, and who
+    used the CPUs meanwhile.
 
     The database is created outside the timer, so the baseline is the strictest one: the
     drill's restore phase also pays for its CREATE DATABASE. `after` runs on the restored
     cluster before it is torn down (the quick tier on a full-size fresh restore).
     """
-    with EphemeralPostgres() as cluster:
+    with EphemeralPostgres(parent_dir=str(workdir)) as cluster:
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {RESTORE_DB}")
         argv = [
@@ -138,19 +142,23 @@ def bare_restore(
             f"--jobs={jobs}",
             str(dump),
         ]
-        seconds, result = timed(
-            lambda: subprocess.run(argv, env=cluster.env(), capture_output=True, text=True)
-        )
+        with CpuWatch(str(workdir)) as watch:
+            seconds, result = timed(
+                lambda: subprocess.run(argv, env=cluster.env(), capture_output=True, text=True)
+            )
         if result.returncode != 0:
             raise RuntimeError(f"bare pg_restore failed: {result.stderr.strip()[-2000:]}")
         extra = after(cluster) if after else None
-    return seconds, extra
+    return seconds, watch.figures(), extra
 
 
 # -- step 3: the whole drill ---------------------------------------------------------------------
 
-def whole_drill(dump: Path, jobs: int, out: Path, n: int = 1) -> dict[str, Any]:
-    """The local drill, tier standard, in a child process; its figures plus process wall time."""
+def whole_drill(dump: Path, jobs: int, out: Path, workdir: Path, n: int = 1) -> dict[str, Any]:
+    """The local drill, tier standard, in a child process; its figures plus process wall time.
+
+    TMPDIR puts the drill's cluster under `workdir`, where the CPU watch recognises it.
+    """
     record_dir = out / "records"
     result_path = out / f"drill-{n}.json"
     result_path.unlink(missing_ok=True)
@@ -160,11 +168,14 @@ def whole_drill(dump: Path, jobs: int, out: Path, n: int = 1) -> dict[str, Any]:
     ]
     # `-m` puts the working directory on sys.path: the repository root holds drills/ and bench/.
     repo_root = Path(__file__).resolve().parent.parent
-    process_seconds, proc = timed(lambda: subprocess.run(argv, cwd=repo_root))
+    env = {**os.environ, "TMPDIR": str(workdir)}
+    with CpuWatch(str(workdir)) as watch:
+        process_seconds, proc = timed(lambda: subprocess.run(argv, cwd=repo_root, env=env))
     if proc.returncode != 0 or not result_path.exists():
         raise RuntimeError(f"the drill process failed with status {proc.returncode}")
     figures = json.loads(result_path.read_text())
     figures["process_seconds"] = round(process_seconds, 3)
+    figures["cpu"] = watch.figures()
     return figures
 
 
@@ -284,6 +295,21 @@ def run(
     repeats: int = 3,
     command: str = "python -m bench.restore",
 ) -> dict[str, Any]:
+    # Our clusters live under this directory: its name in a postmaster's command line is how
+    # the CPU watch tells our PostgreSQL servers from those of other sessions.
+    workdir = Path(tempfile.mkdtemp(prefix="prism-bench-"))
+    workdir.chmod(0o755)  # clusters run as the postgres OS user when we are root
+    try:
+        return _run(scale, jobs, out, quick_scale, reuse_dump, bare_runs, drill_runs, repeats,
+                    command, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(
+    scale: float, jobs: int, out: Path, quick_scale: float, reuse_dump: bool, bare_runs: int,
+    drill_runs: int, repeats: int, command: str, workdir: Path,
+) -> dict[str, Any]:
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -304,22 +330,26 @@ def run(
     # Bare restores and drills alternate, starting and ending with a bare one: on a shared
     # machine a slow spell then shows up as spread in both instead of being charged to one.
     bare: list[float] = []
+    bare_cpu: list[dict[str, Any]] = []
     drills: list[dict[str, Any]] = []
     quick_fresh: dict[str, Any] = {}
     while len(bare) < bare_runs or len(drills) < drill_runs:
         if len(bare) < bare_runs:
             log(f"bare pg_restore -j{jobs} ({len(bare) + 1}/{bare_runs})")
-            seconds, fresh = bare_restore(
-                dump_file, jobs, after=None if bare else quick_on_fresh_restore
+            seconds, cpu, fresh = bare_restore(
+                dump_file, jobs, workdir, after=None if bare else quick_on_fresh_restore
             )
             quick_fresh = fresh or quick_fresh
             bare.append(round(seconds, 3))
-            log(f"bare restore: {seconds:.1f}s")
+            bare_cpu.append(cpu)
+            log(f"bare restore: {seconds:.1f}s; others used {cpu['others_cpu_seconds']} "
+                f"CPU-s, steal {cpu['steal_cpu_seconds']} CPU-s")
         if len(drills) < drill_runs:
             log(f"whole drill, tier standard ({len(drills) + 1}/{drill_runs})")
-            drills.append(whole_drill(dump_file, jobs, out, len(drills) + 1))
+            drills.append(whole_drill(dump_file, jobs, out, workdir, len(drills) + 1))
             log(f"drill: {drills[-1]['wall_seconds']:.1f}s (restore phase "
-                f"{drills[-1]['phases']['restore']:.1f}s), result {drills[-1]['result']}")
+                f"{drills[-1]['phases']['restore']:.1f}s), result {drills[-1]['result']}; "
+                f"others used {drills[-1]['cpu']['others_cpu_seconds']} CPU-s")
 
     log(f"quick tier at scale {quick_scale:g} and {10 * quick_scale:g}")
     quick = quick_tier_scaling(quick_scale, repeats)
@@ -347,7 +377,7 @@ def run(
         "machine": machine() | {"load_average_before": load_before,
                                 "load_average_after": os.getloadavg()},
         "dump": dump | {"at_least_1_gib": dump["bytes"] >= ONE_GIB},
-        "bare_restore": {"runs": bare, "seconds": baseline},
+        "bare_restore": {"runs": bare, "seconds": baseline, "cpu": bare_cpu},
         "drill": drill,
         "quick_tier": quick | {"fresh_restore_full_size": quick_fresh},
         "ratios": ratios,
@@ -392,6 +422,14 @@ def table(result: dict[str, Any]) -> str:
     def quick_row(figures: dict[str, Any]) -> str:
         return f"{figures['median'] * 1000:.1f} ms median (best {figures['best'] * 1000:.1f} ms)"
 
+    def interference(watches: list[dict[str, Any]]) -> str:
+        # Per run: CPU-seconds other sessions' processes took, of the machine's capacity over
+        # the run (elapsed x CPUs); steal is CPU the hypervisor gave to other machines.
+        others = ", ".join(f"{w['others_cpu_seconds']:g} of {w['capacity_cpu_seconds']:g}"
+                           for w in watches)
+        steal = ", ".join(f"{w['steal_cpu_seconds']:g}" for w in watches)
+        return f"{others} (steal {steal})"
+
     slow_checks = sorted(drill["checks"], key=lambda c: c["seconds"], reverse=True)[:3]
     unphased = drill["wall_seconds"] - sum(phases.values())
     fresh = quick["fresh_restore_full_size"]
@@ -420,6 +458,8 @@ def table(result: dict[str, Any]) -> str:
          quick_row(quick["10x"])),
         ("quick 10x / 1x", goal("quick_10x_vs_1x")),
         ("quick tier on the full-size fresh restore", quick_row(fresh)),
+        ("others' CPU-s during bare runs", interference(bare["cpu"])),
+        ("others' CPU-s during drills", interference([r["cpu"] for r in runs])),
         ("drill process peak RSS", f"{drill['peak_rss_bytes'] / 2**20:.0f} MiB (largest tool "
          f"child {drill['tools_peak_rss_bytes'] / 2**20:.0f} MiB)"),
     ]

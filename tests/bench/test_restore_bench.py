@@ -43,6 +43,11 @@ def test_result_has_every_figure(tiny_run):
     bare = result["bare_restore"]
     assert len(bare["runs"]) == 2 and all(s > 0 for s in bare["runs"])
     assert min(bare["runs"]) <= bare["seconds"] <= max(bare["runs"])
+    for watch in [*bare["cpu"], *(r["cpu"] for r in result["drill"]["runs"])]:
+        assert watch["elapsed_seconds"] > 0
+        # A tiny restore ends before the first half-second sample: only the keys are certain.
+        assert {"ours_cpu_seconds", "others_cpu_seconds", "steal_cpu_seconds",
+                "machine_busy_cpu_seconds"} <= set(watch)
 
     drill = result["drill"]
     assert len(drill["runs"]) == 2
