@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
-	$(VENV)/bin/python -m bench.restore --help
+	$(VENV)/bin/python -m bench.restore
 
 clean:
 	rm -rf $(VENV)
