@@ -6,6 +6,7 @@ import glob
 import json
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -59,6 +60,7 @@ def test_truncated_backup_is_a_failed_drill_that_is_still_recorded(sample_dump, 
 
 
 def test_source_comparison_drill_dumps_the_source_first(pg_cluster, sample_dump, tmp_path):
+    # sample_dump built the source database `runner_source`
     outcome = runner.run_local_drill(
         LocalDrillPlan(
             source_dsn=pg_cluster.dsn("runner_source"), record_dir=tmp_path, tier=Tier.STANDARD
@@ -71,33 +73,33 @@ def test_source_comparison_drill_dumps_the_source_first(pg_cluster, sample_dump,
     assert org_counts.status == Status.PASS
 
 
-def test_plain_dump_without_a_point_is_refused_before_anything_is_created(pg_cluster, tmp_path):
+@pytest.fixture
+def plain_dump(pg_cluster, sample_dump, tmp_path) -> Path:
+    """A plain SQL dump of the sample (sample_dump built `runner_source`); no creation time."""
     plain = tmp_path / "prism.sql"
     subprocess.run(
         [pg_cluster.tool("pg_dump"), f"--file={plain}", "runner_source"],
         env=pg_cluster.env(),
         check=True,
     )
+    return plain
+
+
+def test_plain_dump_without_a_point_is_refused_before_anything_is_created(plain_dump, tmp_path):
     before = _leftover_clusters()
     records = tmp_path / "records"
 
     with pytest.raises(BadInput, match="--point"):
-        runner.run_local_drill(LocalDrillPlan(backup=plain, record_dir=records))
+        runner.run_local_drill(LocalDrillPlan(backup=plain_dump, record_dir=records))
 
     assert not records.exists()
     assert _leftover_clusters() == before
 
 
-def test_plain_dump_with_a_point_measures_rpo_from_it(pg_cluster, tmp_path):
-    plain = tmp_path / "prism.sql"
-    subprocess.run(
-        [pg_cluster.tool("pg_dump"), f"--file={plain}", "runner_source"],
-        env=pg_cluster.env(),
-        check=True,
-    )
+def test_plain_dump_with_a_point_measures_rpo_from_it(plain_dump, tmp_path):
     point = datetime.now(UTC) - timedelta(hours=2)
     outcome = runner.run_local_drill(
-        LocalDrillPlan(backup=plain, point=point, record_dir=tmp_path, tier=Tier.QUICK)
+        LocalDrillPlan(backup=plain_dump, point=point, record_dir=tmp_path, tier=Tier.QUICK)
     )
     assert 2 * 3600 <= outcome.record.rpo_seconds < 2 * 3600 + 600
 
