@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,12 @@ from drills.verify.model import Status, Tier
 
 
 def _leftover_clusters() -> set[str]:
-    return set(glob.glob(f"/tmp/{TEMP_PREFIX}*"))
+    """Ephemeral cluster dirs on disk, and the dirs of running postgres servers (each holds a
+    port): a drill must leave neither behind."""
+    on_disk = set(glob.glob(f"/tmp/{TEMP_PREFIX}*"))
+    servers = subprocess.run(["pgrep", "-a", "postgres"], capture_output=True, text=True)
+    running = set(re.findall(rf"-D (/tmp/{TEMP_PREFIX}[^/\s]+)/data", servers.stdout))
+    return on_disk | {f"running:{path}" for path in running}
 
 
 def test_clean_backup_passes_and_is_recorded_with_measured_rto_and_rpo(sample_dump, tmp_path):
