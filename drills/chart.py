@@ -69,7 +69,7 @@ def chart_panels(records: Iterable[DrillRecord]) -> list[Panel]:
     return [
         Panel(
             key="rto",
-            title="RTO: drill start → verified",
+            title="RTO: restore start → verified",
             target_hours=rto_target,
             points=[
                 (p.started_at, p.rto_hours, p.passed) for p in points if p.rto_hours is not None

@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -55,6 +56,12 @@ def find_bindir() -> Path:
     )
 
 
+def pg_tool(bindir: Path, name: str) -> str:
+    """A PostgreSQL client tool from the server's bin dir, else whatever PATH finds."""
+    path = bindir / name
+    return str(path) if path.exists() else name
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -76,11 +83,9 @@ class Cluster:
     def data_dir(self) -> Path:
         return self.root / "data"
 
-    def dsn(self, dbname: str = "postgres") -> str:
-        return (
-            f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
-            "?sslmode=disable"
-        )
+    def dsn(self, dbname: str = "postgres", with_password: bool = True) -> str:
+        credentials = f"{self.user}:{self.password}" if with_password else self.user
+        return f"postgresql://{credentials}@{self.host}:{self.port}/{dbname}?sslmode=disable"
 
     def env(self) -> dict[str, str]:
         """Environment for libpq client tools (pg_restore, psql, pg_amcheck)."""
@@ -95,8 +100,7 @@ class Cluster:
         return env
 
     def tool(self, name: str) -> str:
-        path = self.bindir / name
-        return str(path) if path.exists() else name
+        return pg_tool(self.bindir, name)
 
 
 class EphemeralPostgres:
@@ -167,10 +171,9 @@ class EphemeralPostgres:
     def stop_command(self) -> str:
         assert self._root is not None and self.cluster is not None
         as_user = f"runuser -u {self._run_as} -- " if self._run_as else ""
-        return (
-            f"{as_user}{self.cluster.bindir / 'pg_ctl'} -D {self._root / 'data'} stop "
-            f"&& rm -rf {self._root}"
-        )
+        pg_ctl = shlex.quote(str(self.cluster.bindir / "pg_ctl"))
+        data = shlex.quote(str(self._root / "data"))
+        return f"{as_user}{pg_ctl} -D {data} stop && rm -rf {shlex.quote(str(self._root))}"
 
     # -- steps -----------------------------------------------------------------------------
     def _prepare_owner(self) -> None:
@@ -186,6 +189,11 @@ class EphemeralPostgres:
             ) from err
         os.chown(self._root, owner.pw_uid, owner.pw_gid)
         self._run_as = "postgres"
+        if self._run(["test", "-w", str(self._root)], check=False).returncode != 0:
+            raise BadInput(
+                f"the postgres OS user cannot reach {self._root.parent}: set TMPDIR to a "
+                "directory every user can traverse (e.g. /tmp)"
+            )
 
     def _initdb(self, bindir: Path, password: str) -> None:
         assert self._root is not None
@@ -220,7 +228,7 @@ class EphemeralPostgres:
             options = [
                 f"-p {port}",
                 "-c listen_addresses=127.0.0.1",
-                f"-c unix_socket_directories={self._root}",
+                f"-c unix_socket_directories={shlex.quote(str(self._root))}",
                 *(f"-c {key}={value}" for key, value in self.settings.items()),
             ]
             result = self._run(
@@ -237,7 +245,10 @@ class EphemeralPostgres:
             if result.returncode == 0:
                 return Cluster(bindir=bindir, root=self._root, port=port, password=password)
             last_error = self._server_log_tail()
-        raise RuntimeError(f"ephemeral PostgreSQL did not start: {last_error}")
+        raise BadInput(
+            f"the ephemeral PostgreSQL did not start ({last_error}); check free disk space "
+            f"and memory under {self._root.parent}"
+        )
 
     # -- helpers ---------------------------------------------------------------------------
     def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
@@ -251,7 +262,12 @@ class EphemeralPostgres:
             start_new_session=True,
         )
         if check and result.returncode != 0:
-            raise RuntimeError(f"{Path(argv[0]).name} failed: {result.stderr.strip()}")
+            # Failures here are the machine's (permissions, disk, binaries), not the backup's.
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BadInput(
+                f"{Path(argv[0]).name} failed ({last}); check TMPDIR ({self._root.parent}) is "
+                "writable, with free space"
+            )
         return result
 
     def _server_log_tail(self) -> str:

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from drills.cluster import Cluster
+from drills.cluster import Cluster, pg_tool
 from drills.errors import BadInput
 from drills.redact import mask_dsn
 
@@ -48,6 +48,7 @@ class Backup:
     format: BackupFormat
     gzipped: bool = False
     supabase: bool = False
+    creates_database: bool = False  # a plain `pg_dump --create` script brings its own database
     created_at: datetime | None = None  # the backup point, when the file says it
 
     @property
@@ -109,7 +110,8 @@ def _inspect_file(path: Path) -> Backup:
     if b"PostgreSQL database cluster dump" in head:
         return Backup(path, BackupFormat.CLUSTER, gzipped, supabase)
     if b"PostgreSQL database dump" in head or _looks_like_sql(head):
-        return Backup(path, BackupFormat.PLAIN, gzipped, supabase)
+        creates = re.search(rb"^CREATE DATABASE ", head, re.M) is not None
+        return Backup(path, BackupFormat.PLAIN, gzipped, supabase, creates_database=creates)
     raise BadInput(
         f"--backup {path}: unknown backup format; pass a pg_dump archive (-Fc/-Fd/-Ft), "
         "a .sql/.sql.gz script or a Supabase .backup.gz"
@@ -135,7 +137,7 @@ def _archive_created_at(backup: Backup, pg_bindir: Path) -> datetime | None:
     # The header keeps the dumper's wall-clock time without a zone. Read under TZ=UTC it comes
     # back unchanged, so it is exact for dumps taken in UTC (RDS, Supabase, CI); --point overrides.
     result = subprocess.run(
-        [_tool(pg_bindir, "pg_restore"), "-l", str(backup.path)],
+        [pg_tool(pg_bindir, "pg_restore"), "-l", str(backup.path)],
         capture_output=True,
         text=True,
         env={**os.environ, "TZ": "UTC"},
@@ -160,11 +162,6 @@ def _plain_started_on(backup: Backup) -> datetime | None:
     return datetime.strptime(match.group(1).decode(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
 
 
-def _tool(pg_bindir: Path, name: str) -> str:
-    path = pg_bindir / name
-    return str(path) if path.exists() else name
-
-
 # -- dumping a live source --------------------------------------------------------------------
 
 def dump_source(source_dsn: str, dest: Path, pg_bindir: Path) -> Backup:
@@ -182,7 +179,7 @@ def dump_source(source_dsn: str, dest: Path, pg_bindir: Path) -> Backup:
     started = datetime.now(UTC)
     result = subprocess.run(
         [
-            _tool(pg_bindir, "pg_dump"),
+            pg_tool(pg_bindir, "pg_dump"),
             "--format=custom",
             "--no-password",
             f"--file={dest}",
@@ -226,8 +223,9 @@ def _restore_archive(backup: Backup, cluster: Cluster, jobs: int, database: str)
     argv = [
         cluster.tool("pg_restore"),
         f"--dbname={database}",
-        # Roles and grants live outside a pg_dump archive; the drill verifies data, so
-        # ownership and ACLs are left out rather than failing on roles this cluster lacks.
+        # Roles are cluster-wide and not in a pg_dump archive, though its owners and grants
+        # name them. The drill verifies data, so ownership and ACLs are not restored here
+        # rather than failing on roles this cluster lacks (plain scripts create them instead).
         "--no-owner",
         "--no-privileges",
     ]
@@ -320,8 +318,10 @@ _COPY_START = re.compile(rb"^COPY .* FROM stdin;\r?$")
 
 
 def _restore_script(backup: Backup, cluster: Cluster, database: str) -> RestoreOutcome:
-    target = database if backup.format == BackupFormat.PLAIN else "postgres"
-    if backup.format == BackupFormat.PLAIN:
+    # A cluster script or a `--create` dump makes and \connects to its own databases.
+    own_databases = backup.format == BackupFormat.CLUSTER or backup.creates_database
+    target = "postgres" if own_databases else database
+    if not own_databases:
         _create_database(cluster, database)
     if backup.supabase:
         _create_supabase_roles(cluster)
@@ -347,6 +347,9 @@ def _restore_script(backup: Backup, cluster: Cluster, database: str) -> RestoreO
         complete = _feed(backup, cluster.user, proc.stdin)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         feed_error = f"reading {backup.path.name} failed: {err}"
+    except BaseException:
+        proc.kill()  # interrupted: do not wait for a long statement to finish
+        raise
     finally:
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
@@ -368,7 +371,7 @@ def _restore_script(backup: Backup, cluster: Cluster, database: str) -> RestoreO
             outcome.errors.append(message)
     if proc.returncode not in (0, None) and not outcome.errors:
         outcome.errors.append(f"psql exited with status {proc.returncode}")
-    if backup.format == BackupFormat.CLUSTER:
+    if own_databases:
         outcome.database = _database_with_prism_tables(cluster) or target
     return outcome
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from drills.errors import BadInput
-from drills.record import DEFAULT_RECORD_DIR
+from drills.record import DEFAULT_RECORD_DIR, ENVIRONMENT_PATTERN
 from drills.verify.model import Tier
 
 
@@ -54,11 +56,31 @@ def parse_point(text: str | None) -> datetime | None:
 
 def check_plan(plan: LocalDrillPlan) -> None:
     """Refuse a plan that cannot run, before any cluster or file is created."""
+    if not re.match(ENVIRONMENT_PATTERN, plan.environment):
+        raise BadInput(
+            f"--environment {plan.environment!r} must be 1-64 letters, digits, '.', '_' or '-' "
+            "(it names the record file); e.g. staging"
+        )
     if plan.backup is None and plan.source_dsn is None:
         raise BadInput("nothing to drill: pass --backup FILE, --source-dsn DSN, or --demo")
     if plan.api_url and plan.api_cmd:
         raise BadInput("--api-url and --api-cmd both given; pass one (the command is probed)")
     if plan.api_url and not plan.api_url.startswith(("http://", "https://")):
         raise BadInput(f"--api-url {plan.api_url!r} is not an http(s) URL; e.g. http://127.0.0.1:8080")
-    if plan.record_dir.exists() and not plan.record_dir.is_dir():
-        raise BadInput(f"--record-dir {plan.record_dir} is a file; pass a directory")
+    _check_record_dir(plan.record_dir)
+
+
+def _check_record_dir(record_dir: Path) -> None:
+    """The record is written after the drill: a directory that cannot take it must fail now."""
+    if record_dir.exists() and not record_dir.is_dir():
+        raise BadInput(f"--record-dir {record_dir} is a file; pass a directory")
+    existing = record_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:  # a real probe: permission bits say nothing to root or about read-only mounts
+        os.rmdir(tempfile.mkdtemp(prefix=".prism-dr-probe-", dir=existing))
+    except OSError as err:
+        raise BadInput(
+            f"--record-dir {record_dir}: cannot create it under {existing} ({err.strerror}); "
+            "pass a directory you can write to"
+        ) from err

@@ -52,7 +52,7 @@ OPERATOR_ENV = "PRISM_DR_OPERATOR"
 SEED_COLUMNS = ("Date", "Backup point used", "Environment", "Result", "Notes", "Completed by")
 
 # The environment becomes part of a file name: nothing that could leave the record directory.
-_ENVIRONMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ENVIRONMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _RECORD_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}-[A-Za-z0-9][A-Za-z0-9._-]*\.json$")
 
 
@@ -87,14 +87,15 @@ class CorruptRecord(BadInput):
 class DrillRecord(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     started_at: AwareDatetime
-    environment: str = Field(pattern=_ENVIRONMENT)
+    environment: str = Field(pattern=ENVIRONMENT_PATTERN)
     backup_source: str
     backup_point: AwareDatetime | None = None
     result: Result
     notes: str = ""
     completed_by: str
     tier: Tier
-    # Drill start → restored database verified.
+    # Restore start (backup in hand, before the database is stood up) → restore verified:
+    # the spec's "restore from backup to serving traffic".
     rto_seconds: float | None = Field(default=None, ge=0)
     # Backup point → drill start: the data a restore from this backup would lose. Filled in
     # from the two times when not given.
@@ -105,6 +106,9 @@ class DrillRecord(BaseModel):
     tool_versions: dict[str, str] = Field(default_factory=dict)
     cost_estimate: str | None = None
     host: HostInfo | None = None
+    # Restore errors tolerated by the Supabase allow-list, each with its reason: an auditor
+    # must see what was ignored, not only how many.
+    restore_ignored: list[str] = Field(default_factory=list)
 
     @field_validator("started_at", "backup_point")
     @classmethod
@@ -114,7 +118,9 @@ class DrillRecord(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> DrillRecord:
         if self.rpo_seconds is None and self.backup_point is not None:
-            self.rpo_seconds = (self.started_at - self.backup_point).total_seconds()
+            # A source dumped by the drill itself has its point just after the start.
+            lost = (self.started_at - self.backup_point).total_seconds()
+            self.rpo_seconds = round(max(0.0, lost), 3)
         failed = [c.name for c in self.checks if c.status == Status.FAIL]
         if self.result == Result.PASSED and failed:
             raise ValueError(f"result is 'passed' but these checks failed: {', '.join(failed)}")
@@ -283,7 +289,7 @@ def record_markdown(record: DrillRecord) -> str:
         _table_head(("Objective", "Achieved", "Target", "Met")),
         _row(
             (
-                "RTO (drill start → verified)",
+                "RTO (restore start → verified)",
                 format_duration(record.rto_seconds),
                 _hours(record.targets.rto_hours),
                 _met(record.rto_met),
@@ -339,6 +345,9 @@ def record_markdown(record: DrillRecord) -> str:
         ]
     else:
         lines.append("No checks ran.")
+    if record.restore_ignored:
+        lines += ["", "## Restore errors ignored (known-harmless allow-list)", ""]
+        lines += [f"- {_md(message)}" for message in record.restore_ignored]
     lines += ["", "## Tool versions", ""]
     if record.tool_versions:
         lines.append(_table_head(("Tool", "Version")))
@@ -400,7 +409,7 @@ def _log_markdown(entries: list[tuple[Path, DrillRecord]]) -> str:
         "rebuilt from the JSON records by `prism-dr drill log`; do not edit it by hand.",
         "",
         f"Targets: RPO {_hours(targets.rpo_hours)}, RTO {_hours(targets.rto_hours)}. "
-        "RTO is drill start → restored database verified; RPO is backup point → drill start.",
+        "RTO is restore start → restored database verified; RPO is backup point → drill start.",
         "",
     ]
     if not newest_first:

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -72,7 +72,6 @@ class DrillOutcome:
     record_paths: tuple[Path, Path]
     log_path: Path
     kept: KeptCluster | None = None
-    restore_ignored: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -175,18 +174,17 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         completed_by=plan.completed_by or default_completed_by(),
         tier=plan.tier,
         rto_seconds=round(rto_seconds, 3),
-        # A source dumped by this drill has its point just after the start: nothing to lose.
-        rpo_seconds=max(0.0, round((started_at - point).total_seconds(), 3)) if point else None,
         targets=Targets(rpo_hours=manifest.targets.rpo_hours, rto_hours=manifest.targets.rto_hours),
         phases=phases.done,
         checks=checks,
         tool_versions=tool_versions(bindir),
         cost_estimate="none: local drill on this machine",
         host=host_info(),
+        restore_ignored=outcome.ignored,
     )
     paths = write_record(record, plan.record_dir)
     log_path = rebuild_log(plan.record_dir)
-    return DrillOutcome(record, paths, log_path, kept, outcome.ignored)
+    return DrillOutcome(record, paths, log_path, kept)
 
 
 def _keep(ephemeral: EphemeralPostgres, cluster: Cluster, database: str) -> KeptCluster:
@@ -196,7 +194,7 @@ def _keep(ephemeral: EphemeralPostgres, cluster: Cluster, database: str) -> Kept
     password_file.write_text(cluster.password + "\n")
     password_file.chmod(0o600)
     return KeptCluster(
-        dsn_without_password=mask_dsn(cluster.dsn(database)).replace(":***@", "@"),
+        dsn_without_password=cluster.dsn(database, with_password=False),
         password_file=password_file,
         data_dir=cluster.data_dir,
         stop_command=ephemeral.stop_command(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -110,8 +111,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         if ctx.invoked_subcommand:
             return
-        if demo and (backup or source_dsn):
+        # An exported PRISM_DR_SOURCE_DSN is the user's default, not a clash with --demo.
+        dsn_source = ctx.get_parameter_source("source_dsn")
+        dsn_given = dsn_source is not None and dsn_source.name == "COMMANDLINE"
+        if demo and (backup or dsn_given):
             raise BadInput("--demo builds its own source; drop --backup/--source-dsn")
+        if demo:
+            source_dsn = None
         settings = dict(
             backup=backup,
             source_dsn=source_dsn,
@@ -166,8 +172,11 @@ def _run_demo(settings: dict, record_dir: Path | None, environment: str | None) 
         settings["api_cmd"] = standin_api_command()
     observer.phase_started("build sample source")
     started = time.monotonic()
-    with sample_source() as source_dsn:
-        observer.phase_finished("build sample source", time.monotonic() - started)
+    with ExitStack() as resources:
+        try:
+            source_dsn = resources.enter_context(sample_source())
+        finally:  # stop the spinner even when building the source fails
+            observer.phase_finished("build sample source", time.monotonic() - started)
         plan = LocalDrillPlan(
             **{**settings, "source_dsn": source_dsn},
             environment=environment or "demo",
@@ -181,6 +190,12 @@ def _report(outcome: DrillOutcome, as_json: bool) -> None:
     if as_json:
         payload = json.loads(record.model_dump_json())
         payload["record_files"] = [str(p) for p in outcome.record_paths]
+        if outcome.kept:
+            payload["kept"] = {
+                "dsn": outcome.kept.dsn_without_password,
+                "password_file": str(outcome.kept.password_file),
+                "stop_command": outcome.kept.stop_command,
+            }
         out.print_json(data=payload)
         return
     table = Table(title=f"Restore drill — {record.result.value.upper()}", show_lines=False)

@@ -115,6 +115,22 @@ def test_plain_sql_restores_and_creates_the_roles_it_references(
     assert owner == ("prism_app",)
 
 
+def test_plain_dump_with_create_restores_into_its_own_database(pg_cluster, source_dsn, tmp_path):
+    path = tmp_path / "prism-create.sql"
+    _pg_dump(pg_cluster, source_dsn, "--create", f"--file={path}")
+    source_db = _dbname(source_dsn)
+
+    with EphemeralPostgres() as target:
+        backup = inspect_backup(path, target.bindir)
+        outcome = restore(backup, target, jobs=2)
+        restored = _count(target.dsn(outcome.database))
+
+    assert backup.creates_database
+    assert outcome.errors == []
+    assert outcome.database == source_db  # the checks run where the data is
+    assert restored == 500
+
+
 def test_truncated_custom_archive_is_a_failed_restore(pg_cluster, source_dsn, tmp_path):
     path = tmp_path / "prism.dump"
     _pg_dump(pg_cluster, source_dsn, "-Fc", f"--file={path}")

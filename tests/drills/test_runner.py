@@ -138,3 +138,18 @@ def test_keep_leaves_the_restored_database_running_until_its_stop_command(sample
     finally:
         subprocess.run(kept.stop_command, shell=True, check=True, capture_output=True)
     assert not kept.data_dir.exists()
+
+
+def test_supabase_errors_ignored_by_the_allow_list_are_listed_in_the_record(tmp_path):
+    from tests.drills.test_local import PLATFORM_EXTENSION, _supabase_backup
+
+    backup = _supabase_backup(tmp_path, PLATFORM_EXTENSION)
+    outcome = runner.run_local_drill(
+        LocalDrillPlan(
+            backup=backup, point=datetime.now(UTC), record_dir=tmp_path / "r", tier=Tier.QUICK
+        )
+    )
+    ignored = outcome.record.restore_ignored
+    assert any("pg_graphql" in line for line in ignored)
+    assert "pg_graphql" in outcome.record_paths[0].read_text()
+    assert json.loads(outcome.record_paths[1].read_text())["restore_ignored"] == ignored

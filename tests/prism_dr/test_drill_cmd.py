@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 
@@ -43,6 +45,9 @@ def _one_line_error(result: subprocess.CompletedProcess) -> str:
         (["drill", "--backup", "x.sql", "--manifest", "nope.yaml"], "nope.yaml"),
         (["drill", "log", "--record-dir", "no-such-dir"], "no-such-dir"),
         (["no-such-command"], "no-such-command"),
+        (["drill", "--backup", "x.sql", "--environment", "staging/us"], "--environment"),
+        (["drill", "--backup", "x.sql", "--record-dir", "/proc/records"], "--record-dir"),
+        (["drill", "--backup", "x.sql", "--record-dir", "x.sql"], "--record-dir"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, args, names):
@@ -96,3 +101,50 @@ def test_help_lists_the_drill_options():
     assert result.returncode == 0
     for option in ("--demo", "--backup", "--source-dsn", "--tier", "--record-dir", "--keep"):
         assert option in result.stdout
+
+
+def _running_clusters() -> str:
+    found = subprocess.run(["pgrep", "-af", "prism-drill-pg-"], capture_output=True, text=True)
+    return found.stdout
+
+
+def test_demo_is_the_main_job_and_leaves_only_its_record(pg_cluster, tmp_path):
+    clusters_before = _running_clusters()
+    result = prism_dr("drill", "--demo", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "PASSED" in result.stdout
+    records = sorted(p.name for p in (tmp_path / "demo-records").iterdir())
+    assert [n for n in records if n.endswith(".json")] == [records[0]]
+    assert records[0].endswith("-demo.json")
+    assert {"README.md", "rto-rpo.svg"} <= set(records)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo-records"]
+    assert _running_clusters() == clusters_before  # the source and the restored cluster
+
+
+def test_exported_source_dsn_does_not_clash_with_demo(tmp_path):
+    env = {**os.environ, "PRISM_DR_SOURCE_DSN": "postgresql://ro@127.0.0.1:1/prism"}
+    result = subprocess.run(
+        [sys.executable, "-m", "prism_dr", "drill", "--demo", "--tier", "quick", "--json"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ro@127.0.0.1:1" not in json.loads(result.stdout)["backup_source"]
+
+
+def test_keep_with_json_says_how_to_reach_and_remove_the_database(sample_dump, tmp_path):
+    result = prism_dr(
+        "drill", "--backup", str(sample_dump), "--record-dir", str(tmp_path), "--tier", "quick",
+        "--keep", "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    kept = json.loads(result.stdout)["kept"]
+    try:
+        password = Path(kept["password_file"]).read_text().strip()
+        assert password not in result.stdout
+        dsn = kept["dsn"].replace("postgres@", f"postgres:{password}@")
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM buildings").fetchone()[0] > 0
+    finally:
+        subprocess.run(kept["stop_command"], shell=True, check=True, capture_output=True)
+    assert not Path(kept["password_file"]).exists()
