@@ -19,7 +19,14 @@ MASK = "***"
 # RFC 3986 allows unencoded; a single quote it does allow in a password), or where the next URI
 # begins (several DSNs pasted with only a comma between them).
 _SCHEME = r"(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]*://"
-_URI = re.compile(rf"({_SCHEME})(.*?)(?=(?:{_SCHEME})|[\s\"<>`]|$)", re.S)
+_URI_END = rf"(?=(?:{_SCHEME})|[\s\"<>`]|$)"
+_URI = re.compile(rf"({_SCHEME})(.*?){_URI_END}", re.S)
+
+# A password holding whitespace cuts a URI short: the rest of its userinfo runs to the next
+# '@' on the same line, then the URI goes on as usual.
+_SCHEME_START = re.compile(_SCHEME)
+_USERINFO_GAP = re.compile(r"[^\r\n\"<>`@]*?@")
+_URI_REST = re.compile(rf"(.*?){_URI_END}", re.S)
 
 _URI_QUERY_PASSWORD = re.compile(r"(?i)([?&][\w-]*pass(?:word|wd)=)[^&#]*")
 
@@ -34,21 +41,36 @@ _KEY_VALUE_PASSWORD = re.compile(
 _HOST = r"(?:\[[0-9A-Za-z:.%]*\]|[\w.%-]*)(?::\d*)?"
 _AUTHORITY_AND_PATH = re.compile(rf"{_HOST}(?:,{_HOST})*(?:/[^?]*)?")
 
+# JSON or Python-literal pairs in free text (`"password": "x"`, `'api_token': 'x'`, a JSON
+# body quoted in a log line): a quoted key holding pass, secret or token, a colon, and a value
+# that is quoted (with backslash escapes; an unterminated quote masks the rest) or runs to the
+# next separator. null, true and false are not secrets.
+_QUOTED_PAIR = re.compile(
+    r"""(?i)(["'])([^"'\n]*(?:pass|secret|token)[^"'\n]*)\1(\s*:\s*)"""
+    r"""(?:("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?)|(?!(?:null|true|false)\b)[^\s,}\]]+)"""
+)
+
 _SECRET_KEYS = re.compile(r"(?i)^(?:[\w-]*[_-])?(?:pg)?(?:ssl)?pass(?:word|wd)$")
 
 
 def mask_dsn(text: str) -> str:
-    """`text` with every password in a URI or key=value connection string replaced by MASK.
+    """`text` with every password in a URI, key=value string or quoted pair replaced by MASK.
+
+    A quoted pair is JSON or Python-literal style, its key holding pass, secret or token:
+    `"password": "x"`, `'api_token': 'x'`.
 
     Hosts, ports, users and database names stay visible: they are what a reader of a drill
     record needs to know which database was restored.
     """
+    # Quoted pairs first: their values may hold anything, a URI or a space included.
+    text = _QUOTED_PAIR.sub(_mask_quoted_pair, text)
     out: list[str] = []
     pos = 0
-    for match in _URI.finditer(text):
+    while match := _URI.search(text, pos):
         out.append(_mask_key_values(text[pos : match.start()]))
-        out.append(match.group(1) + _mask_uri_body(match.group(2)))
-        pos = match.end()
+        body, end = _continued_past_whitespace(text, match.group(2), match.end())
+        out.append(match.group(1) + _mask_uri_body(body))
+        pos = end
     out.append(_mask_key_values(text[pos:]))
     return "".join(out)
 
@@ -77,8 +99,32 @@ def _is_secret_key(key: Any) -> bool:
     return isinstance(key, str) and bool(_SECRET_KEYS.match(key))
 
 
+def _mask_quoted_pair(match: re.Match[str]) -> str:
+    quote, key, colon, quoted = match.group(1, 2, 3, 4)
+    value = quoted[0] + MASK + quoted[0] if quoted else MASK
+    return f"{quote}{key}{quote}{colon}{value}"
+
+
 def _mask_key_values(text: str) -> str:
     return _KEY_VALUE_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
+
+
+def _continued_past_whitespace(text: str, body: str, end: int) -> tuple[str, int]:
+    """The URI body, extended when whitespace in its password cut it short; and its end.
+
+    Cut short, `postgresql://u:pa ss@h` leaves a body `u:pa` with no '@', which is no host and
+    port either. Then the password runs on to the next '@' on the same line, unless another
+    URI begins first; without such an '@' the body stays as it is.
+    """
+    authority = re.split(r"[/?#]", body, maxsplit=1)[0]
+    head = body.partition("?")[0]
+    if "@" in body or ":" not in authority or _AUTHORITY_AND_PATH.fullmatch(head):
+        return body, end
+    gap = _USERINFO_GAP.match(text, end)
+    if gap is None or _SCHEME_START.search(gap.group(0)):
+        return body, end
+    rest = _URI_REST.match(text, gap.end())
+    return body + gap.group(0) + rest.group(1), rest.end()
 
 
 def _mask_uri_body(body: str) -> str:

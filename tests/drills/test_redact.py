@@ -104,6 +104,38 @@ MASKED_CASES = [
         "https://operator:***@api.example.com/ready",
         id="credentials-in-other-schemes",
     ),
+    pytest.param('"password": "x"', '"password": "***"', id="json-pair"),
+    pytest.param(
+        '{"user": "prism", "db_password":"hunter2", "port": 5432}',
+        '{"user": "prism", "db_password":"***", "port": 5432}',
+        id="json-pair-in-an-object",
+    ),
+    pytest.param(
+        'error: {"client_secret": "a\\"b c", "api_token": "t0k", "access_token": 12345}',
+        'error: {"client_secret": "***", "api_token": "***", "access_token": ***}',
+        id="json-secret-and-token-keys-escaped-quote-and-bare-value",
+    ),
+    pytest.param(
+        "settings {'PASSWORD': 'two words', 'session_token' : 'abc'}",
+        "settings {'PASSWORD': '***', 'session_token' : '***'}",
+        id="python-literal-pairs",
+    ),
+    pytest.param(
+        '"password": "postgresql://u:p@h/db", "passphrase": "unterminated',
+        '"password": "***", "passphrase": "***"',
+        id="json-pair-holding-a-uri-and-an-unterminated-value",
+    ),
+    pytest.param("postgresql://u:pa ss@h", "postgresql://u:***@h", id="space-in-password"),
+    pytest.param(
+        "restore from postgresql://prism:a b\tc@db.internal:5432/prism?sslmode=require failed",
+        "restore from postgresql://prism:***@db.internal:5432/prism?sslmode=require failed",
+        id="whitespace-in-password-mid-sentence",
+    ),
+    pytest.param(
+        '"dsn": "postgresql://u:pa ss@h/db?application_name=drill@ci" and u@example.com',
+        '"dsn": "postgresql://u:***@h/db?application_name=drill@ci" and u@example.com',
+        id="space-in-password-in-a-quoted-value",
+    ),
 ]
 
 UNCHANGED_CASES = [
@@ -116,6 +148,13 @@ UNCHANGED_CASES = [
     pytest.param('FATAL: password authentication failed for user "prism"', id="error-prose"),
     pytest.param("http://127.0.0.1:8080/ready returned 200", id="plain-url"),
     pytest.param("", id="empty"),
+    pytest.param('{"user": "prism", "port": 5432, "bypass": null}', id="json-without-secrets"),
+    pytest.param('{"token": null, "password": true}', id="json-secret-keys-without-values"),
+    pytest.param("the password: see the vault", id="unquoted-key-in-prose"),
+    pytest.param("postgresql://db:5432/prism is owned by ops@example.com",
+                 id="uri-then-an-at-sign-later-in-the-line"),
+    pytest.param("postgresql://u:pa ss", id="no-at-sign-after-the-space"),
+    pytest.param("postgresql://u:pa\nss@h", id="password-does-not-run-over-lines"),
 ]
 
 
