@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +31,12 @@ REQUEST_TIMEOUT_SECONDS = 3.0
 STOP_GRACE_SECONDS = 5.0
 
 APP_CHECKS = ("app_health", "app_ready", "degraded_mode")
+
+# What the drill's own environment may hold and the API under test must not inherit: the
+# production source's DSN, libpq's connection variables (PGHOST, PGPASSWORD, ...), and a
+# DATABASE_URL other than the restored database's.
+WITHHELD_ENV = ("PRISM_DR_SOURCE_DSN", "DATABASE_URL")
+WITHHELD_ENV_PREFIXES = ("PG",)
 
 
 class Api:
@@ -76,10 +82,19 @@ class Api:
             return failed("the API never answered /health, so it cannot be ready")
         # An API may answer /health before its first database connection completes.
         status, body = self._wait_for("/ready", lambda s: s == 200, READY_TIMEOUT_SECONDS)
+        if not self.target.api_cmd:
+            # Any API may answer at a URL: nothing ties it to the restored database.
+            if status != 200:
+                return failed(f"/ready {self._said(status, body)} within "
+                              f"{READY_TIMEOUT_SECONDS:g}s at {self._where()}")
+            self.ready_ok = True
+            return passed(f"/ready 200 from {self._where()} (an API you started: this does not "
+                          "prove it uses the restored database)")
         if status != 200:
             return failed(f"/ready {self._said(status, body)} within "
                           f"{READY_TIMEOUT_SECONDS:g}s: the API cannot use the restored database")
         self.ready_ok = True
+        # The drill started it with DATABASE_URL set to the restored database and no other.
         return passed("/ready 200: the API reaches the restored database")
 
     def degraded(self, stop_database: Callable[[], None] | None) -> Outcome:
@@ -117,7 +132,8 @@ class Api:
         """Start the command and wait for /health 200; a reason when that does not happen."""
         self.port = free_port()
         command = self.target.api_cmd.replace("{port}", str(self.port))
-        env = {**os.environ, "DATABASE_URL": self.target.dsn, "PORT": str(self.port)}
+        env = {**api_environment(os.environ), "DATABASE_URL": self.target.dsn,
+               "PORT": str(self.port)}
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this call; close() shuts it
         # Its own process group, so stopping it also stops whatever the shell started.
         self.process = subprocess.Popen(
@@ -187,6 +203,12 @@ class Api:
         self._log.seek(0)
         lines = self._log.read().decode(errors="replace").strip().splitlines()
         return self.target.scrub(lines[-1])[:200] if lines else "no output"
+
+
+def api_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The drill's environment without what could lead the API to another database."""
+    return {name: value for name, value in environ.items()
+            if name not in WITHHELD_ENV and not name.startswith(WITHHELD_ENV_PREFIXES)}
 
 
 def _get(url: str) -> tuple[int | None, str]:

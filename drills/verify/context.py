@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 import psycopg
+from psycopg import sql
 
 from drills.verify.catalog import Catalog, Table, discover
 from drills.verify.manifest import Manifest, TableExpectation
@@ -16,6 +17,9 @@ from drills.verify.target import VerifyTarget
 
 APPLICATION_NAME = "prism-drill-verify"
 CONNECT_TIMEOUT_SECONDS = 10
+# The live source is production: a lock held there must not hang the drill, and nothing the
+# drill runs may write to it.
+SOURCE_STATEMENT_TIMEOUT_MS = 300_000
 
 TIER_RANK = {Tier.QUICK: 0, Tier.STANDARD: 1, Tier.DEEP: 2}
 
@@ -124,7 +128,7 @@ class Context:
             return None
         if self._source is None or self._source.closed or self._source.broken:
             try:
-                self._source = self._connect(self.target.source_dsn)
+                self._source = connect_source(self.target.source_dsn, self._connections)
             except psycopg.Error as err:
                 self._source_error = f"source database unreachable: {self.one_line(err)}"
                 return None
@@ -134,30 +138,81 @@ class Context:
     def source_error(self) -> str | None:
         return self._source_error
 
+    def source_query_failed(self, err: psycopg.Error, what: str) -> str:
+        """A one-line note for a source query that failed; a cancelled one gives the source up.
+
+        A source that held one query past its statement timeout (a lock taken in production)
+        would hold every later one as long, so nothing more is asked of it.
+        """
+        if isinstance(err, psycopg.errors.QueryCanceled):
+            self._source_error = (
+                f"source query on {what} stopped: {self.one_line(err)} (the limit is "
+                f"{source_timeout_text()}); the rest was not compared with the source")
+            return self._source_error
+        return f"{what} not comparable with the source ({self.one_line(err)})"
+
     # -- helpers -----------------------------------------------------------------------------
     def one_line(self, err: BaseException | str) -> str:
         text = str(err).strip().splitlines()
         return self.target.scrub(text[0].strip() if text else type(err).__name__)
 
     def _connect(self, dsn: str) -> psycopg.Connection:
-        conn = psycopg.connect(
-            dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            application_name=APPLICATION_NAME,
-        )
-        self._connections.append(conn)
-        # Verification only reads; UTC and ISO make row hashes comparable across servers.
-        conn.execute("SET default_transaction_read_only = on")
-        conn.execute("SET TIME ZONE 'UTC'")
-        conn.execute("SET DateStyle = 'ISO, YMD'")
-        conn.execute("SET IntervalStyle = 'iso_8601'")
-        conn.execute("SET extra_float_digits = 1")
-        return conn
+        return _connect(dsn, self._connections)
 
     def close(self) -> None:
         for conn in self._connections:
             conn.close()
         self._connections.clear()
         self._db = self._source = None
+
+
+def connect_source(
+    dsn: str, opened: list[psycopg.Connection] | None = None
+) -> psycopg.Connection:
+    """A session on the live source: read-only, and no statement may run past the timeout.
+
+    Both are set at connection start (libpq `options`), so they hold before the first query,
+    and again as SETs: PgBouncer either rejects the `options` startup parameter (then the
+    connection is retried without it) or, configured to ignore it, drops it silently.
+    """
+    settings = {"statement_timeout": str(SOURCE_STATEMENT_TIMEOUT_MS),
+                "default_transaction_read_only": "on"}
+    options = " ".join(f"-c {name}={value}" for name, value in settings.items())
+    try:
+        return _connect(dsn, opened, settings, options=options)
+    except psycopg.OperationalError as err:
+        if "options" not in str(err):
+            raise
+    return _connect(dsn, opened, settings)
+
+
+def source_timeout_text() -> str:
+    return fmt_duration(timedelta(milliseconds=SOURCE_STATEMENT_TIMEOUT_MS))
+
+
+def _connect(
+    dsn: str, opened: list[psycopg.Connection] | None, settings: dict[str, str] | None = None,
+    **kwargs,
+) -> psycopg.Connection:
+    conn = psycopg.connect(
+        dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        application_name=APPLICATION_NAME, **kwargs,
+    )
+    if opened is not None:
+        opened.append(conn)
+    try:
+        for name, value in (settings or {}).items():
+            conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        # Verification only reads; UTC and ISO make row hashes comparable across servers.
+        conn.execute("SET default_transaction_read_only = on")
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute("SET DateStyle = 'ISO, YMD'")
+        conn.execute("SET IntervalStyle = 'iso_8601'")
+        conn.execute("SET extra_float_digits = 1")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def fmt_duration(delta: timedelta) -> str:

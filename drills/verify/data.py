@@ -67,11 +67,19 @@ class _SpotTally:
     tables: int = 0
     equal: int = 0
     changed_since: int = 0  # differ, but the row changed in the source after the backup
-    undated: int = 0  # differ, in a table without timestamps to tell whether that is allowed
+    # Differ, in a table without an update timestamp: nothing tells whether the row changed in
+    # the source since the backup (a status flipped) or was not restored faithfully.
+    undated: dict[str, int] = field(default_factory=dict)
     gone_from_source: int = 0
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     incomparable: list[str] = field(default_factory=list)  # the source's schema moved on
+
+    @property
+    def compared(self) -> int:
+        """Rows compared with the source, whatever the outcome."""
+        return (self.equal + self.changed_since + sum(self.undated.values())
+                + self.gone_from_source)
 
 
 def check_spot_checks(ctx: Context) -> Outcome:
@@ -96,7 +104,7 @@ def check_spot_checks(ctx: Context) -> Outcome:
                 continue
             tally.fetched += 1
             rows[key] = row
-        if source is not None and rows:
+        if source is not None and rows and ctx.source_error is None:
             _compare_with_source(ctx, source, table, rows, tally)
     return _spot_outcome(ctx, tally)
 
@@ -106,7 +114,7 @@ def _spot_outcome(ctx: Context, tally: _SpotTally) -> Outcome:
         more = f" (+{len(tally.failures) - 1} more)" if len(tally.failures) > 1 else ""
         return failed(tally.failures[0] + more)
     detail = f"{counted(tally.fetched, 'row')} fetched by key in {counted(tally.tables, 'table')}"
-    if ctx.has_source and ctx.source_error is None:
+    if ctx.has_source and (ctx.source_error is None or tally.compared):
         detail += f"; {tally.equal} equal to the source"
         if tally.changed_since:
             detail += f", {tally.changed_since} changed since the backup"
@@ -115,12 +123,13 @@ def _spot_outcome(ctx: Context, tally: _SpotTally) -> Outcome:
     if tally.notes:
         detail += "; " + "; ".join(tally.notes)
     if ctx.source_error is not None:
-        return warned(f"{detail}; not compared, {ctx.source_error}")
+        return warned(f"{detail}; {'' if tally.compared else 'not compared, '}{ctx.source_error}")
     if tally.incomparable:
         return warned(f"{detail}; " + "; ".join(tally.incomparable))
     if tally.undated:
-        return warned(f"{detail}; {tally.undated} differ from the source in tables without "
-                      "timestamps (changed since the backup, or not restored faithfully)")
+        where = ", ".join(f"{n} in {label}" for label, n in tally.undated.items())
+        return warned(f"{detail}; {where} differ from the source, in a table without an update "
+                      "timestamp (changed since the backup, or not restored faithfully)")
     if tally.fetched == 0:
         # Empty tables are the row_counts check's finding; keyless ones cannot be fetched.
         return (warned if tally.notes else failed)(f"no row could be sampled: {detail}")
@@ -159,17 +168,29 @@ def _sample_keys(ctx: Context, table: Table, wanted: int) -> list[tuple[Any, ...
 @dataclass(frozen=True)
 class _Row:
     digest: str
-    settled: bool | None  # created (and last updated) before the backup point; None: unknown
+    # Every timestamp of the row is before the backup point, so the row cannot have changed
+    # since; None: the table has no update timestamp, so nothing tells.
+    settled: bool | None
+
+
+def _settled_expression(table: Table) -> sql.Composable:
+    """SQL for "this row was settled at the backup point", or NULL when nothing can tell.
+
+    A row can change without its update timestamp moving (an export completing sets status and
+    completed_at), so every timestamp column must be before the point; a NULL one (not
+    completed yet) does not count against it. A table without an update timestamp may change
+    rows with nothing recording when: it is undated however many timestamps it has.
+    """
+    if table.updated_column is None:
+        return sql.SQL("NULL::boolean")
+    return sql.SQL(" AND ").join(
+        sql.SQL("coalesce({} < %(point)s, true)").format(sql.Identifier(c))
+        for c in table.timestamp_columns)
 
 
 def _fetch(conn: psycopg.Connection, table: Table, key: tuple[Any, ...], point) -> _Row | None:
     columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
-    stamps = [c for c in (table.created_column, table.updated_column) if c]
-    if stamps:
-        settled = sql.SQL(" AND ").join(
-            sql.SQL("coalesce({} < %(point)s, true)").format(sql.Identifier(c)) for c in stamps)
-    else:
-        settled = sql.SQL("NULL::boolean")
+    settled = _settled_expression(table)
     match = sql.SQL(" AND ").join(
         sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(f"k{i}"))
         for i, c in enumerate(table.key))
@@ -190,15 +211,14 @@ def _compare_with_source(
         try:
             original = _fetch(source, table, key, ctx.target.backup_point)
         except psycopg.Error as err:
-            tally.incomparable.append(f"{table.label} not comparable with the source "
-                                      f"({ctx.one_line(err)})")
+            tally.incomparable.append(ctx.source_query_failed(err, table.label))
             return
         if original is None:
             tally.gone_from_source += 1
         elif original.digest == restored.digest:
             tally.equal += 1
         elif restored.settled is None:
-            tally.undated += 1
+            tally.undated[table.label] = tally.undated.get(table.label, 0) + 1
         elif restored.settled is False or original.settled is False:
             tally.changed_since += 1
         else:
@@ -240,7 +260,9 @@ def check_org_counts(ctx: Context) -> Outcome:
         try:
             original = dict(source.execute(query, params).fetchall())
         except psycopg.Error as err:
-            notes.append(f"{table.label} not comparable ({ctx.one_line(err)})")
+            notes.append(ctx.source_query_failed(err, table.label))
+            if ctx.source_error is not None:
+                break  # the source was given up
             continue
         compared += 1
         dated = table.created_column is not None

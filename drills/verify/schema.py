@@ -43,13 +43,19 @@ def check_migrations(ctx: Context) -> Outcome:
         if spec.table:
             return failed(f"migration table {spec.table} missing")
         return skipped("no migration table found and none configured in the manifest")
-    column_name = spec.column or KNOWN_MIGRATION_TABLES.get(table.name)
-    if column_name is None or table.column(column_name) is None:
-        column_name = next((n for n in ("version", "version_id") if table.column(n)), None)
-    if column_name is None or table.column(column_name) is None:
-        wanted = spec.column or "version"
-        return failed(f"{table.label} has no {wanted} column: set migrations.column in the "
-                      "manifest")
+    if spec.column:
+        # A configured column is the one meant: another column's maximum would be a guess.
+        if table.column(spec.column) is None:
+            return failed(f"{table.label} has no column {spec.column}, the migrations.column "
+                          "configured in the manifest")
+        column_name = spec.column
+    else:
+        column_name = KNOWN_MIGRATION_TABLES.get(table.name)
+        if column_name is None or table.column(column_name) is None:
+            column_name = next((n for n in ("version", "version_id") if table.column(n)), None)
+        if column_name is None:
+            return failed(f"{table.label} has no version column: set migrations.column in the "
+                          "manifest")
     column = sql.Identifier(column_name)
     # golang-migrate flags a migration that failed half-way as dirty; goose keeps rollbacks
     # as rows with is_applied false.

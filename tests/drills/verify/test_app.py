@@ -156,3 +156,42 @@ def test_an_api_that_stays_ready_without_its_database_fails_degraded_mode(
     assert results["degraded_mode"].status == Status.FAIL
     assert results["degraded_mode"].detail == (
         "/ready returned 200 1s after the database stopped; expected 503")
+
+
+def test_the_started_api_inherits_no_production_credentials(restored, tmp_path, monkeypatch):
+    production = "postgresql://prism:prod-secret@db.internal/prism"
+    for name, value in {"PRISM_DR_SOURCE_DSN": production, "DATABASE_URL": production,
+                        "PGPASSWORD": "prod-secret", "PGHOST": "db.internal",
+                        "PGSERVICEFILE": "/etc/prod.pg_service.conf",
+                        "KEEP_ME": "an ordinary variable"}.items():
+        monkeypatch.setenv(name, value)
+    seen = tmp_path / "env"
+    results = _app_results(make_target(
+        restored, api_cmd=f"env > {shlex.quote(str(seen))}; exit 3"))
+    assert results["app_health"].status == Status.FAIL  # it only wrote its environment
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert env["DATABASE_URL"] == restored
+    assert env["PORT"].isdigit()
+    assert env["KEEP_ME"] == "an ordinary variable"
+    assert "PRISM_DR_SOURCE_DSN" not in env
+    assert not [name for name in env if name.startswith("PG")]
+    assert "prod-secret" not in seen.read_text()
+
+
+def test_only_an_api_the_drill_started_proves_it_reaches_the_restored_database(restored):
+    started = _app_results(make_target(restored, api_cmd=STANDIN + " --port {port}"))
+    assert started["app_ready"].detail == "/ready 200: the API reaches the restored database"
+    server = serve(0, restored)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        given = _app_results(make_target(restored, api_url=url))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert given["app_ready"].status == Status.PASS
+    assert given["app_ready"].detail == (
+        f"/ready 200 from http://127.0.0.1:{server.server_port} (an API you started: this does "
+        "not prove it uses the restored database)")
+    assert "reaches the restored database" not in given["app_ready"].detail

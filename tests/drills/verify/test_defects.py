@@ -191,3 +191,21 @@ def test_unreachable_database_fails_every_database_check_without_raising(restore
         assert by[name].status == Status.FAIL, name
         assert by[name].detail.startswith("cannot connect to the restored database"), name
         assert password not in by[name].detail
+
+
+def test_a_configured_migration_column_that_does_not_exist_fails_naming_it(restored, manifest):
+    # Another column's maximum (here `version`) would be a guess at the migration head.
+    misnamed = manifest.model_copy(
+        update={"migrations": manifest.migrations.model_copy(update={"column": "version_id"})})
+    results = run_checks(restored, misnamed, Tier.QUICK)
+    assert_only(results, {"migrations"})
+    assert results["migrations"].detail == (
+        "schema_migrations has no column version_id, the migrations.column configured in the "
+        "manifest")
+
+
+def test_an_unconfigured_migration_column_is_still_found_by_name(restored, manifest):
+    unconfigured = manifest.model_copy(
+        update={"migrations": manifest.migrations.model_copy(update={"column": None})})
+    results = run_checks(restored, unconfigured, Tier.QUICK)
+    assert results["migrations"].detail == "schema_migrations head 42 >= expected 1"

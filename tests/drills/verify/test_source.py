@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
 from drills.cluster import free_port
-from drills.verify import Status, Tier
-from tests.drills.verify.conftest import BACKUP_POINT, assert_only, run_checks, run_sql
+from drills.verify import Status, Tier, context
+from drills.verify.context import connect_source
+from tests.drills.verify.conftest import BACKUP_POINT, assert_only, failing, run_checks, run_sql
 
 APP_SKIPS = frozenset({"app_health", "app_ready", "degraded_mode"})
 
@@ -90,3 +93,107 @@ def test_a_source_whose_schema_moved_on_warns_in_spot_checks(pair, manifest):
     assert results["spot_checks"].status == Status.WARN
     assert "tims not comparable with the source" in results["spot_checks"].detail
     assert "notes" in results["spot_checks"].detail
+
+
+FINISH_EXPORTS_AFTER_THE_BACKUP = (
+    # Exports have no updated_at: finishing one moves its status and completed_at only.
+    "UPDATE exports SET status = 'done', "
+    f"completed_at = '{BACKUP_POINT.isoformat()}'::timestamptz + interval '1 hour'"
+)
+
+
+def test_exports_finished_in_the_source_after_the_backup_point_do_not_fail(pair, manifest):
+    source, restored = pair
+    run_sql(source, FINISH_EXPORTS_AFTER_THE_BACKUP)
+    results = run_checks(restored, manifest, Tier.STANDARD, source_dsn=source)
+    assert failing(results) == set(), {n: r.detail for n, r in results.items()}
+    spot = results["spot_checks"]
+    # Without an update timestamp nothing tells a finished export from a corrupt one.
+    assert spot.status == Status.WARN, spot.detail
+    assert "5 in exports differ from the source, in a table without an update timestamp" in (
+        spot.detail)
+    assert results["org_counts"].status == Status.PASS, results["org_counts"].detail
+
+
+def test_a_changed_settled_row_still_fails_beside_exports_that_moved_on(pair, manifest):
+    source, restored = pair
+    run_sql(source, FINISH_EXPORTS_AFTER_THE_BACKUP)
+    run_sql(restored, "UPDATE buildings SET rentable_sf = rentable_sf + 1")
+    results = run_checks(restored, manifest, Tier.QUICK, source_dsn=source)
+    assert results["spot_checks"].status == Status.FAIL
+    assert results["spot_checks"].detail.startswith("buildings key ")
+    assert "differs from the source although it predates the backup point" in (
+        results["spot_checks"].detail)
+
+
+def test_lost_exports_still_fail_org_counts_beside_exports_that_moved_on(pair, manifest):
+    source, restored = pair
+    run_sql(source, FINISH_EXPORTS_AFTER_THE_BACKUP)
+    with psycopg.connect(restored) as conn:
+        conn.execute("SET session_replication_role = replica")
+        lost = conn.execute("DELETE FROM exports WHERE org_id = 2").rowcount
+    results = run_checks(restored, manifest, Tier.STANDARD, source_dsn=source)
+    assert results["org_counts"].status == Status.FAIL
+    assert results["org_counts"].detail == (
+        f"exports: org 2 has 0 row(s) created before the backup point, the source {lost}")
+
+
+def test_a_row_with_any_timestamp_after_the_backup_point_changed_since(pair, manifest):
+    source, restored = pair
+    for dsn in pair:
+        run_sql(dsn, "ALTER TABLE buildings ADD COLUMN archived_at timestamptz")
+    # Archiving sets archived_at and the name, not updated_at.
+    run_sql(source, "UPDATE buildings SET name = name || ' (archived)', "
+                    f"archived_at = '{BACKUP_POINT.isoformat()}'::timestamptz + interval '1 hour'")
+    results = run_checks(restored, manifest, Tier.QUICK, source_dsn=source)
+    assert_only(results, set(), skips=APP_SKIPS)
+    assert "5 changed since the backup" in results["spot_checks"].detail
+
+
+def test_the_source_session_is_read_only_with_a_statement_timeout(restored):
+    conn = connect_source(restored)
+    try:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "5min"
+        assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TABLE drill_wrote_here (id int)")
+    finally:
+        conn.close()
+
+
+def test_a_pooler_refusing_startup_options_still_gets_the_settings(restored, monkeypatch):
+    connect = psycopg.connect
+
+    def pgbouncer(dsn, **kwargs):
+        if "options" in kwargs:
+            raise psycopg.OperationalError("ERROR:  unsupported startup parameter: options")
+        return connect(dsn, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", pgbouncer)
+    conn = connect_source(restored)
+    try:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "5min"
+        assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    finally:
+        conn.close()
+
+
+def test_a_locked_source_warns_within_the_statement_timeout(pair, manifest, monkeypatch):
+    monkeypatch.setattr(context, "SOURCE_STATEMENT_TIMEOUT_MS", 1000)
+    source, restored = pair
+    # A migration holding a lock in production: every read of buildings waits on it.
+    with psycopg.connect(source) as holder:
+        holder.execute("LOCK TABLE buildings IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        results = run_checks(restored, manifest, Tier.STANDARD, source_dsn=source)
+        waited = time.monotonic() - started
+    assert waited < 30  # one timeout, then the source is given up
+    assert failing(results) == set(), {n: r.detail for n, r in results.items()}
+    stopped = ("source query on buildings stopped: canceling statement due to statement timeout "
+               "(the limit is 1s); the rest was not compared with the source")
+    spot = results["spot_checks"]
+    assert spot.status == Status.WARN
+    assert spot.detail.endswith("equal to the source; " + stopped), spot.detail
+    assert "\n" not in spot.detail
+    assert results["org_counts"].status == Status.WARN
+    assert results["org_counts"].detail == "not compared: " + stopped
