@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from infra.config import ApiHostConfig, resource_tags
+from infra.config import HEREDOC_MARKER, ApiHostConfig, ConfigError, full_key, resource_tags
 
 USER_DATA_LIMIT = 16 * 1024  # EC2 rejects larger user data
 ENV_DIR = "/etc/prism"
@@ -68,13 +68,29 @@ class UserDataSpec:
     tunnel_token_parameter: str
 
 
+class UserDataTooLarge(ValueError):
+    """The rendered boot script exceeds what EC2 accepts."""
+
+
+def compose_literal(value: str) -> str:
+    """`value` as Compose reads it literally: Compose substitutes `$VAR` / `${VAR}` in the
+    file's values, and `$$` is its escape for one `$`."""
+    return value.replace("$", "$$")
+
+
 def render_compose(spec: UserDataSpec) -> str:
     s = spec.settings
+    environment = {name: compose_literal(value) for name, value in s.env.items()}
     service = {
         "image": s.image,
         "restart": "unless-stopped",
         "env_file": [API_ENV_FILE],
-        "environment": {**s.env, "PORT": str(s.port), "IMPORT_UPLOAD_DIR": s.import_upload_dir},
+        # PORT and IMPORT_UPLOAD_DIR come from their own keys (config refuses them in env).
+        "environment": {
+            **environment,
+            "PORT": str(s.port),
+            "IMPORT_UPLOAD_DIR": s.import_upload_dir,
+        },
         # Loopback only: cloudflared on the host is the one way in.
         "ports": [f"127.0.0.1:{s.port}:{s.port}"],
         "volumes": [f"{s.import_upload_dir}:{s.import_upload_dir}"],
@@ -203,8 +219,11 @@ WantedBy=timers.target
 
 
 def _heredoc(path: str, body: str, mode: str) -> str:
-    """Shell that writes `body` to `path` verbatim (quoted marker: no expansion)."""
-    marker = "PRISM_EOF"
+    """Shell that writes `body` to `path` verbatim (quoted marker: no expansion).
+
+    Config refuses the marker in everything it can put into a file (infra/config.py), so this
+    guards the code, not the user's settings."""
+    marker = HEREDOC_MARKER
     if marker in body:
         raise ValueError(f"{path}: content contains the heredoc marker {marker}")
     if not body.endswith("\n"):
@@ -248,7 +267,9 @@ def render_user_data(spec: UserDataSpec) -> str:
     ]
     script = "".join(parts)
     if len(script.encode()) > USER_DATA_LIMIT:
-        raise ValueError(f"user data is {len(script.encode())} bytes; EC2 allows {USER_DATA_LIMIT}")
+        raise UserDataTooLarge(
+            f"user data is {len(script.encode())} bytes; EC2 allows {USER_DATA_LIMIT}"
+        )
     return script
 
 
@@ -281,8 +302,26 @@ class ApiHost(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ApiHostArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("prism:infra:ApiHost", name, None, opts)
         s = args.settings
+        # Rendered first: a script EC2 would refuse stops the program before any resource.
+        try:
+            user_data = render_user_data(
+                UserDataSpec(
+                    stack=args.stack,
+                    region=args.region,
+                    settings=s,
+                    secret_parameters=args.secret_parameters,
+                    database=args.database_parameters,
+                    tunnel_token_parameter=args.tunnel_token_parameter,
+                )
+            )
+        except UserDataTooLarge as exc:
+            # The env is the only part of the script that config can grow without bound.
+            raise ConfigError(
+                f"{full_key('apiHost')}.env",
+                f"makes the boot script too large ({exc}): shorten or remove entries",
+            ) from None
+        super().__init__("prism:infra:ApiHost", name, None, opts)
         tags = resource_tags(args.stack, "api-host", args.extra_tags)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -385,16 +424,7 @@ class ApiHost(pulumi.ComponentResource):
             ],
             opts=invoke,
         )
-        self.user_data = render_user_data(
-            UserDataSpec(
-                stack=args.stack,
-                region=args.region,
-                settings=s,
-                secret_parameters=args.secret_parameters,
-                database=args.database_parameters,
-                tunnel_token_parameter=args.tunnel_token_parameter,
-            )
-        )
+        self.user_data = user_data
         instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=ami.id,

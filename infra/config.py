@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from typing import Annotated, Any, Literal
 import pulumi
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
+
+# Defined without pulumi (infra/errors.py) and re-exported here.
+from infra.errors import ConfigError as ConfigError
 
 NAMESPACE = "prism-infra"
 DASH = "\u2013"  # en dash for ranges ("7-35"); escaped so no look-alike character hides in code
@@ -43,14 +47,6 @@ DATABASE_URL_ENV = "DATABASE_URL"
 # Values committed in the example stack files; a real deployment must replace them.
 EXAMPLE_CLOUDFLARE_ID = "0" * 32
 _EXAMPLE_DOMAIN = re.compile(r"(^|\.|@)example\.(com|org|net)$")
-
-
-class ConfigError(Exception):
-    """A bad or missing setting. str() is one line: the full key, the problem and the fix."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key} {problem}")
-        self.key = key
 
 
 def full_key(path: str) -> str:
@@ -142,7 +138,7 @@ VpcId = Annotated[str, _pattern(r"vpc-[0-9a-f]{8,17}", "a VPC id like vpc-0abc12
 SubnetId = Annotated[str, _pattern(r"subnet-[0-9a-f]{8,17}", "a subnet id like subnet-0abc1234")]
 Email = Annotated[str, _pattern(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", "an e-mail address")]
 PgName = Annotated[str, _pattern(r"[a-zA-Z][a-zA-Z0-9_]{0,62}", "a PostgreSQL identifier")]
-Port = Annotated[int, _between(1150, 65535)]
+DbPort = Annotated[int, _between(1150, 65535)]  # what RDS accepts for PostgreSQL
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 
@@ -379,7 +375,7 @@ class DatabaseConfig(_Model):
     storage_type: Literal["gp3", "gp2", "io1", "io2"] = "gp3"
     db_name: PgName = "prism"
     master_username: PgName = "prism_admin"
-    port: Port = 5432
+    port: DbPort = 5432
     backup_retention_days: Annotated[int, _between(7, 35)]
     backup_window: Annotated[str, AfterValidator(_backup_window)]
     maintenance_window: Annotated[str, AfterValidator(_maintenance_window)]
@@ -390,6 +386,19 @@ class DatabaseConfig(_Model):
     log_min_duration_statement_ms: Annotated[int, _between(-1, 600000)] = 1000
     backup_replication: BackupReplicationConfig = BackupReplicationConfig()
     restore: RestoreSpec | None = None
+    # After a restore, the block may only go if this takes its place: the instance's origin
+    # as its `prism:restored-from` tag shows it (RestoreSpec.description). See docs/stacks.md.
+    restored_from: (
+        Annotated[
+            str,
+            _pattern(
+                r"[^\s@]+@[^\s]+",
+                "<source>@<point> exactly as the instance's prism:restored-from tag shows it, "
+                "e.g. prism-prod@latest",
+            ),
+        ]
+        | None
+    ) = None
 
     @property
     def engine_major(self) -> str:
@@ -429,11 +438,39 @@ class DatabaseConfig(_Model):
                     f"must differ from aws:region {_got(repl.region)}: "
                     "a copy in the same region does not survive its loss",
                 )
+        if self.restore is not None and self.restored_from is not None:
+            raise ConfigError(
+                f"{key}.restoredFrom",
+                f"must not be set together with {key}.restore: keep the restore block, or "
+                "(only once the restore is done) replace it with restoredFrom",
+            )
         if self.restore is not None:
             self.restore.check(f"{key}.restore", self.identifier)
 
 
 _SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL")
+
+# The boot script writes each file with a quoted heredoc ending at this marker line
+# (infra/api_host.py); no content that config can reach may contain it.
+HEREDOC_MARKER = "PRISM_EOF"
+# Loopback TCP ports the host itself listens on: sshd (22, on all addresses) and cloudflared's
+# metrics server (from release 2024.12.1 on, the first free port of 20241-20245; older
+# releases take a random free one). The API cannot publish on them.
+HOST_RESERVED_PORTS: dict[int, str] = {
+    22: "sshd",
+    **{p: "cloudflared's metrics server" for p in range(20241, 20246)},
+}
+# Environment variables the compose file sets itself, and the key that sets each.
+COMPOSE_SET_ENV: dict[str, str] = {"PORT": "port", "IMPORT_UPLOAD_DIR": "importUploadDir"}
+# apiHost.env lands in user data, which EC2 caps at 16 KiB; the rest of the script takes
+# about 5.5 KiB. Rendering grows a value (`$` -> `$$`, escaped quotes, non-ASCII as \u or \U
+# escapes, YAML line folding): at worst 4-byte characters, 3 KiB of which render as ~8.5 KiB.
+# So 3 KiB of names and values in at most 64 entries always fits (tests/infra/test_api_host.py
+# renders the worst cases); infra/api_host.py still measures the real script and names this
+# key if it is too large.
+ENV_BYTES_LIMIT = 3 * 1024
+ENV_MAX_ENTRIES = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ApiHostConfig(_Model):
@@ -443,7 +480,7 @@ class ApiHostConfig(_Model):
     architecture: Literal["arm64", "x86_64"] = "arm64"
     root_volume_gb: Annotated[int, _between(8, 1024)] = 20
     image: Annotated[str, _pattern(r"[a-z0-9][a-z0-9./_:@-]*", "a container image reference")]
-    port: Port = 8080
+    port: Annotated[int, _between(1, 65535)] = 8080
     env: dict[EnvName, str] = {}
     compose_version: Annotated[
         str, _pattern(r"v\d+\.\d+\.\d+", "a docker compose release like v2.36.0")
@@ -466,8 +503,27 @@ class ApiHostConfig(_Model):
                 f"{self.instance_type} does not run {self.architecture} images; pick a matching "
                 f"type or change {key}.architecture",
             )
+        if self.port in HOST_RESERVED_PORTS:
+            raise ConfigError(
+                f"{key}.port",
+                f"{self.port} is taken on the host by {HOST_RESERVED_PORTS[self.port]}; "
+                "pick another port, e.g. 8080",
+            )
+        if HEREDOC_MARKER in self.import_upload_dir:
+            raise ConfigError(
+                f"{key}.importUploadDir",
+                f"must not contain {HEREDOC_MARKER}, which ends a file in the boot script "
+                f"{_got(self.import_upload_dir)}",
+            )
         reserved = {DATABASE_URL_ENV, *SECRET_SETTINGS.values()}
-        for name in self.env:
+        for name, value in self.env.items():
+            if name in COMPOSE_SET_ENV:
+                setting = f"{key}.{COMPOSE_SET_ENV[name]}"
+                raise ConfigError(
+                    f"{key}.env.{name}",
+                    f"is set by the stack from {setting} and would be overridden; "
+                    f"remove it and set {setting} instead",
+                )
             if name in reserved or _SECRET_LOOKING.search(name):
                 raise ConfigError(
                     f"{key}.env.{name}",
@@ -475,6 +531,30 @@ class ApiHostConfig(_Model):
                     "with pulumi config set --secret and list it in SECRET_SETTINGS "
                     "(infra/config.py)",
                 )
+            if HEREDOC_MARKER in name or HEREDOC_MARKER in value:
+                raise ConfigError(
+                    f"{key}.env.{name}",
+                    f"must not contain {HEREDOC_MARKER}, which ends a file in the boot script",
+                )
+            if _CONTROL.search(value):
+                raise ConfigError(
+                    f"{key}.env.{name}",
+                    f"must not contain control characters (newline, tab, ...) {_got(value)}",
+                )
+        if len(self.env) > ENV_MAX_ENTRIES:
+            raise ConfigError(
+                f"{key}.env",
+                f"has {len(self.env)} entries; at most {ENV_MAX_ENTRIES} fit in user data, "
+                "which EC2 caps at 16 KiB: remove entries",
+            )
+        size = sum(len(n.encode()) + len(v.encode()) for n, v in self.env.items())
+        if size > ENV_BYTES_LIMIT:
+            raise ConfigError(
+                f"{key}.env",
+                f"holds {size} bytes of names and values; at most {ENV_BYTES_LIMIT} fit, "
+                "because plain env lands in user data, which EC2 caps at 16 KiB: "
+                "shorten or remove entries",
+            )
 
 
 class TunnelConfig(_Model):
@@ -648,11 +728,22 @@ def _raw(config: pulumi.Config, name: str) -> Any:
         ) from None
 
 
-def _secret_keys_known() -> set[str]:
-    """Config keys the engine declared secret. Automation API and mocks fill the runtime set;
-    the CLI's language host passes an environment variable. Empty means: not told."""
+SECRET_KEYS_ENV = "PULUMI_CONFIG_SECRET_KEYS"
+
+
+def declared_secret_keys() -> set[str] | None:
+    """Which of SECRET_KEYS the engine declared secret, or None if nothing says.
+
+    The CLI's language host always sets PULUMI_CONFIG_SECRET_KEYS, a JSON list that is `[]`
+    when no key is secret: its presence, even empty, is an answer. The Automation API's inline
+    programs and Pulumi's mocks fill the runtime's set instead, and only when it is not empty;
+    so with no variable and none of our keys in that set, nothing says. (Offline runs check
+    the stack file itself: infra/offline.py.)
+    """
     declared = {k for k in SECRET_KEYS if pulumi.runtime.is_config_secret(k)}
-    return declared | set(pulumi.runtime.get_config_secret_keys_env())
+    if SECRET_KEYS_ENV in os.environ:
+        return declared | set(pulumi.runtime.get_config_secret_keys_env() or [])
+    return declared or None
 
 
 def load_config(*, examples_allowed: bool = False) -> StackConfig:
@@ -675,7 +766,7 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
 
     sections = {name: parse_section(name, _raw(config, name)) for name in _SECTIONS}
 
-    known_secret = _secret_keys_known()
+    known_secret = declared_secret_keys()
     secret_env: dict[str, pulumi.Output[str]] = {}
     for name, env in SECRET_SETTINGS.items():
         key = full_key(name)
@@ -684,7 +775,7 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
             raise ConfigError(
                 key, f"is not set: pulumi config set --secret {key} <value> --stack {stack}"
             )
-        if known_secret and key not in known_secret:
+        if known_secret is not None and key not in known_secret:
             raise ConfigError(
                 key,
                 f"is stored in clear text: pulumi config set --secret {key} <value> -s {stack}",

@@ -28,7 +28,14 @@ _LOG_PARAMETERS = {
 }
 
 # After a restore these inputs describe where the data came from, not desired state: a later
-# `pulumi up` must not replace the instance because they changed or were dropped.
+# `pulumi up` must not replace the instance because they changed (a new point, a new source).
+# Never remove the restore block from a stack whose database was restored; it stays as the
+# record of the instance's origin. Removed, the instance would be replaced: these inputs would
+# no longer be ignored, db_name/username would appear, and the final-snapshot suffix would
+# change; with a fixed identifier the replacement fails besides. The one safe way to drop the
+# block is to put `restoredFrom: <its description>` in its place in the same change (see
+# DatabaseConfig.restored_from): the inputs stay ignored, db_name/username stay unset and the
+# suffix keeps its keeper.
 RESTORE_IGNORED_INPUTS = ["restore_to_point_in_time", "snapshot_identifier"]
 
 EVENT_LOG_EXPORTS = ["postgresql", "upgrade"]
@@ -44,6 +51,8 @@ class PrismDatabaseArgs:
         the source's subnet group); exactly one of subnet_ids and subnet_group_name.
     client_security_group_ids: the only sources allowed to reach the port.
     restore: build the instance from a backup point instead of empty (see RestoreSpec).
+    restored_from: for an instance restored earlier whose restore block is gone: its origin
+        (RestoreSpec.description); keeps the instance as the restore left it. Not with restore.
     protect: Pulumi `protect` on the instance, the replication and its key (prod).
     extra_tags: added to every resource (e.g. prism:drill, prism:expires-at).
     """
@@ -55,8 +64,26 @@ class PrismDatabaseArgs:
     subnet_group_name: pulumi.Input[str] | None = None
     client_security_group_ids: Sequence[pulumi.Input[str]] = ()
     restore: RestoreSpec | None = None
+    restored_from: str | None = None
     protect: bool = False
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Checked here, when the arguments are built: before any resource is registered.
+        if (self.subnet_ids is None) == (self.subnet_group_name is None):
+            raise ValueError(
+                "PrismDatabaseArgs needs exactly one of subnet_ids and subnet_group_name"
+            )
+        if self.restore is not None and self.restored_from is not None:
+            raise ValueError("PrismDatabaseArgs takes restore or restored_from, not both")
+        if self.restore is not None:
+            # Programs (drills) build RestoreSpec directly; same rules as the stack config.
+            self.restore.check("PrismDatabaseArgs.restore", self.settings.identifier)
+
+    @property
+    def origin(self) -> str | None:
+        """Where the instance's data came from; None for an instance created empty."""
+        return self.restore.description if self.restore is not None else self.restored_from
 
 
 def restore_arguments(restore: RestoreSpec | None) -> dict[str, object]:
@@ -94,10 +121,9 @@ class PrismDatabase(pulumi.ComponentResource):
         super().__init__("prism:infra:PrismDatabase", name, None, opts)
         s = args.settings
         extra = dict(args.extra_tags)
-        if args.restore is not None:
-            # Programs (drills) build RestoreSpec directly; same rules as the stack config.
-            args.restore.check("PrismDatabaseArgs.restore", s.identifier)
-            extra["prism:restored-from"] = args.restore.description[:256]
+        origin = args.origin
+        if origin is not None:
+            extra["prism:restored-from"] = origin[:256]
         tags = resource_tags(args.stack, "database", extra)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -121,10 +147,6 @@ class PrismDatabase(pulumi.ComponentResource):
                 opts=child,
             )
 
-        if (args.subnet_ids is None) == (args.subnet_group_name is None):
-            raise ValueError(
-                "PrismDatabaseArgs needs exactly one of subnet_ids and subnet_group_name"
-            )
         if args.subnet_group_name is not None:
             subnet_group_name = pulumi.Output.from_input(args.subnet_group_name)
         else:
@@ -167,17 +189,17 @@ class PrismDatabase(pulumi.ComponentResource):
             byte_length=4,
             keepers={
                 "identifier": s.identifier,
-                "restore": args.restore.description if args.restore else "none",
+                "restore": origin or "none",
             },
             opts=child,
         )
 
+        restored = origin is not None
         instance_opts = pulumi.ResourceOptions(
             parent=self,
             protect=args.protect,
-            ignore_changes=RESTORE_IGNORED_INPUTS if args.restore is not None else None,
+            ignore_changes=RESTORE_IGNORED_INPUTS if restored else None,
         )
-        restored = args.restore is not None
         instance = aws.rds.Instance(
             f"{name}-instance",
             identifier=s.identifier,

@@ -36,6 +36,9 @@ import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+
+# Pulumi internals, on purpose: no public API runs a program to completion in-process and
+# resets the runtime between runs (tests/infra/test_offline.py fails loudly if they move).
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -100,10 +103,6 @@ class ResourceRecord:
     protect: bool
     provider: str
     ignore_changes: tuple[str, ...]
-    dependencies: tuple[str, ...]
-    property_dependencies: dict[str, tuple[str, ...]]
-    delete_before_replace: bool
-    retain_on_delete: bool
 
 
 @dataclass(frozen=True)
@@ -191,9 +190,25 @@ def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dic
     return result
 
 
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def reject_clear_text_secrets(config: Mapping[str, Any], stack: str) -> None:
+    """A secret key stored as a plain value in the stack file is refused, whatever else the
+    program is told: `pulumi config set --secret` is the only way it may get there."""
+    for key in SECRET_KEYS:
+        if key in config and not _is_secure(config[key]):
+            raise ConfigError(
+                key,
+                f"is stored in clear text in Pulumi.{stack}.yaml: "
+                f"pulumi config set --secret {key} <value> -s {stack}",
+            )
+
+
 def _contains_secure(value: Any) -> bool:
     if isinstance(value, dict):
-        return set(value) == {"secure"} or any(_contains_secure(v) for v in value.values())
+        return _is_secure(value) or any(_contains_secure(v) for v in value.values())
     if isinstance(value, list):
         return any(_contains_secure(v) for v in value)
     return False
@@ -201,7 +216,7 @@ def _contains_secure(value: Any) -> bool:
 
 def _replace_secure(value: Any, key: str) -> Any:
     if isinstance(value, dict):
-        if set(value) == {"secure"}:
+        if _is_secure(value):
             return f"{PLACEHOLDER_PREFIX}{key}"
         return {k: _replace_secure(v, key) for k, v in value.items()}
     if isinstance(value, list):
@@ -448,12 +463,6 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 protect=bool(request.protect),
                 provider=request.provider,
                 ignore_changes=tuple(request.ignoreChanges),
-                dependencies=tuple(request.dependencies),
-                property_dependencies={
-                    k: tuple(v.urns) for k, v in request.propertyDependencies.items()
-                },
-                delete_before_replace=bool(request.deleteBeforeReplace),
-                retain_on_delete=bool(request.retainOnDelete),
             )
         )
         return response
@@ -524,6 +533,7 @@ def run_program(
     """
     root = project_dir or PROJECT_DIR
     config = apply_overrides(read_stack_config(stack, root), overrides or {})
+    reject_clear_text_secrets(config, stack)
     values, secret_keys, placeholders = runtime_config(config, secrets, fill_missing_secrets)
     region = values.get("aws:region") or "us-east-1"
 

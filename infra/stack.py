@@ -71,6 +71,7 @@ def build(cfg: StackConfig) -> PrismStack:
             subnet_ids=network.private_subnet_ids,
             client_security_group_ids=[host.security_group_id],
             restore=cfg.database.restore,
+            restored_from=cfg.database.restored_from,
             protect=cfg.is_prod,
             extra_tags=env_tag,
         ),

@@ -38,7 +38,6 @@ class ApiTunnelArgs:
 class ApiTunnel(pulumi.ComponentResource):
     tunnel_id: pulumi.Output[str]
     hostname: str
-    token_parameter_arn: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ApiTunnelArgs, opts: pulumi.ResourceOptions | None = None
@@ -91,7 +90,7 @@ class ApiTunnel(pulumi.ComponentResource):
             tunnel_id=tunnel.id,
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
-        parameter = aws.ssm.Parameter(
+        aws.ssm.Parameter(
             f"{name}-token",
             name=args.token_parameter,
             type="SecureString",
@@ -103,5 +102,4 @@ class ApiTunnel(pulumi.ComponentResource):
 
         self.tunnel_id = tunnel.id
         self.hostname = s.hostname
-        self.token_parameter_arn = parameter.arn
         self.register_outputs({"tunnel_id": self.tunnel_id, "hostname": self.hostname})

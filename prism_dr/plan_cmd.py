@@ -3,6 +3,10 @@
 Runs the real Pulumi program under Pulumi's mocks with `Pulumi.<stack>.yaml` (infra/offline.py),
 like a `pulumi preview` that needs no CLI, no plugin and no cloud account. Values only the cloud
 can compute (endpoints, ARNs, restorable times) show as unknown; secrets never show.
+
+Bad input (a bad stack name, a missing stack file, invalid config) raises BadInput or
+ConfigError, which `prism_dr.app.main` turns into one line on stderr and exit 2. Pulumi is
+imported only when the command runs, so the other commands of prism-dr never load it.
 """
 
 from __future__ import annotations
@@ -10,17 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.config import ConfigError
-from infra.offline import UNKNOWN, OfflineRun, ResourceRecord, Secret, run_program, stack_file
+from drills.errors import BadInput
+
+if TYPE_CHECKING:
+    from infra.offline import OfflineRun, ResourceRecord
 
 RPO_TARGET_HOURS = 24
 RTO_TARGET_HOURS = 4
@@ -143,13 +148,6 @@ _SG_RULES = {
 _STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def _fail(message: str) -> typer.Exit:
-    # One plain line: no rich wrapping, no traceback.
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-    return typer.Exit(code=2)
-
-
 def register(app: typer.Typer) -> None:
     @app.command("plan")
     def plan(
@@ -165,11 +163,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Offline: each resource of STACK with its DR-relevant settings (no cloud, no CLI)."""
         if not _STACK_NAME.fullmatch(stack):
-            raise _fail(f"--stack {stack!r} is not a stack name (letters, digits, . _ -)")
-        try:
-            run = run_program(stack, project_dir=project_dir, preview=True)
-        except ConfigError as exc:
-            raise _fail(str(exc)) from None
+            raise BadInput(f"--stack {stack!r} is not a stack name (letters, digits, . _ -)")
+        from infra.offline import run_program  # here: loads pulumi, which only plan needs
+
+        run = run_program(stack, project_dir=project_dir, preview=True)
         report = build_report(run)
         if as_json:
             typer.echo(json.dumps(report, indent=2))
@@ -182,6 +179,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _plain(value: Any) -> Any:
+    from infra.offline import UNKNOWN, Secret
+
     if value is UNKNOWN:
         return "<unknown>"
     if isinstance(value, Secret):
@@ -194,6 +193,8 @@ def _plain(value: Any) -> Any:
 
 
 def _lookup(data: Any, path: str) -> Any:
+    from infra.offline import Secret
+
     for part in path.split("."):
         if isinstance(data, Secret):
             return data
@@ -243,6 +244,8 @@ def _security_group_rules(run: OfflineRun, group: ResourceRecord) -> dict[str, A
 
 
 def _settings(record: ResourceRecord) -> dict[str, Any]:
+    from infra.offline import UNKNOWN
+
     keys = _DR_SETTINGS.get(record.type)
     if keys is None:
         settings = {
@@ -295,7 +298,8 @@ def _posture(run: OfflineRun) -> dict[str, Any]:
             "region": regions.get(rep.provider.rsplit("::", 1)[0]),
             "retentionDays": rep.inputs.get("retentionPeriod"),
         }
-    restore = db.inputs.get("restoreToPointInTime") or db.inputs.get("snapshotIdentifier")
+    # The instance's record of its origin (a restore block, or restoredFrom after one).
+    restore = (db.inputs.get("tags") or {}).get("prism:restored-from")
     return _plain(
         {
             "targets": {"rpoHours": RPO_TARGET_HOURS, "rtoHours": RTO_TARGET_HOURS},
@@ -317,6 +321,8 @@ def _posture(run: OfflineRun) -> dict[str, Any]:
 
 
 def build_report(run: OfflineRun) -> dict[str, Any]:
+    from infra.offline import stack_file
+
     names = {r.urn: r.name for r in run.resources}
     resources = []
     for r in run.resources:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import pulumi
 import pytest
 
 from infra.config import (
     DASH,
     SECRET_KEYS,
+    SECRET_KEYS_ENV,
+    ConfigError,
+    declared_secret_keys,
+    load_config,
     parse_backup_window,
     parse_maintenance_window,
     parse_section,
     windows_overlap,
 )
-from infra.offline import DELETE
+from infra.offline import DELETE, read_stack_config, runtime_config
 from tests.infra.conftest import FAKE_SECRETS, config_error, run_stack
 
 DB = "prism-infra:database"
@@ -102,7 +107,9 @@ def test_overlapping_windows_fail_with_both_keys() -> None:
         (f"{DB}.multiAz", "yes", "must be true or false"),
         ("prism-infra:tunnel.accountId", "abc", "must be a 32-character lowercase hex id"),
         ("prism-infra:alarms.email", "not-an-address", "must be an e-mail address"),
-        ("prism-infra:apiHost.port", 80, f"must be 1150{DASH}65535 (got 80)"),
+        ("prism-infra:apiHost.port", 0, f"must be 1{DASH}65535 (got 0)"),
+        ("prism-infra:apiHost.port", 70000, f"must be 1{DASH}65535 (got 70000)"),
+        (f"{DB}.port", 1024, f"must be 1150{DASH}65535 (got 1024)"),  # RDS's own range
         ("prism-infra:environment", "qa", "must be staging, prod or drill"),
     ],
 )
@@ -140,6 +147,54 @@ def test_secret_looking_plain_env_is_refused() -> None:
     assert message.startswith("prism-infra:apiHost.env.STRIPE_SECRET looks like a secret")
 
 
+@pytest.mark.parametrize("port", [1024, 1149, 80])
+def test_api_port_is_not_held_to_the_rds_port_range(port: int) -> None:
+    run = run_stack("staging", {"prism-infra:apiHost.port": port})
+    ingress = run.one(
+        "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"
+    ).inputs["config"]["ingresses"][0]
+    assert ingress["service"] == f"http://localhost:{port}"
+
+
+@pytest.mark.parametrize(("port", "user"), [(22, "sshd"), (20241, "cloudflared"), (20245, "cloud")])
+def test_api_port_taken_by_the_host_is_refused(port: int, user: str) -> None:
+    message = config_error("staging", {"prism-infra:apiHost.port": port})
+    assert message.startswith(f"prism-infra:apiHost.port {port} is taken on the host by {user}")
+
+
+ENV = "prism-infra:apiHost.env"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # The boot script writes each file through a heredoc ending at PRISM_EOF.
+        ({"BANNER": "x\nPRISM_EOF\ny"}, f"{ENV}.BANNER must not contain PRISM_EOF"),
+        ({"BANNER": "before PRISM_EOF after"}, f"{ENV}.BANNER must not contain PRISM_EOF"),
+        ({"PRISM_EOF": "1"}, f"{ENV}.PRISM_EOF must not contain PRISM_EOF"),
+        ({"BANNER": "tab\there"}, f"{ENV}.BANNER must not contain control characters"),
+        # Set by the compose file from their own keys: refused instead of silently overridden.
+        ({"PORT": "9000"}, f"{ENV}.PORT is set by the stack from prism-infra:apiHost.port"),
+        (
+            {"IMPORT_UPLOAD_DIR": "/tmp"},
+            f"{ENV}.IMPORT_UPLOAD_DIR is set by the stack from prism-infra:apiHost.importUploadDir",
+        ),
+        # User data is capped at 16 KiB by EC2.
+        ({"BIG": "x" * 3100}, f"{ENV} holds 3103 bytes of names and values; at most 3072 fit"),
+        ({f"K{i}": "" for i in range(65)}, f"{ENV} has 65 entries; at most 64 fit"),
+    ],
+)
+def test_env_that_would_break_the_boot_script_names_the_key(
+    env: dict[str, str], expected: str
+) -> None:
+    assert config_error("staging", {ENV: env}).startswith(expected)
+
+
+def test_upload_dir_with_the_heredoc_marker_is_refused() -> None:
+    message = config_error("staging", {"prism-infra:apiHost.importUploadDir": "/srv/PRISM_EOF"})
+    assert message.startswith("prism-infra:apiHost.importUploadDir must not contain PRISM_EOF")
+
+
 def test_adopt_mode_needs_the_vpc() -> None:
     message = config_error("staging", {"prism-infra:network": {"mode": "adopt"}})
     assert message.startswith("prism-infra:network.vpcId is required with mode: adopt")
@@ -158,6 +213,51 @@ def test_secret_in_clear_text_is_refused() -> None:
     # A plain (not `secure:`) value in the stack file for a secret key.
     message = config_error("staging", {"prism-infra:redisUrl": "rediss://plain"}, secrets={})
     assert message.startswith("prism-infra:redisUrl is stored in clear text")
+
+
+def test_all_secrets_in_clear_text_are_refused() -> None:
+    # Nothing in the file is secure: nothing is declared secret, which must not mean "fine".
+    plain = {key: "plain-value" for key in SECRET_KEYS}
+    message = config_error("staging", plain, secrets={}, fill_missing_secrets=False)
+    assert message == (
+        "prism-infra:clerkSecretKey is stored in clear text in Pulumi.staging.yaml: "
+        "pulumi config set --secret prism-infra:clerkSecretKey <value> -s staging"
+    )
+
+
+def test_a_secret_in_clear_in_the_file_is_refused_even_if_a_secret_value_is_given() -> None:
+    message = config_error("staging", {"prism-infra:redisUrl": "rediss://plain"})
+    assert message.startswith("prism-infra:redisUrl is stored in clear text in Pulumi.staging")
+
+
+def _load_with_plain_secrets() -> None:
+    """What the CLI hands a program whose three secrets are plain values in the stack file:
+    every value, and no key in the runtime's secret set (the language host only sets
+    PULUMI_CONFIG_SECRET_KEYS)."""
+    values, _, _ = runtime_config(read_stack_config("staging"), fill_missing_secrets=False)
+    pulumi.runtime.set_all_config(values | {k: "plain-value" for k in SECRET_KEYS}, [])
+    load_config(examples_allowed=True)
+
+
+def test_cli_saying_no_key_is_secret_still_refuses_plain_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The CLI's language host sends `[]` when no key is secret: an answer, not silence.
+    monkeypatch.setenv(SECRET_KEYS_ENV, "[]")
+    with pytest.raises(ConfigError) as info:
+        run_stack("staging", program=_load_with_plain_secrets)
+    assert str(info.value).startswith("prism-infra:clerkSecretKey is stored in clear text")
+
+
+def test_declared_secret_keys_tells_silence_from_an_empty_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(SECRET_KEYS_ENV, raising=False)
+    assert declared_secret_keys() is None
+    monkeypatch.setenv(SECRET_KEYS_ENV, "[]")
+    assert declared_secret_keys() == set()
+    monkeypatch.setenv(SECRET_KEYS_ENV, '["prism-infra:redisUrl"]')
+    assert declared_secret_keys() == {"prism-infra:redisUrl"}
 
 
 def test_a_real_deployment_refuses_the_committed_example_values() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pytest
 
-from infra.config import DatabaseConfig, RestoreSpec
+from infra.config import ConfigError, DatabaseConfig, RestoreSpec
 from infra.database import PrismDatabase, PrismDatabaseArgs
 from infra.offline import OfflineRun, ResourceRecord, Secret, run_program
-from tests.infra.conftest import run_stack
+from tests.infra.conftest import config_error, run_stack
 
 DB = "prism-infra:database"
 INSTANCE = "aws:rds/instance:Instance"
@@ -204,6 +205,70 @@ def test_final_snapshot_suffix_changes_with_identifier_and_source() -> None:
     assert plain != renamed != restored != plain
 
 
+# After a restore: the restore block is the instance's record of its origin. It may only be
+# dropped for `restoredFrom`, which must leave the instance exactly as the block did.
+
+RESTORE_BLOCK = {"point": "latest", "sourceIdentifier": "prism-staging"}
+RESTORED_INSTANCE_STATE = ("inputs", "ignore_changes", "protect")
+
+
+def test_restored_from_in_place_of_the_restore_block_changes_nothing_but_the_block() -> None:
+    with_block = _restored(RESTORE_BLOCK)
+    without = run_stack(
+        "staging",
+        RESTORE_BASE
+        | {f"{DB}.restoredFrom": _db(with_block).inputs["tags"]["prism:restored-from"]},
+    )
+    before, after = _db(with_block), _db(without)
+    # The restore arguments go; they are ignored, so the engine keeps them as they were.
+    assert set(before.inputs) - set(after.inputs) == {"restoreToPointInTime"}
+    assert (
+        set(after.ignore_changes)
+        == set(before.ignore_changes)
+        == {
+            "restoreToPointInTime",
+            "snapshotIdentifier",
+        }
+    )
+    # Everything else is the same: no dbName/username appear, same tags, same snapshot name.
+    same = {k: v for k, v in before.inputs.items() if k != "restoreToPointInTime"}
+    assert after.inputs == same
+    assert "dbName" not in after.inputs and "username" not in after.inputs
+
+    def suffix(run: OfflineRun) -> ResourceRecord:
+        return run.one("random:index/randomId:RandomId")
+
+    assert suffix(without).inputs["keepers"] == suffix(with_block).inputs["keepers"]
+
+
+def test_dropping_the_restore_block_alone_would_replace_the_database() -> None:
+    # Why docs/stacks.md says never to remove it: this is the diff the engine would see.
+    restored_run, dropped_run = _restored(RESTORE_BLOCK), run_stack("staging", RESTORE_BASE)
+    restored, dropped = _db(restored_run), _db(dropped_run)
+    assert restored.ignore_changes != () and dropped.ignore_changes == ()
+    assert "dbName" in dropped.inputs and "username" in dropped.inputs
+    assert "dbName" not in restored.inputs and "username" not in restored.inputs
+
+    def keepers(run: OfflineRun) -> dict[str, str]:
+        return run.one("random:index/randomId:RandomId").inputs["keepers"]
+
+    assert keepers(restored_run) != keepers(dropped_run)  # a new final-snapshot suffix
+
+
+def test_restored_from_and_restore_together_are_refused() -> None:
+    message = config_error(
+        "staging",
+        RESTORE_BASE
+        | {f"{DB}.restore": RESTORE_BLOCK, f"{DB}.restoredFrom": "prism-staging@latest"},
+    )
+    assert message.startswith(f"{DB}.restoredFrom must not be set together with {DB}.restore")
+
+
+def test_restored_from_must_look_like_an_origin() -> None:
+    message = config_error("staging", RESTORE_BASE | {f"{DB}.restoredFrom": "yes"})
+    assert message.startswith(f"{DB}.restoredFrom must be <source>@<point>")
+
+
 # The component on its own, as a drill program would use it.
 
 
@@ -243,6 +308,56 @@ def test_component_reuses_an_existing_subnet_group_and_extra_tags() -> None:
     assert db.inputs["tags"]["prism:drill"] == "true"
     assert db.inputs["tags"]["prism:expires-at"] == "2026-04-01T09:00:00Z"
     assert run.outputs["endpoint"].startswith("drill-20260401t0300.offline.")
+
+
+def _drill_settings() -> DatabaseConfig:
+    return DatabaseConfig.model_validate(
+        {
+            "identifier": "drill-20260401t0300",
+            "instanceClass": "db.t4g.micro",
+            "backupRetentionDays": 7,
+            "backupWindow": "03:00-03:30",
+            "maintenanceWindow": "sun:04:30-sun:05:30",
+            "finalSnapshot": False,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({}, "exactly one of subnet_ids and subnet_group_name"),
+        (
+            {"subnet_ids": ["subnet-0abc1234"], "subnet_group_name": "prism-prod-subnets"},
+            "exactly one of subnet_ids and subnet_group_name",
+        ),
+        (
+            {
+                "subnet_group_name": "prism-prod-subnets",
+                "restore": RestoreSpec(point="latest", source_identifier="prism-prod"),
+                "restored_from": "prism-prod@latest",
+            },
+            "restore or restored_from, not both",
+        ),
+    ],
+)
+def test_bad_component_arguments_fail_before_any_resource(
+    where: dict[str, Any], message: str
+) -> None:
+    # Raised when the arguments are built, so nothing can have been registered yet.
+    with pytest.raises(ValueError, match=message):
+        PrismDatabaseArgs(settings=_drill_settings(), stack="drill", vpc_id="vpc-0abc1234", **where)
+
+
+def test_a_bad_restore_in_component_arguments_fails_before_any_resource() -> None:
+    with pytest.raises(ConfigError, match=r"^PrismDatabaseArgs\.restore\.sourceIdentifier "):
+        PrismDatabaseArgs(
+            settings=_drill_settings(),
+            stack="drill",
+            vpc_id="vpc-0abc1234",
+            subnet_group_name="prism-prod-subnets",
+            restore=RestoreSpec(point="latest"),
+        )
 
 
 def _run_component(program: Any) -> OfflineRun:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pulumi
 import pytest
 import yaml
 
@@ -13,9 +14,11 @@ from infra.offline import (
     DELETE,
     PLACEHOLDER_PREFIX,
     PROJECT_DIR,
+    OfflineMocks,
     Secret,
     apply_overrides,
     available_stacks,
+    reject_clear_text_secrets,
     run_program,
     runtime_config,
 )
@@ -89,3 +92,57 @@ def test_unanswered_invokes_fail_loudly() -> None:
 
     with pytest.raises(NotImplementedError, match="getInstanceType"):
         run_program("staging", program=program)
+
+
+def test_the_pulumi_internals_offline_relies_on_are_still_there() -> None:
+    # infra/offline.py drives the runtime through these non-public names. A Pulumi upgrade
+    # that moves one breaks every infra test and `prism-dr plan`; this test says which.
+    import importlib
+    import inspect
+
+    from pulumi.runtime import mocks
+
+    def attribute(module: str, name: str) -> object | None:
+        try:
+            return getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            return None
+
+    missing = [
+        f"{module}.{name}"
+        for module, name in [
+            ("pulumi.runtime.sync_await", "_sync_await"),
+            ("pulumi.runtime.stack", "run_pulumi_func"),
+            ("pulumi.runtime.settings", "SETTINGS"),
+            ("pulumi.runtime.rpc", "deserialize_properties"),
+            ("pulumi.runtime.rpc", "is_rpc_secret"),
+            ("pulumi.runtime.rpc", "wrap_rpc_secret"),
+            ("pulumi.output", "Unknown"),
+        ]
+        if attribute(module, name) is None
+    ]
+    settings = attribute("pulumi.runtime.settings", "SETTINGS")
+    missing += [f"SETTINGS.{a}" for a in ("outputs", "lock") if not hasattr(settings, a)]
+    monitor = mocks.MockMonitor(OfflineMocks("us-east-1", preview=True))
+    missing += [
+        f"pulumi.runtime.mocks.MockMonitor.{a}"
+        for a in ("RegisterResource", "resources")
+        if not hasattr(monitor, a)
+    ]
+    if "monitor" not in inspect.signature(pulumi.runtime.set_mocks).parameters:
+        missing.append("pulumi.runtime.set_mocks(monitor=...)")
+    assert not missing, (
+        "infra/offline.py uses Pulumi internals that this pulumi version no longer has: "
+        + ", ".join(missing)
+        + "; adapt run_program / _RecordingMonitor in infra/offline.py to the new names"
+    )
+
+
+def test_a_secret_key_in_clear_in_the_stack_file_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        reject_clear_text_secrets({"prism-infra:redisUrl": "rediss://plain"}, "prod")
+    assert str(info.value) == (
+        "prism-infra:redisUrl is stored in clear text in Pulumi.prod.yaml: "
+        "pulumi config set --secret prism-infra:redisUrl <value> -s prod"
+    )
+    reject_clear_text_secrets({"prism-infra:redisUrl": {"secure": "v1:AAAA"}}, "prod")  # fine

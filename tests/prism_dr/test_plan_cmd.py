@@ -1,9 +1,13 @@
-"""`prism-dr plan`: offline table and --json, and one-line errors with exit code 2."""
+"""`prism-dr plan`: offline table and --json (the command on a Typer app of its own), and
+one-line errors with exit code 2 (the real entry point, as a subprocess)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +25,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
+def _plan_app() -> typer.Typer:
     # The command on its own app: independent of the other command groups of prism-dr.
     app = typer.Typer(pretty_exceptions_enable=False)
 
@@ -32,6 +35,11 @@ def app() -> typer.Typer:
 
     plan_cmd.register(app)
     return app
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    return _plan_app()
 
 
 @pytest.fixture(scope="module")
@@ -110,44 +118,103 @@ def test_staging_posture(app: typer.Typer, runner: CliRunner) -> None:
     assert posture["backupReplication"] is None
 
 
-def test_bad_key_is_one_line_and_exit_2(
-    app: typer.Typer, runner: CliRunner, tmp_path: Path
-) -> None:
+# Errors: the real entry point (`python -m prism_dr`, i.e. prism_dr.app.main), as a user runs it.
+
+
+def prism_dr(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "prism_dr", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        timeout=300,
+    )
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("prism-dr: error: ")
+    return lines[0].removeprefix("prism-dr: error: ")
+
+
+def test_unknown_stack_is_one_line_and_exit_2() -> None:
+    message = _one_line_error(prism_dr("plan", "--stack", "nope"))
+    assert message.startswith("Pulumi.nope.yaml does not exist in ")
+    assert "known stacks: prod, staging" in message
+
+
+def test_not_a_stack_name_is_one_line_and_exit_2() -> None:
+    message = _one_line_error(prism_dr("plan", "--stack", "../etc/passwd"))
+    assert message == "--stack '../etc/passwd' is not a stack name (letters, digits, . _ -)"
+
+
+def test_bad_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
     project = _project_copy(
         tmp_path, "staging", lambda c: c["prism-infra:database"].update(backupRetentionDays=3)
     )
-    result = runner.invoke(app, ["plan", "--stack", "staging", "--project-dir", str(project)])
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert (
-        result.stderr
-        == "error: prism-infra:database.backupRetentionDays must be 7\u201335 (got 3)\n"
-    )
+    result = prism_dr("plan", "--stack", "staging", "--project-dir", str(project))
+    message = _one_line_error(result)
+    assert message == "prism-infra:database.backupRetentionDays must be 7\u201335 (got 3)"
 
 
-def test_missing_key_is_one_line_and_exit_2(
-    app: typer.Typer, runner: CliRunner, tmp_path: Path
-) -> None:
+def test_missing_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
     project = _project_copy(tmp_path, "prod", lambda c: c["prism-infra:tunnel"].pop("zoneId"))
-    result = runner.invoke(
-        app, ["plan", "--stack", "prod", "--json", "--project-dir", str(project)]
+    result = prism_dr("plan", "--stack", "prod", "--json", "--project-dir", str(project))
+    assert _one_line_error(result).startswith("prism-infra:tunnel.zoneId is required")
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        # Each used to surface as a ValueError traceback from the ApiHost component.
+        ({"BANNER": "a\nPRISM_EOF\nb"}, "prism-infra:apiHost.env.BANNER must not contain"),
+        ({"BIG": "x" * 20000}, "prism-infra:apiHost.env holds 20003 bytes"),
+    ],
+)
+def test_env_that_would_break_the_boot_script_is_one_line_and_exit_2(
+    tmp_path: Path, env: dict[str, str], key: str
+) -> None:
+    project = _project_copy(tmp_path, "staging", lambda c: c["prism-infra:apiHost"].update(env=env))
+    result = prism_dr("plan", "--stack", "staging", "--project-dir", str(project))
+    assert _one_line_error(result).startswith(key)
+
+
+def test_secrets_in_clear_in_the_stack_file_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    def plain_secrets(config: dict) -> None:
+        for key in ("clerkSecretKey", "clerkPublishableKey", "redisUrl"):
+            config[f"prism-infra:{key}"] = "plain-value"
+
+    project = _project_copy(tmp_path, "staging", plain_secrets)
+    result = prism_dr("plan", "--stack", "staging", "--project-dir", str(project))
+    assert _one_line_error(result) == (
+        "prism-infra:clerkSecretKey is stored in clear text in Pulumi.staging.yaml: "
+        "pulumi config set --secret prism-infra:clerkSecretKey <value> -s staging"
     )
-    assert result.exit_code == 2
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: prism-infra:tunnel.zoneId is required")
-    assert "Traceback" not in result.output
 
 
-def test_unknown_stack_names_the_file(app: typer.Typer, runner: CliRunner) -> None:
-    result = runner.invoke(app, ["plan", "--stack", "qa"])
-    assert result.exit_code == 2
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("error: Pulumi.qa.yaml does not exist in ")
-    assert "known stacks: prod, staging" in lines[0]
+def test_the_plan_module_does_not_import_pulumi_until_it_runs() -> None:
+    # prism_dr.app imports every command module; the drill command must not load pulumi.
+    code = (
+        "import sys, prism_dr.plan_cmd, infra.errors; "
+        "sys.exit(1 if any(m.split('.')[0] == 'pulumi' for m in sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
-def test_not_a_stack_name(app: typer.Typer, runner: CliRunner) -> None:
-    result = runner.invoke(app, ["plan", "--stack", "../etc/passwd"])
-    assert result.exit_code == 2
-    assert len(result.stderr.splitlines()) == 1
+def test_restored_from_shows_in_the_posture(tmp_path: Path) -> None:
+    def restored(config: dict) -> None:
+        config["prism-infra:database"].update(
+            identifier="prism-staging-r1", restoredFrom="prism-staging@latest"
+        )
+
+    project = _project_copy(tmp_path, "staging", restored)
+    result = CliRunner().invoke(
+        _plan_app(), ["plan", "--stack", "staging", "--json", "--project-dir", str(project)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["posture"]["restoredFrom"] == "prism-staging@latest"
