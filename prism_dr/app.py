@@ -11,7 +11,7 @@ import typer
 from typer.exceptions import Abort, TyperException
 
 from drills.errors import BadInput
-from infra.config import ConfigError
+from infra.errors import ConfigError
 from prism_dr import drill_cmd, plan_cmd
 
 app = typer.Typer(
