@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from drills.verify.manifest import Targets
+
 if TYPE_CHECKING:
     from drills.record import DrillRecord
 
@@ -63,8 +65,8 @@ def chart_panels(records: Iterable[DrillRecord]) -> list[Panel]:
     left out of that plot only."""
     records = list(records)
     newest = max(records, key=lambda r: r.started_at, default=None)
-    rto_target = newest.targets.rto_hours if newest else 4.0
-    rpo_target = newest.targets.rpo_hours if newest else 24.0
+    targets = newest.targets if newest else Targets()
+    rto_target, rpo_target = targets.rto_hours, targets.rpo_hours
     points = chart_points(records)
     return [
         Panel(

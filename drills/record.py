@@ -41,6 +41,7 @@ from pydantic import (
 from drills.chart import render_rto_rpo_chart
 from drills.errors import BadInput
 from drills.redact import scrub
+from drills.verify.manifest import Targets  # the same objectives the checks judge against
 from drills.verify.model import CheckResult, Status, Tier
 
 SCHEMA_VERSION = 1
@@ -64,13 +65,6 @@ class Result(StrEnum):
 class Phase(BaseModel):
     name: str
     seconds: float = Field(ge=0)
-
-
-class Targets(BaseModel):
-    """The spec's objectives (§1): RPO 24 hours, RTO 4 hours."""
-
-    rpo_hours: float = Field(default=24, gt=0)
-    rto_hours: float = Field(default=4, gt=0)
 
 
 class HostInfo(BaseModel):
