@@ -71,3 +71,50 @@ def test_signal_mid_drill_tears_everything_down(sample_dump, tmp_path, signum):
     assert _processes_mentioning(f"sleep {marker}") == []
     assert not records.exists()
     tmpdir.rmdir()
+
+
+def test_sigterm_during_a_plain_script_restore_does_not_wait_for_psql(tmp_path):
+    # psql sits in a 60 s statement while the feeder blocks on a full pipe behind it: the
+    # interrupt lands mid-feed, and teardown must kill psql rather than wait for it.
+    script = tmp_path / "slow.sql"
+    script.write_text(
+        "-- PostgreSQL database dump\nCREATE TABLE t (id int);\nSELECT pg_sleep(60);\n"
+        + "-- filler that keeps the pipe to psql full\n" * 50_000
+        + "-- PostgreSQL database dump complete\n"
+    )
+    tmpdir = Path(tempfile.mkdtemp(prefix="prism-signal-test-"))
+    tmpdir.chmod(0o755)
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "prism_dr", "drill", "--backup", str(script),
+            "--point", "2026-01-01T00:00:00Z", "--record-dir", str(tmp_path / "records"),
+        ],
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "stand up done" not in proc.stderr.readline():
+            assert time.monotonic() < deadline, "drill never stood up its cluster"
+        psql = "ON_ERROR_STOP=0"  # on the restoring psql's command line
+        while not _processes_mentioning(psql) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_mentioning(psql), "the restore never started psql"
+        time.sleep(1)  # into the 60 s statement
+
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        waited = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+
+    assert waited < 20  # far less than the 60 s statement psql was running
+    assert _processes_mentioning(psql) == []
+    assert list(tmpdir.iterdir()) == []
+    assert _processes_mentioning(str(tmpdir)) == []
+    tmpdir.rmdir()
