@@ -22,6 +22,18 @@ def _processes_mentioning(text: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if "pgrep" not in line]
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """On a failed test: SIGTERM first, so the drill can still tear its cluster down."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.stderr.close()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_drill_tears_everything_down(sample_dump, tmp_path, signum):
     # The cluster's temp dir must be reachable by the postgres OS user: not under pytest's
@@ -61,9 +73,7 @@ def test_signal_mid_drill_tears_everything_down(sample_dump, tmp_path, signum):
         proc.send_signal(signum)
         proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stderr.close()
+        _stop(proc)
 
     assert proc.returncode not in (0, 1)  # interrupted: neither passed nor failed
     assert list(tmpdir.iterdir()) == []
@@ -109,9 +119,7 @@ def test_sigterm_during_a_plain_script_restore_does_not_wait_for_psql(tmp_path):
         proc.wait(timeout=30)
         waited = time.monotonic() - signalled
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stderr.close()
+        _stop(proc)
 
     assert waited < 20  # far less than the 60 s statement psql was running
     assert _processes_mentioning(psql) == []
