@@ -4,6 +4,7 @@ and a dump of the sample Prism database."""
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,14 @@ from drills.cluster import Cluster, EphemeralPostgres
 from drills.sample import build_sample
 
 _db_names = itertools.count()
+
+
+def pytest_sessionstart(session) -> None:
+    # A CI timeout or `timeout` sends SIGTERM; as an interrupt, fixtures still stop clusters.
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")
