@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -49,16 +51,21 @@ def test_started_api_gets_its_port_from_the_environment(restored):
     assert results["app_ready"].status == Status.PASS, results["app_ready"].detail
 
 
-def test_api_url_is_probed_as_given(restored):
-    server = serve(0, restored)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+@contextlib.contextmanager
+def standin_url(dsn: str) -> Iterator[str]:
+    """The stand-in API, served in-process on a free port, for probing by URL."""
+    server = serve(0, dsn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_port}/"
-        results = _app_results(make_target(restored, api_url=url))
+        yield f"http://127.0.0.1:{server.server_port}/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_api_url_is_probed_as_given(restored):
+    with standin_url(restored) as url:
+        results = _app_results(make_target(restored, api_url=url))
     assert results["app_health"].status == Status.PASS
     assert results["app_ready"].status == Status.PASS
     assert results["degraded_mode"].status == Status.SKIP  # not an API the drill started
@@ -181,17 +188,10 @@ def test_the_started_api_inherits_no_production_credentials(restored, tmp_path, 
 def test_only_an_api_the_drill_started_proves_it_reaches_the_restored_database(restored):
     started = _app_results(make_target(restored, api_cmd=STANDIN + " --port {port}"))
     assert started["app_ready"].detail == "/ready 200: the API reaches the restored database"
-    server = serve(0, restored)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/"
+    with standin_url(restored) as url:
         given = _app_results(make_target(restored, api_url=url))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert given["app_ready"].status == Status.PASS
     assert given["app_ready"].detail == (
-        f"/ready 200 from http://127.0.0.1:{server.server_port} (an API you started: this does "
+        f"/ready 200 from {url.rstrip('/')} (an API you started: this does "
         "not prove it uses the restored database)")
     assert "reaches the restored database" not in given["app_ready"].detail
