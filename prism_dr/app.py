@@ -12,7 +12,8 @@ from typer.exceptions import Abort, TyperException
 
 from drills.errors import BadInput
 from infra.errors import ConfigError
-from prism_dr import drill_cmd, plan_cmd
+from prism_dr import drill_cmd, plan_cmd, snapshot_cmd
+from runbook.errors import OperationFailed
 
 app = typer.Typer(
     name="prism-dr",
@@ -23,7 +24,9 @@ app = typer.Typer(
 )
 plan_cmd.register(app)
 drill_cmd.register(app)
+snapshot_cmd.register(app)
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{error.format_message()}{hint}", code=error.exit_code)
     except (BadInput, ConfigError) as error:
         _fail(str(error))
+    except OperationFailed as error:  # started and did not finish: a failure, not bad input
+        _fail(str(error), code=EXIT_FAILED)
     except Abort:
         _fail("aborted", code=130)
     sys.exit(code if isinstance(code, int) else 0)
