@@ -12,7 +12,7 @@ from typer.exceptions import Abort, TyperException
 
 from drills.errors import BadInput
 from infra.errors import ConfigError
-from prism_dr import drill_cmd, plan_cmd, snapshot_cmd
+from prism_dr import audit_cmd, drill_cmd, plan_cmd, snapshot_cmd
 from runbook.errors import OperationFailed
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 plan_cmd.register(app)
 drill_cmd.register(app)
 snapshot_cmd.register(app)
+audit_cmd.register(app)
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -22,16 +22,13 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from drills.record import default_completed_by, format_duration
+from prism_dr.runbook_options import DB_HELP, PROJECT_DIR_HELP, STACK_HELP
 from runbook import snapshot as snap
 from runbook.aws import client, resolve_target
 from runbook.snapshot_record import DEFAULT_SNAPSHOT_RECORD_DIR, SnapshotRecord, write_record
 
 err = Console(stderr=True, soft_wrap=True)  # progress lines stay whole in CI logs
 out = Console()
-
-STACK_HELP = "Stack whose database to use: its identifier and region from Pulumi.<STACK>.yaml."
-DB_HELP = "DB instance identifier (instead of --stack); region from AWS_REGION."
-PROJECT_DIR_HELP = "Directory holding the Pulumi.<STACK>.yaml files (default: this project)."
 
 
 def now_utc() -> datetime:
