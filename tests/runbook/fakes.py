@@ -1,0 +1,101 @@
+"""Fakes for `recover`: a StackEngine and a Cloudflare, both local.
+
+Engineer C's fake StackEngine (tests/fakes/engine.py) was not on main when these tests were
+written, so this minimal one stands in. Its `up` runs the program it is given for real,
+under Pulumi's mocks (infra/offline.py), so a test sees every resource the recovery stack
+would declare; the "host" is the stand-in API (drills/standin_api.py) on a local database,
+reached in place of the recovery hostname.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from drills.engine import OnEvent, Program, StackInfo, UpResult
+from drills.standin_api import serve
+from infra.offline import OfflineRun, Secret, run_program
+from runbook.cloudflare import with_ingress
+
+
+class FakeEngine:
+    def __init__(self, project_dir: Path, dsn: str, prod_outputs: Mapping[str, Any]):
+        self.project_dir = project_dir
+        self.dsn = dsn  # the database the stand-in API answers /ready from
+        self.calls: list[tuple[str, str]] = []
+        self.runs: dict[str, OfflineRun] = {}
+        self.config: dict[str, Mapping[str, str]] = {}
+        self.tags: dict[str, Mapping[str, str]] = {}
+        self._outputs: dict[str, dict[str, Any]] = {"prod": dict(prod_outputs)}
+        self._servers: list[Any] = []
+        self.api_url = ""
+
+    def up(
+        self,
+        stack: str,
+        program: Program,
+        *,
+        config: Mapping[str, str],
+        tags: Mapping[str, str] = {},
+        on_event: OnEvent | None = None,
+    ) -> UpResult:
+        self.calls.append(("up", stack))
+        self.config[stack], self.tags[stack] = dict(config), dict(tags)
+        # The prod file feeds the runtime's config; the recovery program reads none of it.
+        run = run_program("prod", project_dir=self.project_dir, program=program, preview=False)
+        self.runs[stack] = run
+        server = serve(0, self.dsn)
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        ).start()
+        self._servers.append(server)
+        self.api_url = f"http://127.0.0.1:{server.server_port}"
+        outputs = {k: v for k, v in run.outputs.items() if not isinstance(v, Secret)}
+        self._outputs[stack] = outputs
+        return UpResult(outputs=outputs)
+
+    def outputs(self, stack: str) -> Mapping[str, Any]:
+        self.calls.append(("outputs", stack))
+        return dict(self._outputs.get(stack, {}))
+
+    def destroy(self, stack: str, *, remove: bool = True, on_event: OnEvent | None = None) -> None:
+        self.calls.append(("destroy", stack))
+
+    def cancel(self, stack: str) -> None:
+        self.calls.append(("cancel", stack))
+
+    def refresh(self, stack: str, *, clear_pending_creates: bool = True) -> None:
+        self.calls.append(("refresh", stack))
+
+    def list_stacks(self, prefix: str = "") -> list[StackInfo]:
+        return [StackInfo(name=s, last_update=None) for s in self._outputs if s.startswith(prefix)]
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+
+class FakeCloudflare:
+    """A zone's CNAME records and each tunnel's ingress rules, seen through Cutover."""
+
+    def __init__(self, records: dict[str, str], ingress: dict[str, list[dict[str, Any]]]):
+        self.records = records
+        self.ingress = ingress
+        self.calls: list[str] = []
+
+    def cname_target(self, zone_id: str, hostname: str) -> str:
+        return self.records[hostname]
+
+    def point_cname(self, zone_id: str, hostname: str, target: str) -> None:
+        self.calls.append(f"point {hostname} {target}")
+        assert hostname in self.records, "the cutover edits the existing record, never adds one"
+        self.records[hostname] = target
+
+    def set_ingress(
+        self, account_id: str, tunnel_id: str, hostname: str, service: str | None
+    ) -> None:
+        self.calls.append(f"ingress {tunnel_id} {hostname} {service}")
+        self.ingress[tunnel_id] = with_ingress(self.ingress.get(tunnel_id, []), hostname, service)

@@ -1,0 +1,313 @@
+"""`prism-dr recover` through a fake StackEngine and a fake Cloudflare, with boto3 on the moto
+server: the point is checked before anything is created, the recovery stack is prod's own
+program with a restore block, /ready is awaited, and the cutover moves and moves back."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+import yaml
+from botocore.stub import Stubber
+
+from infra.offline import PROJECT_DIR, Secret
+from prism_dr import recover_cmd
+from runbook import aws as runbook_aws
+from runbook import recover as rec
+from runbook.cloudflare import tunnel_target
+from tests.runbook.cli import run
+from tests.runbook.conftest import make_db
+from tests.runbook.fakes import FakeCloudflare, FakeEngine
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_aws.*"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_cloudflare.*"),
+]
+
+ACCOUNT = "3f1e9a0c2b7d4e5f8a9b0c1d2e3f4a5b"
+ZONE = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
+HOST = "api.prismhub.io"
+PROD_TUNNEL = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
+SECRETS = {
+    "CLERK_SECRET_KEY": "sk_live_notreal_0123456789abcdef",
+    "CLERK_PUBLISHABLE_KEY": "pk_live_notreal_0123456789",
+    "REDIS_URL": "rediss://default:notreal-redis-pass@cache.prismhub.io:6379",
+}
+
+
+@pytest.fixture
+def project(tmp_path):
+    """The project with Pulumi.prod.yaml as a real deployment has it: no example values."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", root)
+    doc = yaml.safe_load((PROJECT_DIR / "Pulumi.prod.yaml").read_text())
+    cfg = doc["config"]
+    cfg["prism-infra:tunnel"] = {"accountId": ACCOUNT, "zoneId": ZONE, "hostname": HOST}
+    cfg["prism-infra:alarms"]["email"] = "ops@prismhub.io"
+    cfg["prism-infra:apiHost"]["image"] = "ghcr.io/prismhub/prism-api:stable"
+    (root / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc))
+    return root
+
+
+@pytest.fixture
+def prod(rds):
+    make_db(rds)
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    for env, value in SECRETS.items():
+        ssm.put_parameter(Name=f"/prism/prod/api/{env}", Value=value, Type="SecureString")
+    return rds
+
+
+@pytest.fixture
+def engine(project, fresh_db, monkeypatch):
+    fake = FakeEngine(project, fresh_db, prod_outputs={"tunnelId": PROD_TUNNEL})
+    monkeypatch.setattr(recover_cmd, "make_engine", lambda: fake)
+    monkeypatch.setattr(recover_cmd, "base_url", lambda hostname: fake.api_url)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def cloudflare(monkeypatch):
+    fake = FakeCloudflare(
+        records={HOST: tunnel_target(PROD_TUNNEL)},
+        ingress={
+            PROD_TUNNEL: [
+                {"hostname": HOST, "service": "http://localhost:8080"},
+                {"service": "http_status:404"},
+            ]
+        },
+    )
+    monkeypatch.setattr(recover_cmd, "make_cutover", lambda: fake)
+    return fake
+
+
+def _recover(capsys, project, *extra):
+    return run(
+        capsys,
+        "recover",
+        "--stack",
+        "prod",
+        "--project-dir",
+        str(project),
+        "--name",
+        "recovery-t1",
+        "--json",
+        *extra,
+    )
+
+
+def test_recover_latest_stands_up_prods_program_with_a_restore_and_waits_for_ready(
+    prod, engine, project, capsys
+):
+    result = _recover(capsys, project)
+    assert result.code == 0, result.err
+    assert "Recovery plan" in result.err and "prism-prod-rec-t1" in result.err  # plan first
+    assert engine.calls == [("up", "recovery-t1")]
+    run_ = engine.runs["recovery-t1"]
+    [db] = run_.of_type("aws:rds/instance:Instance")
+    inputs = db.inputs
+    # A new instance restored from prod's latest restorable time; prod itself untouched.
+    assert inputs["identifier"] == "prism-prod-rec-t1"
+    assert inputs["restoreToPointInTime"]["sourceDbInstanceIdentifier"] == "prism-prod"
+    assert inputs["restoreToPointInTime"]["useLatestRestorableTime"] is True
+    assert inputs["tags"]["prism:restored-from"] == "prism-prod@latest"
+    # Prod's safety settings: it may become production.
+    assert inputs["deletionProtection"] is True and db.protect is True
+    assert inputs["skipFinalSnapshot"] is False
+    assert inputs["backupRetentionPeriod"] == 30 and inputs["multiAz"] is True
+    assert run_.of_type(
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"
+    )
+    # Its own hostname and tunnel; the recovery stack's secrets hold the runtime secrets.
+    [dns] = run_.of_type("cloudflare:index/dnsRecord:DnsRecord")
+    assert dns.inputs["name"] == "api-recovery-t1.prismhub.io"
+    params = {
+        p.inputs["name"]: p.inputs.get("value") for p in run_.of_type("aws:ssm/parameter:Parameter")
+    }
+    assert isinstance(params["/prism/recovery-t1/api/CLERK_SECRET_KEY"], Secret)
+    assert params["/prism/recovery-t1/api/CLERK_SECRET_KEY"].value == SECRETS["CLERK_SECRET_KEY"]
+    assert "/prism/recovery-t1/database/host" in params  # DATABASE_URL is built from these
+    # No secret value in the engine's plain config, the outputs or anything printed.
+    shown = result.out + result.err + json.dumps(engine.config) + json.dumps(engine.tags)
+    for value in SECRETS.values():
+        assert value not in shown
+    report = json.loads(result.out)
+    assert [s["name"] for s in report["steps"]] == [
+        "recovery stack up",
+        "/ready 200 through the recovery hostname",
+    ]
+    assert report["rto_met"] is True and report["rto_seconds"] == 4 * 3600
+    assert report["kept_instance"] == "prism-prod"
+    assert any("secrets-management" in step for step in report["manual_steps"])
+    assert report["cutover_from"] is None and report["reconcile"] == []
+    assert [i["DBInstanceIdentifier"] for i in prod.describe_db_instances()["DBInstances"]] == [
+        "prism-prod"
+    ]
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ],
+)
+def test_a_point_outside_the_window_exits_2_and_creates_nothing(
+    prod, engine, project, capsys, point
+):
+    result = _recover(capsys, project, "--point", point)
+    assert result.code == 2
+    assert "outside the restorable window" in result.err
+    assert result.err.count("\n") == 1
+    assert engine.calls == []
+    assert len(prod.describe_db_instances()["DBInstances"]) == 1
+
+
+def test_a_missing_snapshot_exits_2_and_a_present_one_is_restored(prod, engine, project, capsys):
+    missing = _recover(capsys, project, "--point", "snapshot:nope")
+    assert missing.code == 2 and "snapshot nope does not exist" in missing.err
+    assert engine.calls == []
+    prod.create_db_snapshot(
+        DBSnapshotIdentifier="prism-prod-premig-0042-20261201000000",
+        DBInstanceIdentifier="prism-prod",
+    )
+    result = _recover(capsys, project, "--point", "snapshot:prism-prod-premig-0042-20261201000000")
+    assert result.code == 0, result.err
+    [db] = engine.runs["recovery-t1"].of_type("aws:rds/instance:Instance")
+    assert db.inputs["snapshotIdentifier"] == "prism-prod-premig-0042-20261201000000"
+
+
+def test_check_point_accepts_a_time_inside_the_window():
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    source = rec.Source(
+        region="us-east-1",
+        earliest=now - timedelta(days=30),
+        latest=now - timedelta(minutes=5),
+        description="prism-prod backups",
+    )
+    rec.check_point(rec.Point.parse("2026-11-30T03:00:00Z"), source, now)
+    with pytest.raises(rec.OutsideWindow):
+        rec.check_point(rec.Point.parse("2026-12-01T08:58:00Z"), source, now)  # after latest
+    with pytest.raises(rec.OutsideWindow):
+        rec.check_point(rec.Point.parse("2026-10-01T00:00:00Z"), source, now)  # before earliest
+
+
+def test_missing_secrets_exit_2_before_anything_is_created(rds, engine, project, capsys):
+    make_db(rds)  # no SSM parameters for prod
+    result = _recover(capsys, project)
+    assert result.code == 2
+    assert "PRISM_RECOVERY_CLERK_SECRET_KEY" in result.err
+    assert engine.calls == []
+
+
+def test_a_recovery_that_never_gets_ready_fails_and_stays_for_inspection(
+    prod, project, capsys, monkeypatch
+):
+    broken = FakeEngine(project, "postgresql://nobody@127.0.0.1:1/none", {"tunnelId": PROD_TUNNEL})
+    monkeypatch.setattr(recover_cmd, "make_engine", lambda: broken)
+    monkeypatch.setattr(recover_cmd, "base_url", lambda hostname: broken.api_url)
+    try:
+        result = _recover(capsys, project, "--ready-timeout", "0.02", "--ready-interval", "0.2")
+    finally:
+        broken.close()
+    assert result.code == 1
+    assert "answered 503" in result.err and "recovery-t1 stays up" in result.err
+    assert ("destroy", "recovery-t1") not in broken.calls
+
+
+def test_cutover_moves_the_hostname_and_undo_moves_it_back(
+    prod, engine, project, cloudflare, capsys
+):
+    result = _recover(capsys, project, "--cutover", "--yes")
+    assert result.code == 0, result.err
+    recovery_tunnel = engine.outputs("recovery-t1")["tunnelId"]
+    assert cloudflare.records[HOST] == tunnel_target(recovery_tunnel)
+    rules = cloudflare.ingress[recovery_tunnel]
+    assert rules[0] == {"hostname": HOST, "service": "http://localhost:8080"}
+    # The ingress rule exists before the record moves: no request meets a 404.
+    assert cloudflare.calls[0].startswith("ingress") and cloudflare.calls[1].startswith("point")
+    report = json.loads(result.out)
+    assert report["cutover_from"] == tunnel_target(PROD_TUNNEL)
+    assert any("pulumi up -s prod" in line for line in report["reconcile"])
+
+    back = run(
+        capsys,
+        "recover",
+        "--stack",
+        "prod",
+        "--project-dir",
+        str(project),
+        "--name",
+        "recovery-t1",
+        "--undo-cutover",
+        "--yes",
+    )
+    assert back.code == 0, back.err
+    assert cloudflare.records[HOST] == tunnel_target(PROD_TUNNEL)
+    assert cloudflare.ingress[recovery_tunnel] == []
+
+
+def test_cutover_asks_first_and_no_leaves_the_hostname(
+    prod, engine, project, cloudflare, capsys, monkeypatch
+):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    result = _recover(capsys, project, "--cutover")
+    assert result.code == 130 and "aborted" in result.err
+    assert cloudflare.records[HOST] == tunnel_target(PROD_TUNNEL)
+    assert cloudflare.calls == []
+
+
+def test_region_recovers_from_the_replicated_backups(prod, engine, project, capsys, monkeypatch):
+    instance = prod.describe_db_instances()["DBInstances"][0]
+    arn = "arn:aws:rds:us-west-2:123456789012:auto-backup:ab-" + "b" * 26
+    now = datetime.now(UTC)
+
+    def client(service, region):
+        if service == "rds" and region == "us-west-2":
+            # Stubber, because moto does not implement cross-region backup replication. The
+            # answer has the shape of DescribeDBInstanceAutomatedBackups in the DR region.
+            dr = boto3.client("rds", region_name=region)
+            stub = Stubber(dr)
+            stub.add_response(
+                "describe_db_instance_automated_backups",
+                {
+                    "DBInstanceAutomatedBackups": [
+                        {
+                            "DBInstanceArn": instance["DBInstanceArn"],
+                            "DbiResourceId": instance["DbiResourceId"],
+                            "Region": "us-east-1",
+                            "DBInstanceIdentifier": "prism-prod",
+                            "RestoreWindow": {
+                                "EarliestTime": now - timedelta(days=30),
+                                "LatestTime": now - timedelta(minutes=8),
+                            },
+                            "Status": "replicating",
+                            "DBInstanceAutomatedBackupsArn": arn,
+                        }
+                    ]
+                },
+                {"DBInstanceIdentifier": "prism-prod"},
+            )
+            stub.activate()
+            return dr
+        return runbook_aws.client(service, region)
+
+    monkeypatch.setattr(recover_cmd, "client", client)
+    result = _recover(capsys, project, "--region", "us-west-2")
+    assert result.code == 0, result.err
+    run_ = engine.runs["recovery-t1"]
+    [db] = run_.of_type("aws:rds/instance:Instance")
+    assert db.inputs["restoreToPointInTime"]["sourceDbInstanceAutomatedBackupsArn"] == arn
+    assert "sourceDbInstanceIdentifier" not in db.inputs["restoreToPointInTime"]
+    assert engine.config["recovery-t1"]["aws:region"] == "us-west-2"
+    # Its own backups are replicated back to the home region.
+    providers = {p.inputs.get("region") for p in run_.of_type("pulumi:providers:aws")}
+    assert "us-east-1" in providers
+    assert json.loads(result.out)["region"] == "us-west-2"
