@@ -71,11 +71,15 @@ def register(app: typer.Typer) -> None:
             False, "--demo", help="Drill a generated sample Prism database end to end."
         ),
         backup: Path | None = typer.Option(
-            None, "--backup", help="pg_dump archive or directory, .sql/.sql.gz, or Supabase "
-            ".backup.gz."
+            None,
+            "--backup",
+            help="pg_dump archive or directory, .sql/.sql.gz, or Supabase .backup.gz.",
         ),
         source_dsn: str | None = typer.Option(
-            None, "--source-dsn", envvar="PRISM_DR_SOURCE_DSN", show_envvar=True,
+            None,
+            "--source-dsn",
+            envvar="PRISM_DR_SOURCE_DSN",
+            show_envvar=True,
             help="Live database to compare with; dumped first when no --backup is given.",
         ),
         point: str | None = typer.Option(
@@ -86,7 +90,8 @@ def register(app: typer.Typer) -> None:
         ),
         tier: Tier = typer.Option(Tier.STANDARD, "--tier", help="How deep to verify."),
         record_dir: Path | None = typer.Option(
-            None, "--record-dir",
+            None,
+            "--record-dir",
             help=f"Where records go (default {DEFAULT_RECORD_DIR}; demo: demo-records).",
         ),
         environment: str | None = typer.Option(
@@ -96,7 +101,8 @@ def register(app: typer.Typer) -> None:
             None, "--api-url", help="Probe /health and /ready of an API using the restored DB."
         ),
         api_cmd: str | None = typer.Option(
-            None, "--api-cmd",
+            None,
+            "--api-cmd",
             help="Start this command with DATABASE_URL and PORT set, then probe it.",
         ),
         jobs: int | None = typer.Option(None, "--jobs", min=1, help="pg_restore parallelism."),
@@ -223,4 +229,3 @@ def _report(outcome: DrillOutcome, as_json: bool) -> None:
             f"remove it with: {kept.stop_command}",
             highlight=False,
         )
-

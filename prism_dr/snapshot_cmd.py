@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from drills.record import default_completed_by, format_duration
+from drills.redact import scrub
 from prism_dr.runbook_options import DB_HELP, PROJECT_DIR_HELP, STACK_HELP
 from runbook import snapshot as snap
 from runbook.aws import client, resolve_target
@@ -126,7 +127,7 @@ def register(app: typer.Typer) -> None:
         path, log = write_record(record, record_dir)
         if as_json:
             typer.echo(
-                json.dumps({**record.model_dump(mode="json"), "record": str(path)}, indent=2)
+                json.dumps({**scrub(record.model_dump(mode="json")), "record": str(path)}, indent=2)
             )
             return
         table = Table(title="Pre-migration snapshot: available", show_header=False)

@@ -128,7 +128,10 @@ def _snapshot_source(rds: Any, snapshot_id: str, region: str) -> Source:
 
 
 def _home_source(rds: Any, db_instance: str, region: str) -> Source:
-    instance = describe_instance(rds, db_instance)
+    try:
+        instance = describe_instance(rds, db_instance)
+    except NotFound:
+        return _retained_source(rds, db_instance, region)
     retention = int(instance.get("BackupRetentionPeriod") or 0)
     latest = instance.get("LatestRestorableTime")
     if retention == 0 or not isinstance(latest, datetime):
@@ -163,6 +166,42 @@ def _earliest_restorable(rds: Any, instance: dict[str, Any]) -> datetime:
         max(by_retention, created.astimezone(UTC))
         if isinstance(created, datetime)
         else by_retention
+    )
+
+
+def _retained_source(rds: Any, db_instance: str, region: str) -> Source:
+    """The instance is gone (§4.2): its automated backups outlive it (deleteAutomatedBackups
+    is false in every stack), restorable by their ARN."""
+    with aws_errors(f"listing retained backups of {db_instance}"):
+        backups = rds.describe_db_instance_automated_backups(DBInstanceIdentifier=db_instance).get(
+            "DBInstanceAutomatedBackups", []
+        )
+    retained = [
+        b
+        for b in backups
+        if b.get("Status") == "retained"
+        and b.get("DBInstanceAutomatedBackupsArn")
+        and b.get("Region", region) == region
+    ]
+    if not retained:
+        raise NotFound(
+            f"DB instance {db_instance} does not exist in {region} and left no retained "
+            "automated backups; recover from a snapshot (--point snapshot:ID) or from the "
+            "replicated backups (--region)"
+        )
+    newest = max(
+        retained,
+        key=lambda b: (
+            (b.get("RestoreWindow") or {}).get("LatestTime") or datetime.min.replace(tzinfo=UTC)
+        ),
+    )
+    window = newest.get("RestoreWindow") or {}
+    return Source(
+        region=region,
+        automated_backups_arn=newest["DBInstanceAutomatedBackupsArn"],
+        earliest=window.get("EarliestTime"),
+        latest=window.get("LatestTime"),
+        description=f"retained automated backups of the deleted {db_instance} in {region}",
     )
 
 

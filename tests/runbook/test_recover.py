@@ -311,3 +311,57 @@ def test_region_recovers_from_the_replicated_backups(prod, engine, project, caps
     providers = {p.inputs.get("region") for p in run_.of_type("pulumi:providers:aws")}
     assert "us-east-1" in providers
     assert json.loads(result.out)["region"] == "us-west-2"
+
+
+def test_a_deleted_instance_is_recovered_from_its_retained_backups(
+    rds, engine, project, capsys, monkeypatch
+):
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    for env, value in SECRETS.items():
+        ssm.put_parameter(Name=f"/prism/prod/api/{env}", Value=value, Type="SecureString")
+    arn = "arn:aws:rds:us-east-1:123456789012:auto-backup:ab-" + "c" * 26
+    now = datetime.now(UTC)
+
+    def client(service, region):
+        if service == "rds":
+            # Stubber, because moto drops an instance's automated backups with it and shows no
+            # RestoreWindow or ARN for them: it cannot express backups retained after a loss.
+            home = boto3.client("rds", region_name=region)
+            stub = Stubber(home)
+            stub.add_client_error(
+                "describe_db_instances",
+                "DBInstanceNotFound",
+                "DBInstance prism-prod not found.",
+                404,
+                expected_params={"DBInstanceIdentifier": "prism-prod"},
+            )
+            stub.add_response(
+                "describe_db_instance_automated_backups",
+                {
+                    "DBInstanceAutomatedBackups": [
+                        {
+                            "DBInstanceIdentifier": "prism-prod",
+                            "Region": "us-east-1",
+                            "Status": "retained",
+                            "RestoreWindow": {
+                                "EarliestTime": now - timedelta(days=30),
+                                "LatestTime": now - timedelta(hours=2),
+                            },
+                            "DBInstanceAutomatedBackupsArn": arn,
+                        }
+                    ]
+                },
+                {"DBInstanceIdentifier": "prism-prod"},
+            )
+            stub.activate()
+            return home
+        return runbook_aws.client(service, region)
+
+    monkeypatch.setattr(recover_cmd, "client", client)
+    inside = (now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = _recover(capsys, project, "--point", inside)
+    assert result.code == 0, result.err
+    [db] = engine.runs["recovery-t1"].of_type("aws:rds/instance:Instance")
+    restore = db.inputs["restoreToPointInTime"]
+    assert restore["sourceDbInstanceAutomatedBackupsArn"] == arn
+    assert restore["restoreTime"] == inside
