@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
             db_instance=target.db_instance,
             expectations=expectations,
             dr_client=lambda region: client("rds", region),
-            tagging=client("resourcegroupstaggingapi", target.region),
+            tagging=lambda region: client("resourcegroupstaggingapi", region),
             drill_records=records,
         )
         checks = audit.evaluate(facts, expectations, datetime.now(UTC), last)

@@ -19,6 +19,7 @@ Gathering (boto3) and judging are apart: `gather` reads what AWS says into `Fact
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -88,8 +89,15 @@ class LastMigration:
         text = text.strip()
         if not text:
             raise BadInput("--last-migration is empty: pass a migration id or an ISO time")
-        when = parse_utc(text) if text[:4].isdigit() and "T" in text else None
-        return cls(applied_at=when) if when else cls(migration_id=text)
+        if re.match(r"\d{4}-\d{2}-\d{2}[T ]\d", text):
+            when = parse_utc(text)
+            if when is None:
+                raise BadInput(
+                    f"--last-migration {text!r} looks like a time but is not an ISO time with a "
+                    "zone, e.g. 2026-11-30T12:00:00Z"
+                )
+            return cls(applied_at=when)
+        return cls(migration_id=text)
 
 
 class DrillRecordLike(Protocol):
@@ -126,7 +134,7 @@ def gather(
     db_instance: str,
     expectations: Expectations,
     dr_client: Callable[[str], Any],
-    tagging: Any,
+    tagging: Callable[[str], Any],
     drill_records: Iterable[DrillRecordLike],
 ) -> Facts:
     instance = describe_instance(rds, db_instance)
@@ -147,13 +155,22 @@ def gather(
                 # Only copies of this instance, not a same-named instance of the DR region.
                 if b.get("DBInstanceArn") == instance.get("DBInstanceArn")
             ]
-    with aws_errors("listing resources tagged prism:expires-at"):
-        pages = tagging.get_paginator("get_resources").paginate(TagFilters=[{"Key": EXPIRES_TAG}])
-        tagged = [
-            (m["ResourceARN"], {t["Key"]: t["Value"] for t in m.get("Tags", [])})
-            for page in pages
-            for m in page.get("ResourceTagMappingList", [])
-        ]
+    tagged: list[tuple[str, dict[str, str]]] = []
+    # Drills restore in the home region, or with --region in the DR region: look in both.
+    for region in dict.fromkeys([rds.meta.region_name, dr_region]):
+        if region is None:
+            continue
+        with aws_errors(f"listing resources tagged {EXPIRES_TAG} in {region}"):
+            pages = (
+                tagging(region)
+                .get_paginator("get_resources")
+                .paginate(TagFilters=[{"Key": EXPIRES_TAG}])
+            )
+            tagged += [
+                (m["ResourceARN"], {t["Key"]: t["Value"] for t in m.get("Tags", [])})
+                for page in pages
+                for m in page.get("ResourceTagMappingList", [])
+            ]
     return Facts(
         instance=instance,
         snapshots=snapshots,

@@ -210,6 +210,11 @@ def test_no_drill_record_at_all_fails(world, capsys, tmp_path):
     assert result.code == 1 and _failed(json.loads(result.out)) == {"restore_drill"}
 
 
+def test_a_time_without_a_zone_is_bad_input(world, capsys):
+    result = run(capsys, "audit", "--stack", "prod", "--last-migration", "2026-11-30T12:00:00")
+    assert result.code == 2 and "with a zone" in result.err
+
+
 def test_a_missing_pre_migration_snapshot_fails(world, capsys):
     result, report = world.audit(capsys, "--last-migration", "0043")
     assert result.code == 1 and _failed(report) == {"pre_migration_snapshot"}
@@ -236,6 +241,17 @@ def test_untagged_snapshots_and_expired_drill_resources_are_listed(world, capsys
             {"Key": "prism:expires-at", "Value": "2026-11-01T06:00:00Z"},
         ],
     )
+    dr = boto3.client("rds", region_name=DR_REGION)  # a drill with --region restores there
+    make_db(
+        dr,
+        "drill-20261102-db",
+        DeletionProtection=False,
+        CopyTagsToSnapshot=False,
+        Tags=[
+            {"Key": "prism:drill", "Value": "drill-20261102"},
+            {"Key": "prism:expires-at", "Value": "2026-11-02T06:00:00Z"},
+        ],
+    )
     make_db(
         world.rds,
         "drill-live-db",
@@ -255,7 +271,8 @@ def test_untagged_snapshots_and_expired_drill_resources_are_listed(world, capsys
     # The instance, and its automated snapshot, which copied the instance's tags.
     assert any(":db:drill-20261101-db " in item for item in expired)
     assert any(":snapshot:rds:drill-20261101-db-" in item for item in expired)
-    assert all("drill-20261101-db" in item for item in expired), expired
+    assert any(":us-west-2:" in item and ":db:drill-20261102-db " in item for item in expired)
+    assert not any("drill-live-db" in item for item in expired), expired
 
 
 def test_the_table_output_and_bad_input(world, capsys, monkeypatch):
