@@ -179,7 +179,7 @@ def _summary(outcome: rec.Outcome, info: Console, as_json: bool) -> None:
             "outputs": outcome.outputs,
             "cutover_from": outcome.cutover_from,
             "reconcile": reconcile,
-            "manual_steps": rec.MANUAL_STEPS,
+            "manual_steps": rec.manual_steps(plan),
         }
         typer.echo(json.dumps(report, indent=2, default=str))
         return
@@ -196,7 +196,7 @@ def _summary(outcome: rec.Outcome, info: Console, as_json: bool) -> None:
         for line in reconcile:
             out.print(f"  - {line}", highlight=False)
     out.print("[bold]Manual steps left:[/]")
-    for line in rec.MANUAL_STEPS:
+    for line in rec.manual_steps(plan):
         out.print(f"  - {line}", highlight=False)
 
 

@@ -592,10 +592,14 @@ def reconcile_steps(plan: RecoveryPlan) -> list[str]:
     ]
 
 
-MANUAL_STEPS = [
-    "Rotate the secrets the recovery stack copied (Clerk keys, REDIS_URL) and the DB master "
-    "password: docs/security/secrets-management.md (spec §7).",
-    "Smoke test the API and run the k6 smoke gate (spec §4.2 step 7).",
-    "Follow docs/security/incident-response.md; docs/ops/production-runbook.md for the next "
-    "deploy.",
-]
+def manual_steps(plan: RecoveryPlan) -> list[str]:
+    return [
+        "Rotate the secrets the recovery stack copied (Clerk keys, REDIS_URL) and the DB master "
+        "password: docs/security/secrets-management.md (spec §7).",
+        "Smoke test the API and run the k6 smoke gate (spec §4.2 step 7).",
+        f"Before any `pulumi up -s {plan.name}` from the CLI, set its secret keys "
+        f"(`pulumi config set --secret prism-infra:clerkSecretKey … -s {plan.name}`, "
+        "clerkPublishableKey, redisUrl): the recovery put them in its state, not its config.",
+        "Follow docs/security/incident-response.md; docs/ops/production-runbook.md for the next "
+        "deploy.",
+    ]

@@ -365,3 +365,18 @@ def test_a_deleted_instance_is_recovered_from_its_retained_backups(
     restore = db.inputs["restoreToPointInTime"]
     assert restore["sourceDbInstanceAutomatedBackupsArn"] == arn
     assert restore["restoreTime"] == inside
+
+
+def test_the_table_output_ends_with_rto_and_manual_steps(
+    prod, engine, project, capsys, monkeypatch
+):
+    monkeypatch.setattr(recover_cmd.out, "width", 200)
+    result = run(
+        capsys, "recover", "--stack", "prod", "--project-dir", str(project), "--name", "recovery-t2"
+    )
+    assert result.code == 0, result.err
+    text = result.out
+    assert text.index("Recovery plan") < text.index("steps done")  # the plan comes first
+    assert "within the 4 h RTO" in text
+    assert "Manual steps left" in text and "secrets-management.md" in text
+    assert "pulumi config set --secret prism-infra:clerkSecretKey" in text
