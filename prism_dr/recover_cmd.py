@@ -26,6 +26,8 @@ from prism_dr.runbook_options import PROJECT_DIR_HELP, STACK_HELP
 from runbook import recover as rec
 from runbook.aws import client, resolve_target
 from runbook.cloudflare import CloudflareApi, Cutover
+from runbook.recovery_point import Point, find_source
+from runbook.recovery_stack import build_plan, runtime_secrets
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -95,8 +97,8 @@ def register(app: typer.Typer) -> None:
             return
         name = name or f"recovery-{started.strftime('%Y%m%d%H%M')}"
         where = region or target.region
-        parsed = rec.Point.parse(point)
-        source = rec.find_source(
+        parsed = Point.parse(point)
+        source = find_source(
             client("rds", where),
             db_instance=target.db_instance,
             home_region=target.region,
@@ -104,9 +106,9 @@ def register(app: typer.Typer) -> None:
             point=parsed,
             now=started,
         )
-        plan = rec.build_plan(target, point=parsed, source=source, name=name)
+        plan = build_plan(target, point=parsed, source=source, name=name)
         info.print(_table("Recovery plan", plan.lines()))
-        secrets = rec.runtime_secrets(client("ssm", target.region), target.stack or stack)
+        secrets = runtime_secrets(client("ssm", target.region), target.stack or stack)
         engine = make_engine()
         info.print(f"standing up {plan.name} …", highlight=False)
         outcome = rec.stand_up(

@@ -18,8 +18,9 @@ from botocore.stub import Stubber
 from infra.offline import PROJECT_DIR, Secret
 from prism_dr import recover_cmd
 from runbook import aws as runbook_aws
-from runbook import recover as rec
 from runbook.cloudflare import tunnel_target
+from runbook.errors import OutsideWindow
+from runbook.recovery_point import Point, Source, check_point
 from tests.runbook.cli import run
 from tests.runbook.conftest import make_db
 from tests.runbook.fakes import FakeCloudflare, FakeEngine
@@ -186,17 +187,17 @@ def test_a_missing_snapshot_exits_2_and_a_present_one_is_restored(prod, engine, 
 
 def test_check_point_accepts_a_time_inside_the_window():
     now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    source = rec.Source(
+    source = Source(
         region="us-east-1",
         earliest=now - timedelta(days=30),
         latest=now - timedelta(minutes=5),
         description="prism-prod backups",
     )
-    rec.check_point(rec.Point.parse("2026-11-30T03:00:00Z"), source, now)
-    with pytest.raises(rec.OutsideWindow):
-        rec.check_point(rec.Point.parse("2026-12-01T08:58:00Z"), source, now)  # after latest
-    with pytest.raises(rec.OutsideWindow):
-        rec.check_point(rec.Point.parse("2026-10-01T00:00:00Z"), source, now)  # before earliest
+    check_point(Point.parse("2026-11-30T03:00:00Z"), source, now)
+    with pytest.raises(OutsideWindow):
+        check_point(Point.parse("2026-12-01T08:58:00Z"), source, now)  # after latest
+    with pytest.raises(OutsideWindow):
+        check_point(Point.parse("2026-10-01T00:00:00Z"), source, now)  # before earliest
 
 
 def test_missing_secrets_exit_2_before_anything_is_created(rds, engine, project, capsys):
