@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from drills.errors import BadInput
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
 
 _STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Bounded retries: a runbook command fails in seconds, not minutes, when AWS is unreachable.
-_CLIENT_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=10)
+_RETRIES = {"max_attempts": 4, "mode": "standard"}
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,12 @@ def resolve_target(
 
 def client(service: str, region: str) -> Any:
     """A boto3 client; boto3 itself applies AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>)."""
+    import boto3  # here: every prism-dr command would otherwise pay for loading it
+    from botocore.config import Config
+
+    config = Config(retries=_RETRIES, connect_timeout=10)  # type: ignore[arg-type]
     try:
-        return boto3.session.Session().client(service, region_name=region, config=_CLIENT_CONFIG)
+        return boto3.session.Session().client(service, region_name=region, config=config)
     except (NoRegionError, BotoCoreError) as error:
         raise BadInput(f"cannot build an AWS {service} client for {region}: {error}") from None
 
