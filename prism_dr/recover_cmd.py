@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from drills.engine import StackEngine
+from drills.engine import EngineError, StackEngine
 from drills.errors import BadInput
 from drills.record import format_duration
 from prism_dr.runbook_options import PROJECT_DIR_HELP, STACK_HELP
@@ -44,7 +44,10 @@ def make_engine() -> StackEngine:
         raise BadInput(
             "this build has no Pulumi Automation API adapter (drills.engine.AutomationEngine)"
         ) from None
-    return AutomationEngine("prism-infra")
+    try:
+        return AutomationEngine("prism-infra")
+    except EngineError as error:  # e.g. no passphrase for the stacks' secrets
+        raise BadInput(str(error)) from None
 
 
 def make_cutover() -> Cutover:
@@ -143,9 +146,13 @@ def _undo(target: Any, name: str | None, yes: bool, info: Console, as_json: bool
             abort=True,
             err=True,
         )
+    try:
+        prod_outputs, recovery_outputs = engine.outputs(target.stack), engine.outputs(name)
+    except EngineError as error:
+        raise BadInput(f"cannot read the stacks' outputs: {error}") from None
     new_target = rec.undo_cutover(
-        prod_outputs=engine.outputs(target.stack),
-        recovery_outputs=engine.outputs(name),
+        prod_outputs=prod_outputs,
+        recovery_outputs=recovery_outputs,
         account_id=tunnel.account_id,  # type: ignore[attr-defined]
         zone_id=tunnel.zone_id,  # type: ignore[attr-defined]
         prod_hostname=tunnel.hostname,  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from drills.engine import StackEngine
+from drills.engine import EngineError, StackEngine
 from drills.errors import BadInput
 from runbook.cloudflare import Cutover, tunnel_target
 from runbook.errors import OperationFailed
@@ -88,12 +88,19 @@ def stand_up(
             on_step(step)
 
     t0 = clock()
-    result = engine.up(
-        plan.name,
-        recovery_program(plan, secrets),
-        config=plan.config_values,
-        tags={"prism:recovery-of": plan.prod_stack, "prism:point": plan.point.text},
-    )
+    try:
+        result = engine.up(
+            plan.name,
+            recovery_program(plan, secrets),
+            config=plan.config_values,
+            tags={"prism:recovery-of": plan.prod_stack, "prism:point": plan.point.text},
+        )
+    except EngineError as error:
+        # Whatever was created stays in the stack's state: a re-run continues, a destroy ends it.
+        raise OperationFailed(
+            f"the recovery stack {plan.name} did not come up: {error}; re-run the same command "
+            f"to continue, or inspect it with `pulumi stack -s {plan.name}`"
+        ) from None
     outcome.outputs = dict(result.outputs)
     done(
         Step(

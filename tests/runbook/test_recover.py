@@ -381,3 +381,24 @@ def test_the_table_output_ends_with_rto_and_manual_steps(
     assert "within the 4 h RTO" in text
     assert "Manual steps left" in text and "secrets-management.md" in text
     assert "pulumi config set --secret prism-infra:clerkSecretKey" in text
+
+
+def test_a_failed_up_is_exit_1_naming_the_stack(prod, engine, project, capsys, monkeypatch):
+    from drills.engine import EngineError
+
+    def fail(*args, **kwargs):
+        engine.calls.append(("up", args[0]))
+        raise EngineError(
+            "aws:rds/instance:Instance database-instance: InsufficientDBInstanceCapacity"
+        )
+
+    monkeypatch.setattr(engine, "up", fail)
+    result = _recover(capsys, project)
+    assert result.code == 1
+    assert (
+        "recovery-t1 did not come up" in result.err
+        and "InsufficientDBInstanceCapacity" in result.err
+    )
+    # With --json the plan goes to stderr; then one error line, no traceback.
+    assert result.err.splitlines()[-1].startswith("prism-dr: error: the recovery stack")
+    assert result.err.count("prism-dr: error:") == 1 and "Traceback" not in result.err
