@@ -25,7 +25,8 @@ from drills.record import format_duration
 from prism_dr.runbook_options import PROJECT_DIR_HELP, STACK_HELP
 from runbook import recover as rec
 from runbook.aws import client, resolve_target
-from runbook.cloudflare import CloudflareApi, Cutover
+from runbook.cloudflare import CloudflareApi, CloudflareError, Cutover
+from runbook.errors import OperationFailed
 from runbook.recovery_point import Point, find_source
 from runbook.recovery_stack import build_plan, runtime_secrets
 
@@ -113,6 +114,7 @@ def register(app: typer.Typer) -> None:
         info.print(_table("Recovery plan", plan.lines()))
         secrets = runtime_secrets(client("ssm", target.region), target.stack or stack)
         engine = make_engine()
+        dns = make_cutover() if do_cutover else None  # a missing token stops us before anything
         info.print(f"standing up {plan.name} …", highlight=False)
         outcome = rec.stand_up(
             plan,
@@ -124,11 +126,17 @@ def register(app: typer.Typer) -> None:
             ready_interval=ready_interval,
             on_step=lambda s: info.print(f"  done: {s.name} ({format_duration(s.seconds)})"),
         )
-        if do_cutover:
+        if dns is not None:
             question = f"Move {plan.prod_hostname} to the recovery tunnel of {plan.name}?"
             if not yes:
                 typer.confirm(question, abort=True, err=True)
-            outcome.cutover_from = rec.cutover(plan, outcome.outputs, make_cutover())
+            try:
+                outcome.cutover_from = rec.cutover(plan, outcome.outputs, dns)
+            except CloudflareError as error:
+                raise OperationFailed(
+                    f"{plan.name} is up and ready, but the cutover failed: {error}; re-run with "
+                    f"--name {plan.name} --cutover"
+                ) from None
             outcome.steps.append(rec.Step("cutover", 0.0, f"{plan.prod_hostname} → {plan.name}"))
         _summary(outcome, info, as_json)
 

@@ -402,3 +402,13 @@ def test_a_failed_up_is_exit_1_naming_the_stack(prod, engine, project, capsys, m
     # With --json the plan goes to stderr; then one error line, no traceback.
     assert result.err.splitlines()[-1].startswith("prism-dr: error: the recovery stack")
     assert result.err.count("prism-dr: error:") == 1 and "Traceback" not in result.err
+
+
+def test_cutover_without_a_token_stops_before_anything_is_created(
+    prod, engine, project, capsys, monkeypatch
+):
+    monkeypatch.setattr(recover_cmd, "make_cutover", recover_cmd.CloudflareApi)  # the real one
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+    result = _recover(capsys, project, "--cutover", "--yes")
+    assert result.code == 2 and "CLOUDFLARE_API_TOKEN" in result.err
+    assert engine.calls == []
