@@ -26,7 +26,12 @@ from drills.redact import scrub
 from prism_dr.runbook_options import DB_HELP, PROJECT_DIR_HELP, STACK_HELP
 from runbook import snapshot as snap
 from runbook.aws import client, resolve_target
-from runbook.snapshot_record import DEFAULT_SNAPSHOT_RECORD_DIR, SnapshotRecord, write_record
+from runbook.snapshot_record import (
+    DEFAULT_SNAPSHOT_RECORD_DIR,
+    SnapshotRecord,
+    check_record_dir,
+    write_record,
+)
 
 err = Console(stderr=True, soft_wrap=True)  # progress lines stay whole in CI logs
 out = Console()
@@ -96,6 +101,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Take a manual snapshot before a migration, wait until it is available, record it."""
         target, rds = target_and_client(stack, db_instance, project_dir)
+        check_record_dir(record_dir)
         who = operator(created_by)
         started = now_utc()
         identifier = snap.create_pre_migration_snapshot(

@@ -48,6 +48,16 @@ class SnapshotRecord(BaseModel):
         return value.astimezone(UTC) if value is not None else None
 
 
+def check_record_dir(record_dir: Path) -> None:
+    """Refuse, before any snapshot is taken and without creating anything, a record
+    directory that could not be written: it or its nearest existing parent must be writable."""
+    here = Path(record_dir).absolute()
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    if not here.is_dir() or not os.access(here, os.W_OK | os.X_OK):
+        raise BadInput(f"--record-dir {record_dir} cannot be written ({here} is not writable)")
+
+
 def record_path(record: SnapshotRecord, record_dir: Path) -> Path:
     return Path(record_dir) / f"{record.created_at.date().isoformat()}-{record.snapshot_id}.json"
 
@@ -60,8 +70,11 @@ def write_record(record: SnapshotRecord, record_dir: Path) -> tuple[Path, Path]:
     path = record_path(safe, record_dir)
     # Snapshot ids are unique per account and region, and so is this name: "x" refuses to
     # overwrite a record of the same snapshot rather than lose it.
-    with open(path, "x", encoding="utf-8") as handle:
-        handle.write(safe.model_dump_json(indent=2) + "\n")
+    try:
+        with open(path, "x", encoding="utf-8") as handle:
+            handle.write(safe.model_dump_json(indent=2) + "\n")
+    except FileExistsError:
+        raise BadInput(f"{path} already exists: snapshot {safe.snapshot_id} is recorded") from None
     return path, rebuild_log(record_dir)
 
 

@@ -330,3 +330,22 @@ def test_list_shows_pre_migration_snapshots_with_age_expiry_and_migration(
     monkeypatch.setattr(snapshot_cmd.out, "width", 200)  # one row per line, as in a wide terminal
     table = run(capsys, "snapshot", "list", "--db-instance", "prism-prod")
     assert table.code == 0 and "unexpired" in table.out and "no expiry tag" in table.out
+
+
+def test_an_unwritable_record_dir_is_refused_before_the_snapshot(rds, capsys, tmp_path):
+    make_db(rds)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = run(
+        capsys,
+        "snapshot",
+        "create",
+        "--stack",
+        "prod",
+        "--migration",
+        "0042",
+        "--record-dir",
+        str(blocker / "records"),
+    )
+    assert result.code == 2 and "cannot be written" in result.err
+    assert _manual_snapshots(rds) == []
