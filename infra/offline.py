@@ -382,6 +382,17 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "id": "aws",
                 "reverseDnsPrefix": "com.amazonaws",
             }
+        if token == "aws:iam/getSessionContext:getSessionContext":
+            # The offline caller is an IAM user: its own ARN is the issuer.
+            arn = a.get("arn", "")
+            return {
+                "arn": arn,
+                "issuerArn": arn,
+                "id": arn,
+                "issuerId": "OFFLINE",
+                "issuerName": arn.rsplit("/", 1)[-1],
+                "sessionName": "",
+            }
         if token == "aws:index/getRegion:getRegion":
             return {"region": self.region, "name": self.region, "id": self.region}
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":

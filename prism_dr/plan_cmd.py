@@ -158,15 +158,19 @@ def register(app: typer.Typer) -> None:
         project_dir: Path | None = typer.Option(
             None,
             "--project-dir",
-            help="Directory holding Pulumi.yaml and the stack files (default: this project).",
+            help="Directory holding Pulumi.yaml and the stack files (default: the nearest "
+            "Pulumi.yaml from the current directory up, as pulumi finds it).",
         ),
     ) -> None:
         """Offline: each resource of STACK with its DR-relevant settings (no cloud, no CLI)."""
         if not _STACK_NAME.fullmatch(stack):
             raise BadInput(f"--stack {stack!r} is not a stack name (letters, digits, . _ -)")
+        from infra.project import resolve_project_dir
+
+        root = resolve_project_dir(project_dir)
         from infra.offline import run_program  # here: loads pulumi, which only plan needs
 
-        run = run_program(stack, project_dir=project_dir, preview=True)
+        run = run_program(stack, project_dir=root, preview=True)
         report = build_report(run)
         if as_json:
             typer.echo(json.dumps(report, indent=2))
