@@ -292,9 +292,10 @@ _TUNNEL_TOKEN_INVOKE = (
 class OfflineMocks(pulumi.runtime.Mocks):
     """Plausible provider answers. Unknown invokes fail loudly so tests see new ones."""
 
-    def __init__(self, region: str, preview: bool) -> None:
+    def __init__(self, region: str, preview: bool, stack: str = "") -> None:
         self.region = region
         self.preview = preview
+        self.stack = stack
         self._provider_regions: dict[str, str] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
@@ -308,8 +309,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
             return resource_id, inputs
         state = dict(inputs)
         if args.typ.startswith("aws:") and "name" not in state:
-            # What provider auto-naming does during check: logical name + random suffix.
-            state["name"] = f"{args.name}-{_digest(args.name, size=7)}"
+            # What provider auto-naming does during check: logical name + random suffix, which
+            # differs between two stacks of one account.
+            state["name"] = f"{args.name}-{_digest(self.stack, args.name, size=7)}"
         if not self.preview:
             region = self._provider_regions.get(
                 (args.provider or "").rsplit("::", 1)[-1], self.region
@@ -549,7 +551,7 @@ def run_program(
     region = values.get("aws:region") or "us-east-1"
 
     def run() -> OfflineRun:
-        mocks = OfflineMocks(region, preview)
+        mocks = OfflineMocks(region, preview, stack)
         monitor = _RecordingMonitor(mocks)
         diagnostics = _Diagnostics()
         logger = logging.getLogger(f"infra.offline.{stack}")
