@@ -138,8 +138,9 @@ class ApiHostArgs:
     extra_tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def _ami_name_filter(architecture: str) -> str:
-    return f"al2023-ami-2023.*-kernel-*-{architecture}"
+def al2023_ami_parameter(architecture: str) -> str:
+    """AWS's public SSM parameter naming the latest Amazon Linux 2023 AMI (default kernel)."""
+    return f"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{architecture}"
 
 
 class ApiHost(pulumi.ComponentResource):
@@ -253,20 +254,13 @@ class ApiHost(pulumi.ComponentResource):
         )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
 
-        ami = aws.ec2.get_ami_output(
-            most_recent=True,
-            owners=["amazon"],
-            filters=[
-                aws.ec2.GetAmiFilterArgs(name="name", values=[_ami_name_filter(s.architecture)]),
-                aws.ec2.GetAmiFilterArgs(name="architecture", values=[s.architecture]),
-                aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
-            ],
-            opts=invoke,
-        )
+        # AWS publishes the current AL2023 AMI id per region in a public parameter: no name
+        # filter to keep in step with AWS's image naming.
+        ami = aws.ssm.get_parameter_output(name=al2023_ami_parameter(s.architecture), opts=invoke)
         self.user_data = user_data
         instance = aws.ec2.Instance(
             f"{name}-instance",
-            ami=ami.id,
+            ami=ami.value,
             instance_type=s.instance_type,
             subnet_id=args.subnet_id,
             associate_public_ip_address=args.public_ip,

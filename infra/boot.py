@@ -53,6 +53,7 @@ BIN_DIR = "/usr/local/bin"
 UNIT_DIR = "/etc/systemd/system"
 PLUGIN_DIR = "/usr/local/lib/docker/cli-plugins"
 BOOT_LOG = "/var/log/prism-bootstrap.log"
+DOCKER = "/usr/bin/docker"  # where AL2023's docker package installs the CLI
 
 # Enabled and started in this order by the boot script; all must be enabled.
 UNITS = (
@@ -238,6 +239,7 @@ def _units(spec: UserDataSpec) -> dict[str, str]:
         "prism-api.service": {
             "bin_dir": bin_dir,
             "compose_file": spec.path(COMPOSE_FILE),
+            "docker": spec.path(DOCKER),
             "login_step": login_step,
         },
         "prism-cloudflared.service": {

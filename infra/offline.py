@@ -116,6 +116,7 @@ class OfflineRun:
     outputs: dict[str, Any]
     placeholders: tuple[str, ...]
     diagnostics: tuple[str, ...] = ()
+    region: str = "us-east-1"  # aws:region of the stack
 
     def of_type(self, type_: str) -> list[ResourceRecord]:
         return [r for r in self.resources if r.type == type_]
@@ -415,6 +416,22 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "architecture": arch,
                 "name": "al2023-ami-offline",
             }
+        if token == "aws:ssm/getParameter:getParameter":
+            # Only AWS's public AMI parameters: the stack reads no other parameter at deploy.
+            name = a.get("name", "")
+            prefix = "/aws/service/ami-amazon-linux-latest/"
+            if not name.startswith(prefix):
+                raise NotImplementedError(f"offline mocks know no SSM parameter {name}")
+            return {
+                "id": name,
+                "name": name,
+                "arn": f"arn:aws:ssm:{self.region}::parameter{name}",
+                "type": "String",
+                "value": f"ami-offline-{name.removeprefix(prefix)}",
+                "insecureValue": f"ami-offline-{name.removeprefix(prefix)}",
+                "version": 1,
+                "withDecryption": True,
+            }
         if token == "aws:ec2/getVpc:getVpc":
             return {
                 "id": a.get("id", "vpc-offline"),
@@ -579,6 +596,7 @@ def run_program(
             outputs=box.outputs,
             placeholders=tuple(placeholders),
             diagnostics=tuple(diagnostics.messages),
+            region=region,
         )
 
     # A fresh context and event loop per run: the Pulumi runtime keeps its settings, root

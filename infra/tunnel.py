@@ -15,7 +15,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
 
-from infra.config import TunnelConfig, resource_tags
+from infra.config import ConfigError, TunnelConfig, full_key, resource_tags
+from infra.ingress import IngressRule, ingress_problems
 from infra.options import child_options
 
 CATCH_ALL_SERVICE = "http_status:404"
@@ -57,6 +58,14 @@ class ApiTunnel(pulumi.ComponentResource):
             config_src="cloudflare",
             opts=child,
         )
+        rules = [
+            IngressRule(hostname=s.hostname, service=f"http://localhost:{args.api_port}"),
+            # cloudflared requires a last rule without hostname; anything else is a 404.
+            IngressRule(service=CATCH_ALL_SERVICE),
+        ]
+        problems = ingress_problems(rules)
+        if problems:  # cloudflared would refuse the configuration: say so before declaring it
+            raise ConfigError(f"{full_key('tunnel')}.hostname", f"gives an ingress {problems[0]}")
         cloudflare.ZeroTrustTunnelCloudflaredConfig(
             f"{name}-config",
             account_id=s.account_id,
@@ -64,12 +73,9 @@ class ApiTunnel(pulumi.ComponentResource):
             config=cloudflare.ZeroTrustTunnelCloudflaredConfigConfigArgs(
                 ingresses=[
                     cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
-                        hostname=s.hostname, service=f"http://localhost:{args.api_port}"
-                    ),
-                    # cloudflared requires a last rule without hostname; anything else is a 404.
-                    cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
-                        service=CATCH_ALL_SERVICE
-                    ),
+                        hostname=r.hostname, service=r.service, path=r.path
+                    )
+                    for r in rules
                 ]
             ),
             opts=child,

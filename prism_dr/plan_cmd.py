@@ -172,10 +172,28 @@ def register(app: typer.Typer) -> None:
 
         run = run_program(stack, project_dir=root, preview=True)
         report = build_report(run)
+        report["awsRules"] = _check_aws_rules(run)
         if as_json:
             typer.echo(json.dumps(report, indent=2))
         else:
             _print(report)
+
+
+def _check_aws_rules(run: OfflineRun) -> str:
+    """AWS's own data (RDS versions and classes, IAM actions) against the stack; the first
+    problem is bad input naming its key. Says what it checked against, or why it could not."""
+    from infra import aws_rules
+
+    if not aws_rules.available():
+        return "not checked: cfn-lint (a dev dependency) is not installed"
+    from infra.checks import aws_rule_problems
+    from infra.config import ConfigError
+
+    problems = aws_rule_problems(run, run.region)
+    if problems:
+        raise ConfigError(problems[0].key, problems[0].message)
+    version = aws_rules.cfnlint_version()
+    return f"RDS engine/class/region and IAM actions checked (cfn-lint {version} data)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,6 +447,8 @@ def _print(report: dict[str, Any]) -> None:
         for label, value in rows:
             summary.add_row(Text(label, style="bold"), _fmt(value))
         console.print(summary)
+    if report.get("awsRules"):
+        console.print(f"AWS rules: {report['awsRules']}")
     if report["placeholders"]:
         console.print(
             "[yellow]Secrets not in the stack file (set with `pulumi config set --secret`); "

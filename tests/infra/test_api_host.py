@@ -70,7 +70,7 @@ def test_root_volume_encrypted(each_stack: OfflineRun) -> None:
 
 def test_amazon_linux_2023_arm64(each_stack: OfflineRun) -> None:
     instance = _instance(each_stack)
-    assert instance.inputs["ami"] == "ami-offline-al2023-arm64"
+    assert instance.inputs["ami"] == "ami-offline-al2023-ami-kernel-default-arm64"
     assert instance.inputs["instanceType"].split(".")[0].endswith("g")  # Graviton
     assert instance.ignore_changes == ("ami",)  # a new AMI release does not replace the host
     assert instance.inputs["userDataReplaceOnChange"] is True
@@ -253,7 +253,7 @@ def test_x86_hosts_get_x86_binaries() -> None:
         },
     )
     user_data = _user_data(run)
-    assert _instance(run).inputs["ami"] == "ami-offline-al2023-x86_64"
+    assert _instance(run).inputs["ami"] == "ami-offline-al2023-ami-kernel-default-x86_64"
     assert (
         "docker-compose-linux-x86_64" in user_data and "cloudflared-linux-x86_64.rpm" in user_data
     )

@@ -282,8 +282,9 @@ def test_registry_login_from_ssm_before_each_start(host: Host) -> None:
     assert host.run(render_user_data(spec)).returncode == 0
     unit = (host.root / "etc/systemd/system/prism-api.service").read_text()
     login = f"ExecStartPre={host.root}/usr/local/bin/prism-registry-login"
-    pull = f"ExecStartPre=-/usr/bin/docker compose -f {host.root}/etc/prism/compose.yaml pull"
-    assert unit.index(login) < unit.index(pull) < unit.index("ExecStart=/usr/bin/docker")
+    docker = f"{host.root}/usr/bin/docker"
+    pull = f"ExecStartPre=-{docker} compose -f {host.root}/etc/prism/compose.yaml pull"
+    assert unit.index(login) < unit.index(pull) < unit.index(f"ExecStart={docker}")
     done = host.run(host.root / "usr/local/bin/prism-registry-login")
     assert done.returncode == 0, done.stderr
     calls = host.log.read_text()
