@@ -283,3 +283,40 @@ def test_another_pulumi_project_is_exit_2(tmp_path: Path) -> None:
     message = _one_line_error(_in(tmp_path, "plan", "--stack", "staging"))
     assert message.startswith(f"{tmp_path.resolve()}/Pulumi.yaml is the Pulumi project ")
     assert "'someone-else', not prism-infra" in message
+
+
+def test_targets_come_from_the_drill_manifest(prod_json: dict) -> None:
+    from drills.verify.manifest import load_manifest
+
+    targets = load_manifest().targets
+    assert prod_json["posture"]["targets"] == {
+        "rpoHours": targets.rpo_hours,
+        "rtoHours": targets.rto_hours,
+    }
+    assert (targets.rpo_hours, targets.rto_hours) == (24, 4)  # spec §1
+
+
+def test_every_dr_setting_the_table_shows_exists_in_a_stacks_inputs(prod_json: dict) -> None:
+    # A key that exists in neither stack is a typo or a renamed provider input: it would
+    # silently show nothing.
+    from infra.offline import run_program
+
+    restore = {
+        "prism-infra:database.identifier": "prism-staging-r1",
+        "prism-infra:database.restore": {"point": "latest", "sourceIdentifier": "prism-staging"},
+    }
+    snapshot = {
+        "prism-infra:database.identifier": "prism-staging-r2",
+        "prism-infra:database.restore": {"point": "snapshot:pre-migration-42"},
+    }
+    runs = [run_program(s, preview=False) for s in ("staging", "prod")] + [
+        run_program("staging", preview=False, overrides=o) for o in (restore, snapshot)
+    ]
+    missing = []
+    for type_, keys in plan_cmd._DR_SETTINGS.items():
+        records = [r for run in runs for r in run.of_type(type_)]
+        assert records, f"no {type_} in either stack: drop it from _DR_SETTINGS"
+        for key in keys:
+            if all(plan_cmd._lookup(r.inputs, key) is None for r in records):
+                missing.append(f"{type_} {key}")
+    assert missing == []
