@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -24,16 +25,24 @@ LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 INSTANCE = "aws:ec2/instance:Instance"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 
-WORLD = frozenset({"0.0.0.0/0", "::/0"})
 _ONLY_TUNNEL = "nothing may reach Prism's hosts from the internet (the tunnel dials out)"
 
 
 def _world(cidrs: Any) -> list[str]:
+    """The CIDRs that cover the whole address space (0.0.0.0/0, ::/0 and their spellings)."""
     if isinstance(cidrs, str):
         cidrs = [cidrs]
     if not isinstance(cidrs, list):
         return []
-    return [c for c in cidrs if isinstance(c, str) and c.strip() in WORLD]
+    found = []
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(str(cidr).strip(), strict=False)
+        except ValueError:
+            continue
+        if network.prefixlen == 0:
+            found.append(str(network))
+    return found
 
 
 def _describe(open_to: list[str], rule: Any) -> str:

@@ -96,7 +96,8 @@ def storage_headroom(db: Resource, config: PolicyConfig) -> Iterator[str]:
             "the database"
         )
         return
-    if allocated and ceiling < config.storage_headroom * allocated:
+    # Rounded: 1.1 x 50 is 55.000000000000007 in floating point, and 55 is enough.
+    if allocated and ceiling < round(config.storage_headroom * allocated, 6):
         yield (
             f"maxAllocatedStorage {ceiling} GiB is below {config.storage_headroom} x "
             f"allocatedStorage ({allocated} GiB); RDS refuses it or cannot grow"
