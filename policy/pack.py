@@ -91,8 +91,13 @@ def _stack_resources(args: StackValidationArgs) -> list[Resource]:
     ]
 
 
+_KNOWN_SETTINGS = frozenset(f.alias or n for n, f in PolicyConfig.model_fields.items())
+
+
 def _settings(args: ResourceValidationArgs | StackValidationArgs) -> PolicyConfig:
-    return PolicyConfig.model_validate(dict(args.get_config() or {}))
+    # The engine validated the values against the policy's schema; keep only the settings.
+    raw = dict(args.get_config() or {})
+    return PolicyConfig.model_validate({k: v for k, v in raw.items() if k in _KNOWN_SETTINGS})
 
 
 def _resource_policy(rule: ResourceRule) -> ResourceValidationPolicy:
