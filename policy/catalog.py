@@ -17,13 +17,13 @@ _EC2 = frozenset({host.INSTANCE})
 _SECURITY_GROUPS = frozenset(
     {host.SECURITY_GROUP, host.DEFAULT_SECURITY_GROUP, host.INGRESS_RULE, host.LEGACY_RULE}
 )
-_ENV = ("environment",)
+_ENV = ("environment",)  # prod and drill rules depend on it
 _RETENTION = ("environment", "minRetentionDays", "prodMinRetentionDays")
 
 RULES: list[Rule] = [
     ResourceRule(
         name="rds-backup-retention",
-        description="RDS automated backups are kept at least 7 days (30 on prod).",
+        description="RDS automated backups are kept at least 7 days (30 on prod; drills exempt).",
         fix="Set backupRetentionPeriod (prism-infra:database.backupRetentionDays) to the floor.",
         types=_RDS,
         check=rds.retention,
@@ -35,6 +35,7 @@ RULES: list[Rule] = [
         fix="Set backupWindow (prism-infra:database.backupWindow), e.g. 03:00-03:30 UTC.",
         types=_RDS,
         check=rds.backup_window,
+        config_fields=_ENV,
     ),
     ResourceRule(
         name="rds-storage-encrypted",

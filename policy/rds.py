@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from policy.base import Resource, is_prod, is_unknown
+from policy.base import Resource, is_drill, is_prod, is_unknown
 from policy.config import PolicyConfig
 
 INSTANCE = "aws:rds/instance:Instance"
@@ -28,9 +28,15 @@ def _is_replica(db: Resource) -> bool:
     return bool(db.get("replicateSourceDb"))
 
 
+def _needs_backups(db: Resource, config: PolicyConfig) -> bool:
+    # A drill's restored instance lives for hours and is torn down: backups off is right
+    # there (the drill policies make sure it is found and deleted instead).
+    return not _is_replica(db) and not is_drill(db, config)
+
+
 def retention(db: Resource, config: PolicyConfig) -> Iterator[str]:
     days = db.get("backupRetentionPeriod")
-    if is_unknown(days) or _is_replica(db):
+    if is_unknown(days) or not _needs_backups(db, config):
         return
     prod = is_prod(db, config)
     floor = config.retention_floor(prod)
@@ -50,7 +56,7 @@ def _minutes(hours: str, minutes: str) -> int:
 
 def backup_window(db: Resource, config: PolicyConfig) -> Iterator[str]:
     window = db.get("backupWindow")
-    if is_unknown(window) or _is_replica(db):
+    if is_unknown(window) or not _needs_backups(db, config):
         return
     if not window:
         yield "backupWindow is not set: RDS picks a random 30-minute window each day"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.policy.conftest import changed, check
+from tests.policy.conftest import DROP, changed, check
 
 DB = "aws:rds/instance:Instance"
 EC2 = "aws:ec2/instance:Instance"
@@ -109,3 +109,11 @@ def test_prod_protection_is_not_a_drill_matter(prod_declared: dict) -> None:
     prod_db = prod_declared[(DB, "database-instance")]
     assert prod_db["deletionProtection"] is True
     assert check("drill-resources-deletable", DB, prod_db, stack="prod", protect=True) == []
+
+
+def test_a_drill_database_may_run_without_backups(db: dict) -> None:
+    # The drill's restored instance is torn down within hours (drills/program.py: ephemeral).
+    ephemeral = _tagged(changed(db, backupRetentionPeriod=0, backupWindow=DROP))
+    assert check("rds-backup-retention", DB, ephemeral, stack=DRILL_STACK) == []
+    assert check("rds-backup-window", DB, ephemeral, stack=DRILL_STACK) == []
+    assert check("rds-backup-retention", DB, changed(db, backupRetentionPeriod=0), stack="staging")
