@@ -134,11 +134,14 @@ class EphemeralPostgres:
     def close(self) -> None:
         """Stop the server (fast, then immediate, then SIGKILL) and remove the directory.
 
-        SIGINT and SIGTERM wait until this is done, so a second Ctrl-C cannot strand a server.
+        SIGINT, SIGTERM and SIGHUP wait until this is done, so a second Ctrl-C cannot strand a
+        server.
         """
         if self._root is None or self._detached:
             return
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        blocked = signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        )
         try:
             self.stop()
             shutil.rmtree(self._root, ignore_errors=True)

@@ -7,12 +7,14 @@ When a string is ambiguous the masking errs towards hiding too much rather than 
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
 from pydantic import BaseModel
 
 MASK = "***"
+_SHOWN_CHARS = 120
 
 # Any URI scheme, not only postgres(ql)://: an API or Redis URL with credentials is no less
 # secret. A URI ends at whitespace, a double quote, angle bracket or backtick (none of which
@@ -164,3 +166,15 @@ def _userinfo_end(body: str) -> int | None:
     if at < 0 or _AUTHORITY_AND_PATH.fullmatch(head):
         return None
     return at
+
+
+def shown(value: object) -> str:
+    """`value` as it may appear in a one-line message: printable, one line, not too long.
+
+    A 5,000-character path is named by its ends, so the line stays readable."""
+    text = printable(os.fsdecode(value) if isinstance(value, bytes | os.PathLike) else str(value))
+    text = mask_dsn(text).replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) > _SHOWN_CHARS:
+        keep = _SHOWN_CHARS // 2 - 2
+        text = f"{text[:keep]}…{text[-keep:]} ({len(text)} characters)"
+    return text
