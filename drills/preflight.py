@@ -19,6 +19,8 @@ from drills.errors import BadInput
 from drills.local import Backup, inspect_backup
 from drills.redact import mask_dsn, shown
 
+SOURCE_CONNECT_TIMEOUT = 10  # seconds; a firewalled host would otherwise hang for minutes
+
 
 def check_path_length(option: str, path: Path) -> None:
     """The kernel's limits: 255 bytes a name (NAME_MAX), 4,095 bytes a path (PATH_MAX)."""
@@ -94,6 +96,45 @@ def check_record_dir(path: Path) -> None:
         ) from err
 
 
+def check_regular_file(option: str, path: Path) -> None:
+    """A file that can be read to its end: a FIFO or a device would hang or never end."""
+    check_path_length(option, path)
+    try:
+        info = path.stat()
+    except OSError as err:
+        raise BadInput(f"{option} {shown(path)}: {_why(err)}; pass an existing file") from err
+    if not stat.S_ISREG(info.st_mode):
+        what = "directory" if stat.S_ISDIR(info.st_mode) else _kind(info.st_mode)
+        raise BadInput(f"{option} {shown(path)} is a {what}, not a file; pass a YAML file")
+
+
+def check_source(dsn: str) -> None:
+    """--source-dsn parses and answers a query: an unusable source is refused, not warned about.
+
+    A drill that cannot compare with its source would otherwise pass on the backup alone
+    while the user asked for the comparison.
+    """
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    masked = shown(dsn)
+    fix = "check the host, port, user, password and database"
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as err:
+        raise BadInput(
+            f"--source-dsn {masked}: not a valid connection string ({_first_line(err)}); use "
+            "postgresql://user:password@host:port/dbname"
+        ) from err
+    params.setdefault("connect_timeout", SOURCE_CONNECT_TIMEOUT)
+    try:
+        with psycopg.connect(**params) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as err:
+        reason = _first_line(err)
+        raise BadInput(f"--source-dsn {masked}: cannot connect ({reason}); {fix}") from err
+
+
 def check_api_url(url: str) -> None:
     """An http(s) URL with a host and, when given, a port in 1-65535."""
     fix = "pass e.g. --api-url http://127.0.0.1:8080"
@@ -115,6 +156,11 @@ def check_api_cmd(command: str) -> None:
         raise BadInput("--api-cmd is empty; pass the command that starts the API, or drop it")
     if "\0" in command:
         raise BadInput("--api-cmd holds a NUL byte; pass a shell command line")
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return shown(lines[0] if lines else type(err).__name__)
 
 
 def _why(err: OSError) -> str:

@@ -141,6 +141,8 @@ def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> _Inputs:
         preflight.check_api_cmd(plan.api_cmd)
     if plan.backup is not None:
         preflight.check_backup_path(plan.backup)
+    if plan.manifest is not None:
+        preflight.check_regular_file("--manifest", plan.manifest)
     manifest = load_manifest(plan.manifest)
     bindir = find_bindir()
     backup = preflight.inspect(plan.backup, bindir) if plan.backup else None
@@ -150,6 +152,8 @@ def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> _Inputs:
             "time; pass --point ISO-TIME (when the dump was taken)"
         )
     source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
+    if source_dsn is not None and probe:
+        preflight.check_source(source_dsn)
     return _Inputs(manifest, bindir, backup, source_dsn)
 
 

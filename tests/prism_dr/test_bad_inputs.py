@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,13 +35,28 @@ def one_line(code: int, err: str) -> str:
 
 
 def cluster_dirs() -> set[str]:
+    """What a drill leaves in TMPDIR when it does not clean up: its own TMPDIR per test."""
     return set(glob.glob(os.path.join(tempfile.gettempdir(), f"{TEMP_PREFIX}*"))) | set(
         glob.glob(os.path.join(tempfile.gettempdir(), "prism-drill-*"))
     )
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def own_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A TMPDIR of this test's own (other test runs on the machine create clusters too),
+    traversable by the postgres OS user that runs the cluster under root."""
+    path = Path(tempfile.mkdtemp(prefix="prism-bad-inputs-"))
+    path.chmod(0o755)
+    monkeypatch.setenv("TMPDIR", str(path))
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    yield path
+    leftovers = sorted(p.name for p in path.iterdir())
+    shutil.rmtree(path, ignore_errors=True)
+    assert leftovers == []
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_tmpdir: Path) -> Path:
     """A current directory holding a few inputs; PRISM_DR_* settings of the caller removed."""
     for name in list(os.environ):
         if name.startswith("PRISM_DR_"):
@@ -199,3 +215,52 @@ def test_a_full_record_dir_leaves_neither_record_file(workdir, capsys, monkeypat
     line = one_line(code, err)
     assert "--record-dir" in line and "No space left on device" in line
     assert list(records.iterdir()) == []
+
+
+# --- an unusable comparison source (item 12) -----------------------------------------------
+
+SOURCE_SECRET = "s3cret-Source-pw"
+
+
+def _closed_port() -> int:
+    from drills.cluster import free_port
+
+    return free_port()  # bound and released: nothing listens there
+
+
+@pytest.mark.parametrize(
+    ("dsn", "names"),
+    [
+        (lambda c: f"postgresql://prism:{SOURCE_SECRET}@127.0.0.1:{_closed_port()}/prism",
+         "Connection refused"),
+        (lambda c: f"postgresql://postgres:{SOURCE_SECRET}@127.0.0.1:{c.port}/postgres",
+         "password authentication failed"),
+        (lambda c: c.dsn("no_such_database"), "no_such_database"),
+        (lambda c: f"postgresql://prism:{SOURCE_SECRET}@127.0.0.1:99999/prism", "port"),
+        (lambda c: f"postgresql://prism:{SOURCE_SECRET}@[::1", "not a valid connection string"),
+        (lambda c: f"host=127.0.0.1 password='{SOURCE_SECRET}", "not a valid connection string"),
+        (lambda c: "not a dsn", "not a valid connection string"),
+    ],
+    ids=["closed-port", "wrong-password", "no-database", "port-99999", "bad-uri", "bad-quote",
+         "not-a-dsn"],
+)
+@pytest.mark.parametrize("with_backup", [True, False], ids=["next-to-backup", "alone"])
+def test_an_unusable_source_is_refused_before_anything_is_created(
+    workdir, capsys, pg_cluster, sample_dump, dsn, names, with_backup
+):
+    source = dsn(pg_cluster)
+    argv = ["drill", "--source-dsn", source, "--record-dir", "records"]
+    if with_backup:
+        argv += ["--backup", str(sample_dump)]
+    before = sorted(p.name for p in workdir.iterdir())
+    clusters = cluster_dirs()
+
+    code, out, err = run(argv, capsys)
+
+    line = one_line(code, err)
+    assert "--source-dsn" in line
+    assert names in line
+    assert SOURCE_SECRET not in err + out
+    assert pg_cluster.password not in err + out
+    assert sorted(p.name for p in workdir.iterdir()) == before
+    assert cluster_dirs() == clusters
