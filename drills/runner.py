@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from drills import preflight
-from drills.cluster import Cluster, EphemeralPostgres, find_bindir
+from drills import owner, preflight
+from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres, find_bindir
 from drills.errors import BadInput
 from drills.local import Backup, RestoreOutcome, dump_source, restore
+from drills.local_reaper import Found, reap_local
 from drills.plan import LocalDrillPlan, check_plan
 from drills.record import (
     DrillRecord,
@@ -164,6 +165,8 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
     observer = observer or SilentObserver()
     inputs = check_inputs(plan)
     backup = inputs.backup
+    # What earlier drills killed by SIGKILL, OOM or a power cut left behind: only theirs.
+    reaped = [item for item in reap_local(yes=True) if item.action == "removed"]
 
     started_at = datetime.now(UTC)
     phases = _Phases(observer)
@@ -183,8 +186,10 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         try:
             if backup is None:
                 workdir = Path(
-                    resources.enter_context(tempfile.TemporaryDirectory(prefix="prism-drill-"))
+                    resources.enter_context(tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX))
                 )
+                owner.mark(workdir, "workdir")  # it will hold a full copy of the source
+                resources.callback(owner.unregister, workdir)
                 with phases.run("dump source"):
                     backup = dump_source(inputs.source_dsn, workdir / "source.dump", inputs.bindir)
                 point = plan.point or backup.created_at
@@ -239,7 +244,8 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         backup_point=point,
         result=result,
         notes=_notes(
-            plan, point, error, restore_errors, outcome.ignored if outcome else [], checks
+            plan, point, error, restore_errors, outcome.ignored if outcome else [], checks,
+            reaped,
         ),
         completed_by=plan.completed_by or default_completed_by(),
         tier=plan.tier,
@@ -309,6 +315,7 @@ def _notes(
     errors: list[str],
     ignored: list[str],
     checks: list[CheckResult],
+    reaped: list[Found],
 ) -> str:
     parts = [plan.notes] if plan.notes else []
     if error:
@@ -322,6 +329,8 @@ def _notes(
     failed = [c.name for c in checks if c.status == Status.FAIL]
     if failed:
         parts.append("failed checks: " + ", ".join(failed))
-    if error:
-        return "; ".join(parts)
-    return "; ".join(parts) or "all checks passed"
+    summary = "; ".join(parts) if error else "; ".join(parts) or "all checks passed"
+    if reaped:
+        pids = ", ".join(sorted({str(item.owner_pid) for item in reaped}))
+        summary += f"; first reaped {len(reaped)} directories left by killed drills (pids {pids})"
+    return summary

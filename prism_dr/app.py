@@ -12,7 +12,7 @@ from typer.exceptions import Abort, TyperException
 
 from drills.errors import BadInput
 from infra.errors import ConfigError
-from prism_dr import audit_cmd, drill_cmd, plan_cmd, recover_cmd, snapshot_cmd
+from prism_dr import audit_cmd, drill_cmd, plan_cmd, reap_cmd, recover_cmd, snapshot_cmd
 from runbook.errors import OperationFailed
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 plan_cmd.register(app)
 drill_cmd.register(app)
+reap_cmd.register(app)  # `drill reap`: after the drill group it joins
 snapshot_cmd.register(app)
 audit_cmd.register(app)
 recover_cmd.register(app)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import glob
 import json
 import re
+import shutil
 import subprocess
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,12 +22,25 @@ from drills.record import SEED_COLUMNS, Result
 from drills.verify.model import Status, Tier
 
 
+@pytest.fixture(autouse=True)
+def own_tmpdir(monkeypatch):
+    """A TMPDIR of each test's own: other test runs on this machine make clusters too.
+    World-traversable: under root the postgres OS user runs the server."""
+    path = Path(tempfile.mkdtemp(prefix="prism-runner-test-"))
+    path.chmod(0o755)
+    monkeypatch.setenv("TMPDIR", str(path))
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _leftover_clusters() -> set[str]:
     """Ephemeral cluster dirs on disk, and the dirs of running postgres servers (each holds a
     port): a drill must leave neither behind."""
-    on_disk = set(glob.glob(f"/tmp/{TEMP_PREFIX}*"))
+    temp = tempfile.gettempdir()
+    on_disk = set(glob.glob(f"{temp}/{TEMP_PREFIX}*"))
     servers = subprocess.run(["pgrep", "-a", "postgres"], capture_output=True, text=True)
-    running = set(re.findall(rf"-D (/tmp/{TEMP_PREFIX}[^/\s]+)/data", servers.stdout))
+    running = set(re.findall(rf"-D ({re.escape(temp)}/{TEMP_PREFIX}[^/\s]+)/data", servers.stdout))
     return on_disk | {f"running:{path}" for path in running}
 
 

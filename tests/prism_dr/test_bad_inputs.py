@@ -138,6 +138,12 @@ CASES = [
     (["drill", "log", "--record-dir", "/sys"], "could not be written"),
     (["drill", "log", "--record-dir", "x.sql"], "x.sql"),
     (["no-such-command"], "no-such-command"),
+    (["drill", "reap", "--local", "--older-than", "soon"], "--older-than"),
+    (["drill", "reap", "--local", "--older-than", "0h"], "longer than zero"),
+    (["drill", "reap", "--local", "--older-than", "6h later"], "--older-than"),
+    (["drill", "reap", "--local", "--older-than", "99999999999d"], "too long"),
+    (["drill", "reap", "--local", "--region", "eu-west-1"], "--region"),
+    (["drill", "reap", "--local", "--skip-stack", "drill-1"], "--skip-stack"),
 ]
 
 

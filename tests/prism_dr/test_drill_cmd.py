@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -103,23 +104,33 @@ def test_help_lists_the_drill_options():
         assert option in result.stdout
 
 
-def _running_clusters() -> str:
-    found = subprocess.run(["pgrep", "-af", "prism-drill-pg-"], capture_output=True, text=True)
-    return found.stdout
+def _running_clusters(tmpdir: Path) -> str:
+    found = subprocess.run(["pgrep", "-af", str(tmpdir)], capture_output=True, text=True)
+    return "\n".join(line for line in found.stdout.splitlines() if "pgrep" not in line)
 
 
 def test_demo_is_the_main_job_and_leaves_only_its_record(pg_cluster, tmp_path):
-    clusters_before = _running_clusters()
-    result = prism_dr("drill", "--demo", cwd=tmp_path)
+    # A TMPDIR of its own, traversable by the postgres OS user: other runs make clusters too.
+    tmpdir = Path(tempfile.mkdtemp(prefix="prism-demo-test-"))
+    tmpdir.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "prism_dr", "drill", "--demo"],
+        capture_output=True, text=True, cwd=work, timeout=300,
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+    )
 
     assert result.returncode == 0, result.stderr
     assert "PASSED" in result.stdout
-    records = sorted(p.name for p in (tmp_path / "demo-records").iterdir())
+    records = sorted(p.name for p in (work / "demo-records").iterdir())
     assert [n for n in records if n.endswith(".json")] == [records[0]]
     assert records[0].endswith("-demo.json")
     assert {"README.md", "rto-rpo.svg"} <= set(records)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo-records"]
-    assert _running_clusters() == clusters_before  # the source and the restored cluster
+    assert sorted(p.name for p in work.iterdir()) == ["demo-records"]
+    assert _running_clusters(tmpdir) == ""  # the source and the restored cluster
+    assert list(tmpdir.iterdir()) == []
+    tmpdir.rmdir()
 
 
 def test_exported_source_dsn_does_not_clash_with_demo(tmp_path):
