@@ -159,3 +159,37 @@ def test_keep_with_json_says_how_to_reach_and_remove_the_database(sample_dump, t
     finally:
         subprocess.run(kept["stop_command"], shell=True, check=True, capture_output=True)
     assert not Path(kept["password_file"]).exists()
+
+
+def test_no_token_or_key_reaches_any_output(sample_dump, tmp_path, capsys, monkeypatch):
+    """Secrets in the API command's output, in its arguments and in --notes: masked on
+    stdout, stderr, the .md, the .json and the log (run in-process, as the console script)."""
+    from prism_dr.app import main
+    from tests.drills.test_redact import AWS_ACCESS_KEY, CLERK_KEY, TUNNEL_TOKEN
+
+    api_token = "t0k3n-Of-The-Api"
+    api_cmd = (  # the drill records the last line the API printed before it exited
+        f"echo TUNNEL_TOKEN={TUNNEL_TOKEN}; echo starting --api-token {api_token}; "
+        f"echo CLERK_SECRET_KEY={CLERK_KEY} {TUNNEL_TOKEN}; exit 3"
+    )
+    notes = f"rotated {AWS_ACCESS_KEY}; Authorization: Bearer {api_token}"
+    records = tmp_path / "records"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main([
+            "drill", "--backup", str(sample_dump), "--record-dir", str(records),
+            "--tier", "quick", "--api-cmd", api_cmd, "--notes", notes,
+        ])
+    out, err = capsys.readouterr()
+    assert caught.value.code == 1  # the API never answered: a failed drill
+    with pytest.raises(SystemExit):
+        main(["drill", "--backup", str(sample_dump), "--record-dir", str(records),
+              "--tier", "quick", "--api-cmd", api_cmd, "--notes", notes, "--json"])
+    json_out, json_err = capsys.readouterr()
+
+    written = "".join(p.read_text() for p in records.iterdir() if p.suffix in (".md", ".json"))
+    assert "CLERK_SECRET_KEY=***" in written  # the output is there, its secrets are not
+    for secret in (CLERK_KEY, TUNNEL_TOKEN, api_token, AWS_ACCESS_KEY):
+        for where, text in (("stdout", out + json_out), ("stderr", err + json_err),
+                            ("records", written)):
+            assert secret not in text, (secret, where)
