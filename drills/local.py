@@ -12,9 +12,11 @@ import contextlib
 import gzip
 import os
 import re
+import secrets
 import subprocess
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,7 +28,15 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from drills.cluster import Cluster, pg_tool
+from drills.dumpheader import (
+    DumpVersions,
+    HeaderError,
+    archive_versions,
+    script_versions,
+    server_versions,
+)
 from drills.errors import BadInput
+from drills.pgbin import Installation, choose
 from drills.redact import mask_dsn
 
 RESTORE_DB = "prism"  # where single-database backups are restored
@@ -50,6 +60,7 @@ class Backup:
     supabase: bool = False
     creates_database: bool = False  # a plain `pg_dump --create` script brings its own database
     created_at: datetime | None = None  # the backup point, when the file says it
+    versions: DumpVersions = field(default_factory=DumpVersions)  # what made it
 
     @property
     def is_archive(self) -> bool:
@@ -59,15 +70,20 @@ class Backup:
 @dataclass
 class RestoreOutcome:
     database: str  # the restored database the checks run against
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # blocking, the first MAX_RECORDED_ERRORS
+    errors_total: int = 0  # every blocking error, also those past the cap
     ignored: list[str] = field(default_factory=list)  # allow-listed, with the reason
     seconds: float = 0.0
 
 
 # -- inspecting ------------------------------------------------------------------------------
 
-def inspect_backup(path: Path, pg_bindir: Path) -> Backup:
-    """Identify the format and creation time, or raise BadInput naming the file and the fix."""
+def inspect_backup(path: Path, pg_bindir: Path | None = None) -> Backup:
+    """Identify the format, creation time and versions, or raise BadInput naming the fix.
+
+    Everything is read from the file itself: which binaries can restore it depends on it.
+    (`pg_bindir` is accepted for callers of the older signature and not used.)
+    """
     if not path.exists():
         raise BadInput(f"--backup {path}: no such file or directory; pass the path of a backup")
     if path.is_dir():
@@ -80,10 +96,35 @@ def inspect_backup(path: Path, pg_bindir: Path) -> Backup:
     else:
         backup = _inspect_file(path)
     if backup.is_archive:
-        backup.created_at = _archive_created_at(backup, pg_bindir)
+        # An unreadable header shows up as a failed restore, not as bad input.
+        with contextlib.suppress(HeaderError, OSError):
+            backup.versions = archive_versions(path)
+        backup.created_at = backup.versions.created_at
     else:
         backup.created_at = _plain_started_on(backup)
+        # A corrupt body shows up as a failed restore.
+        with contextlib.suppress(OSError, EOFError, zlib.error):
+            backup.versions = script_versions(path, backup.gzipped)
     return backup
+
+
+def choose_installation(
+    backup: Backup | None, source_dsn: str | None, pg_bindir: Path | None = None
+) -> Installation:
+    """The PostgreSQL to restore with: a major at least the backup's (or the live source's)."""
+    if backup is not None:
+        return choose(backup.versions.needed_major, pg_bindir)
+    needed = None
+    if source_dsn:
+        try:
+            needed = server_versions(source_dsn).server_major
+        except psycopg.Error as err:
+            reason = mask_dsn(str(err).strip().splitlines()[0] if str(err).strip() else "")
+            raise BadInput(
+                f"--source-dsn {mask_dsn(source_dsn)}: cannot connect ({reason}); check the "
+                "DSN, the password and that the server is reachable"
+            ) from err
+    return choose(needed, pg_bindir)
 
 
 def _inspect_file(path: Path) -> Backup:
@@ -131,26 +172,6 @@ def _open_bytes(path: Path, gzipped: bool) -> IO[bytes]:
 def _read_head(path: Path, gzipped: bool) -> bytes:
     with _open_bytes(path, gzipped) as stream:
         return stream.read(_HEAD_BYTES)
-
-
-def _archive_created_at(backup: Backup, pg_bindir: Path) -> datetime | None:
-    # The header keeps the dumper's wall-clock time without a zone. Read under TZ=UTC it comes
-    # back unchanged, so it is exact for dumps taken in UTC (RDS, Supabase, CI); --point overrides.
-    result = subprocess.run(
-        [pg_tool(pg_bindir, "pg_restore"), "-l", str(backup.path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TZ": "UTC"},
-    )
-    if "unsupported version" in result.stderr:
-        raise BadInput(
-            f"--backup {backup.path}: made by a newer pg_dump than this pg_restore "
-            f"({result.stderr.strip().splitlines()[-1]}); install a newer PostgreSQL client"
-        )
-    match = re.search(r"Archive created at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", result.stdout)
-    if not match:
-        return None  # an unreadable TOC shows up as a failed restore
-    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
 
 
 def _plain_started_on(backup: Backup) -> datetime | None:
@@ -209,13 +230,48 @@ def restore(
     Single-database backups go into a new `database`; a cluster script brings its own.
     """
     started = time.monotonic()
+    become_drill_superuser(cluster)
     if backup.is_archive:
         outcome = _restore_archive(backup, cluster, jobs, database)
     else:
         outcome = _restore_script(backup, cluster, database)
     outcome.seconds = time.monotonic() - started
+    outcome.errors_total = len(outcome.errors)
     del outcome.errors[MAX_RECORDED_ERRORS:]
     return outcome
+
+
+DRILL_ROLE_PREFIX = "prism_drill_"
+
+
+def become_drill_superuser(cluster: Cluster) -> None:
+    """From here on, reach the cluster as a superuser of the drill's own that no dump can name.
+
+    A cluster script sets the attributes and passwords of the roles it dumps, `postgres`
+    included however it is quoted (`ALTER ROLE "postgres" WITH NOSUPERUSER … PASSWORD …` on
+    Supabase). So the drill connects as `prism_drill_<random>` and renames the bootstrap
+    superuser out of the way: the script's `postgres` is then an ordinary role of its own.
+    `cluster` is updated in place, so everything after the restore connects the same way.
+    """
+    if cluster.user.startswith(DRILL_ROLE_PREFIX):
+        return
+    role = DRILL_ROLE_PREFIX + secrets.token_hex(6)
+    password = secrets.token_urlsafe(24)
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+    bootstrap = cluster.user
+    cluster.user, cluster.password = role, password
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} RENAME TO {}").format(
+                sql.Identifier(bootstrap),
+                sql.Identifier(DRILL_ROLE_PREFIX + "bootstrap_" + secrets.token_hex(6)),
+            )
+        )
 
 
 def _restore_archive(backup: Backup, cluster: Cluster, jobs: int, database: str) -> RestoreOutcome:
@@ -380,9 +436,8 @@ def _feed(backup: Backup, own_role: str, sink: IO[bytes]) -> bool:
     """Stream the script into psql; returns whether pg_dump's completion footer was seen.
 
     Bytes throughout, so a dump in any server encoding streams unchanged. Creates each role
-    the script references before its first use (roles live outside a database dump), and skips
-    the script's CREATE/ALTER ROLE of the role we connect as: the first would fail, the second
-    would replace our password and lock us out at the script's next \\connect.
+    the script references before its first use (roles live outside a database dump). The role
+    we connect as is the drill's own (`become_drill_superuser`): no script can name it.
     """
     footer = (
         b"-- PostgreSQL database cluster dump complete"
@@ -390,7 +445,6 @@ def _feed(backup: Backup, own_role: str, sink: IO[bytes]) -> bool:
         else b"-- PostgreSQL database dump complete"
     )
     known_roles = {own_role, "public", "current_user", "session_user", *SUPABASE_ROLES}
-    own_role_lines = (f"ALTER ROLE {own_role} ".encode(), f"CREATE ROLE {own_role};".encode())
     complete = False
     in_copy = False
     with _open_bytes(backup.path, backup.gzipped) as stream:
@@ -400,8 +454,6 @@ def _feed(backup: Backup, own_role: str, sink: IO[bytes]) -> bool:
             elif _COPY_START.match(line):
                 in_copy = True
             else:
-                if line.startswith(own_role_lines):
-                    continue
                 match = _ROLE_REFERENCE.match(line)
                 if match:
                     role = match.group(1).decode(errors="replace").strip('"')

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from drills.cluster import Cluster, EphemeralPostgres, find_bindir
+from drills.cluster import Cluster, EphemeralPostgres
 from drills.errors import BadInput
-from drills.local import Backup, dump_source, inspect_backup, restore
+from drills.local import Backup, choose_installation, dump_source, inspect_backup, restore
 from drills.plan import LocalDrillPlan, check_plan
 from drills.record import (
     DrillRecord,
@@ -112,14 +112,15 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
     observer = observer or SilentObserver()
     check_plan(plan)
     manifest = load_manifest(plan.manifest)
-    bindir = find_bindir()
-    backup = inspect_backup(plan.backup, bindir) if plan.backup else None
+    backup = inspect_backup(plan.backup) if plan.backup else None
     if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
         raise BadInput(
             f"--backup {plan.backup}: a plain SQL dump records no creation time; pass "
             "--point ISO-TIME (when the dump was taken)"
         )
     source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
+    installation = choose_installation(backup, source_dsn, plan.pg_bindir)
+    bindir = installation.bindir
 
     started_at = datetime.now(UTC)
     phases = _Phases(observer)
@@ -135,7 +136,7 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         point = plan.point or backup.created_at
         clock = time.monotonic()  # RTO runs from a backup in hand to a verified restore
 
-        ephemeral = EphemeralPostgres()
+        ephemeral = EphemeralPostgres(bindir=bindir)
         with phases.run("stand up"):
             cluster = resources.enter_context(ephemeral)
         with phases.run("restore"):
