@@ -8,6 +8,7 @@ platform objects cause in a vanilla PostgreSQL is tolerated, and each is recorde
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gzip
 import os
@@ -37,8 +38,10 @@ from drills.dumpheader import (
 )
 from drills.errors import BadInput
 from drills.pgbin import Installation, choose
+from drills.record.model import BackupVersions, RestoredWith
 from drills.redact import mask_dsn
 from drills.supabase import Kind, ScriptTrace, SkippedCopy, unquote
+from drills.verify.manifest import Manifest
 
 RESTORE_DB = "prism"  # where single-database backups are restored
 MAX_RECORDED_ERRORS = 20
@@ -252,18 +255,23 @@ def dump_source(source_dsn: str, dest: Path, pg_bindir: Path) -> Backup:
 # -- restoring --------------------------------------------------------------------------------
 
 def restore(
-    backup: Backup, cluster: Cluster, jobs: int, database: str = RESTORE_DB
+    backup: Backup,
+    cluster: Cluster,
+    jobs: int,
+    database: str = RESTORE_DB,
+    manifest: Manifest | None = None,
 ) -> RestoreOutcome:
     """Restore into the cluster and return what went wrong; never raises for a bad backup.
 
-    Single-database backups go into a new `database`; a cluster script brings its own.
+    Single-database backups go into a new `database`; a cluster script brings its own, and the
+    checks then run in the one `manifest` names or the one holding its tables.
     """
     started = time.monotonic()
     become_drill_superuser(cluster)
     if backup.is_archive:
         outcome = _restore_archive(backup, cluster, jobs, database)
     else:
-        outcome = _restore_script(backup, cluster, database)
+        outcome = _restore_script(backup, cluster, database, manifest or Manifest())
     outcome.seconds = time.monotonic() - started
     outcome.errors_total = len(outcome.errors)
     del outcome.errors[MAX_RECORDED_ERRORS:]
@@ -426,7 +434,9 @@ class _Psql:
         self._reader.join()
 
 
-def _restore_script(backup: Backup, cluster: Cluster, database: str) -> RestoreOutcome:
+def _restore_script(
+    backup: Backup, cluster: Cluster, database: str, manifest: Manifest
+) -> RestoreOutcome:
     # A cluster script or a `--create` dump makes and \connects to its own databases.
     own_databases = backup.format == BackupFormat.CLUSTER or backup.creates_database
     target = "postgres" if own_databases else database
@@ -459,7 +469,7 @@ def _restore_script(backup: Backup, cluster: Cluster, database: str) -> RestoreO
         )
     for line_no, message in _psql_errors(b"".join(psql.stderr).decode(errors="replace")):
         verdict = trace.judge(line_no, message)
-        where = f"line {line_no}: " if line_no else ""
+        where = f"line {feed.backup_line(line_no)}: " if line_no else ""
         if verdict is None:
             outcome.errors.append(f"{where}{message}")
         elif verdict.kind == Kind.BLOCKING:
@@ -480,7 +490,10 @@ def _restore_script(backup: Backup, cluster: Cluster, database: str) -> RestoreO
         {name for by_name in trace.missing.values() for name in by_name}
     )
     if own_databases:
-        outcome.database = _database_with_prism_tables(cluster) or target
+        chosen, problem = _database_holding(cluster, manifest)
+        outcome.database = chosen or target
+        if problem:
+            outcome.errors.append(problem)
     return outcome
 
 
@@ -502,6 +515,7 @@ class _Feed:
         self.line_no = 0
         self.complete = False
         self.skipped: list[SkippedCopy] = []
+        self.injected: list[int] = []  # stream line numbers of the drill's own lines
         self.known_roles = {cluster.user, "public", "current_user", "session_user",
                             *(SUPABASE_ROLES if backup.supabase else ())}
         self._conns: dict[str, psycopg.Connection] = {}
@@ -514,6 +528,14 @@ class _Feed:
     def write(self, line: bytes) -> None:
         self.sink.write(line)
         self.line_no += line.count(b"\n")
+
+    def inject(self, line: bytes) -> None:
+        """A line of the drill's own, not the backup's (psql counts it; the record must not)."""
+        self.write(line)
+        self.injected.append(self.line_no)
+
+    def backup_line(self, fed_line: int) -> int:
+        return fed_line - bisect.bisect_right(self.injected, fed_line)
 
     def run(self) -> None:
         skipping: SkippedCopy | None = None
@@ -548,7 +570,7 @@ class _Feed:
                     role = match.group(1).decode(errors="replace").strip('"')
                     if role not in self.known_roles:
                         self.known_roles.add(role)
-                        self.write(_create_role_sql(role))
+                        self.inject(_create_role_sql(role))
                 if line.startswith(self.footer):
                     self.complete = True
                 self.trace.note(self.line_no + 1, line)
@@ -562,7 +584,7 @@ class _Feed:
         if not match:
             return None
         schema, table = (unquote(g.decode(errors="replace")) for g in match.groups())
-        self.write(self.psql.sync_line())
+        self.inject(self.psql.sync_line())
         self.psql.wait()
         database = self.trace.database or "postgres"
         conn = self._conns.get(database)
@@ -630,8 +652,13 @@ def _available_extensions(cluster: Cluster) -> frozenset[str]:
         )
 
 
-def _database_with_prism_tables(cluster: Cluster) -> str | None:
-    """After a cluster restore, the database that holds Prism's tables (Supabase: postgres)."""
+def _database_holding(cluster: Cluster, manifest: Manifest) -> tuple[str | None, str | None]:
+    """After a cluster restore: the database to check, and a blocking error when the manifest
+    names one the backup does not have.
+
+    The manifest's `database`, else the database holding the most of its expected tables
+    (ties: `postgres` first — Supabase's — then by name).
+    """
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         names = [
             row[0]
@@ -640,8 +667,46 @@ def _database_with_prism_tables(cluster: Cluster) -> str | None:
                 "ORDER BY datname = 'postgres' DESC, datname"
             )
         ]
+    if manifest.database:
+        if manifest.database in names:
+            return manifest.database, None
+        return None, (f"the manifest's database {manifest.database!r} is not in the backup "
+                      f"(it has: {', '.join(names)})")
+    wanted = list(manifest.tables) or ["organizations"]
+    best, best_count = None, 0
     for name in names:
         with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
-            if conn.execute("SELECT to_regclass('public.organizations')").fetchone()[0]:
-                return name
-    return None
+            found = conn.execute(
+                "SELECT count(DISTINCT c.relname) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s) AND c.relname = ANY(%s)",
+                [manifest.schemas, wanted],
+            ).fetchone()[0]
+        if found > best_count:
+            best, best_count = name, found
+    return best, None
+
+
+def restore_facts(
+    point_flag: bool, backup: Backup, installation: Installation, outcome: RestoreOutcome
+) -> dict:
+    """The record's fields about the backup and its restore (see drills.record.model)."""
+    return dict(
+        point_source="--point" if point_flag else backup.point_source,
+        backup_versions=BackupVersions(
+            server=backup.versions.server,
+            dumper=backup.versions.dumper,
+            needed_major=backup.versions.needed_major,
+        ),
+        restored_with=RestoredWith(
+            version=installation.version,
+            bindir=str(installation.bindir),
+            source=installation.source,
+        ),
+        database=outcome.database,
+        restore_errors=outcome.errors,
+        restore_errors_total=outcome.errors_total,
+        restore_warnings=outcome.warnings,
+        restore_ignored_copies=outcome.ignored_copies,
+        missing_extensions=outcome.missing_extensions,
+    )

@@ -19,7 +19,14 @@ from typing import Protocol
 
 from drills.cluster import Cluster, EphemeralPostgres
 from drills.errors import BadInput
-from drills.local import Backup, choose_installation, dump_source, inspect_backup, restore
+from drills.local import (
+    Backup,
+    choose_installation,
+    dump_source,
+    inspect_backup,
+    restore,
+    restore_facts,
+)
 from drills.plan import LocalDrillPlan, check_plan
 from drills.record import (
     DrillRecord,
@@ -140,7 +147,7 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         with phases.run("stand up"):
             cluster = resources.enter_context(ephemeral)
         with phases.run("restore"):
-            outcome = restore(backup, cluster, plan.jobs)
+            outcome = restore(backup, cluster, plan.jobs, manifest=manifest)
         with phases.run("verify"):
             target = VerifyTarget(
                 dsn=cluster.dsn(outcome.database),
@@ -183,6 +190,7 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         cost_estimate="none: local drill on this machine",
         host=host_info(),
         restore_ignored=outcome.ignored,
+        **restore_facts(plan.point is not None, backup, installation, outcome),
     )
     paths = write_record(record, plan.record_dir)
     log_path = rebuild_log(plan.record_dir)
@@ -220,7 +228,7 @@ def _notes(
     if point is None:
         parts.append("backup point unknown: the archive header is unreadable")
     if errors:
-        parts.append(f"restore errors: {len(errors)} (first: {errors[0]})")
+        parts.append(f"restore errors: {len(errors)} (first: {errors[0]}; all in the record)")
     if ignored:
         parts.append(f"{len(ignored)} known-harmless restore errors ignored")
     failed = [c.name for c in checks if c.status == Status.FAIL]

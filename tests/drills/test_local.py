@@ -226,6 +226,48 @@ def _supabase_backup(tmp_path: Path, extra_sql: str = "") -> Path:
     return path
 
 
+# A platform extension as pg_dump writes it: its TOC entries, CREATE EXTENSION and the comment.
+PLATFORM_EXTENSION = f"""\\connect postgres
+--
+-- Name: pg_graphql; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS "pg_graphql" WITH SCHEMA "graphql";
+
+
+--
+-- Name: EXTENSION "pg_graphql"; Type: COMMENT; Schema: -; Owner:{' '}
+--
+
+COMMENT ON EXTENSION "pg_graphql" IS 'pg_graphql: GraphQL support';
+"""
+
+
+def test_supabase_backup_with_a_platform_extension_restores_with_it_traced(tmp_path):
+    path = _supabase_backup(tmp_path, PLATFORM_EXTENSION)
+    with EphemeralPostgres() as target:
+        outcome = restore(inspect_backup(path), target, jobs=2)
+    assert outcome.errors == []
+    assert outcome.missing_extensions == ["pg_graphql"]
+    assert [line.split(" (ignored")[0] for line in outcome.ignored] == [
+        line for line in (
+            f"line {n}: {m}" for n, m in (
+                (_line_of(path, 'CREATE EXTENSION IF NOT EXISTS "pg_graphql"'),
+                 'extension "pg_graphql" is not available'),
+                (_line_of(path, 'COMMENT ON EXTENSION "pg_graphql"'),
+                 'extension "pg_graphql" does not exist'),
+            )
+        )
+    ]
+
+
+def _line_of(path: Path, text: str) -> int:
+    """The backup's line holding `text` (the record names lines of the backup, not of the
+    stream the drill feeds psql, which has lines of its own)."""
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    return next(i for i, line in enumerate(lines, start=1) if line.startswith(text))
+
+
 def test_supabase_backup_with_an_error_no_missing_extension_explains_fails(tmp_path):
     broken = (
         "\\connect postgres\nCREATE TABLE public.reports (org_id bigint REFERENCES nope(id));\n"
