@@ -241,3 +241,39 @@ def test_an_unreadable_archive_header_leaves_the_versions_unknown(tmp_path):
     assert backup.versions.needed_major is None and backup.created_at is None
     with pytest.raises(HeaderError):
         archive_versions(path)
+
+
+def test_after_a_cluster_restore_the_database_holding_the_tables_is_checked(pg18, tmp_path):
+    path = tmp_path / "cluster18.sql"
+    subprocess.run([pg18.tool("pg_dumpall"), f"--file={path}"],
+                   env=pg18.env(), check=True, capture_output=True)
+    outcome = run_local_drill(LocalDrillPlan(backup=path, point=datetime.now(UTC),
+                                             record_dir=tmp_path / "r", tier=Tier.QUICK))
+    record = outcome.record
+    assert outcome.passed and record.database == "prism"  # not postgres, which is empty
+    assert record.restored_with.version.startswith("18.")
+    assert record.backup_versions.server.startswith("18.")
+    assert record.point_source == "--point"
+
+    named = tmp_path / "m.yaml"
+    named.write_text("database: nope\n")
+    outcome = run_local_drill(LocalDrillPlan(backup=path, point=datetime.now(UTC), manifest=named,
+                                             record_dir=tmp_path / "r2", tier=Tier.QUICK))
+    assert not outcome.passed
+    assert "the manifest's database 'nope' is not in the backup" in \
+        outcome.record.restore_errors[0]
+
+
+def test_every_blocking_error_is_recorded_up_to_the_cap_with_the_total(tmp_path):
+    path = tmp_path / "broken.sql"
+    statements = "".join(f"INSERT INTO missing_{n} VALUES (1);\n" for n in range(30))
+    path.write_text("SET client_encoding = 'UTF8';\n" + statements)
+    outcome = run_local_drill(LocalDrillPlan(backup=path, point=datetime.now(UTC),
+                                             record_dir=tmp_path / "r", tier=Tier.QUICK))
+    record = outcome.record
+    assert record.restore_errors_total == 31  # 30 statements + the missing completion footer
+    assert len(record.restore_errors) == 20
+    assert record.restore_errors[1] == 'line 2: relation "missing_0" does not exist'
+    restore_check = next(c for c in record.checks if c.name == "restore")
+    assert restore_check.detail.startswith("31 restore errors")
+    assert "… and 11 more" in outcome.record_paths[0].read_text()
