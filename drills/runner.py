@@ -19,10 +19,18 @@ from pathlib import Path
 from typing import Protocol
 
 from drills import owner, preflight
-from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres, find_bindir
+from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres
 from drills.errors import BadInput
-from drills.local import Backup, RestoreOutcome, dump_source, restore
+from drills.local import (
+    Backup,
+    RestoreOutcome,
+    choose_installation,
+    dump_source,
+    restore,
+    restore_facts,
+)
 from drills.local_reaper import Found, reap_local
+from drills.pgbin import Installation
 from drills.plan import LocalDrillPlan, check_plan
 from drills.record import (
     DrillRecord,
@@ -124,9 +132,13 @@ class _Inputs:
     """What the checks before the drill found out: nothing of it exists on disk yet."""
 
     manifest: Manifest
-    bindir: Path
+    installation: Installation
     backup: Backup | None
     source_dsn: str | None
+
+    @property
+    def bindir(self) -> Path:
+        return self.installation.bindir
 
 
 def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> _Inputs:
@@ -145,8 +157,7 @@ def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> _Inputs:
     if plan.manifest is not None:
         preflight.check_regular_file("--manifest", plan.manifest)
     manifest = load_manifest(plan.manifest)
-    bindir = find_bindir()
-    backup = preflight.inspect(plan.backup, bindir) if plan.backup else None
+    backup = preflight.inspect(plan.backup, None) if plan.backup else None
     if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
         raise BadInput(
             f"--backup {preflight.shown(plan.backup)}: a plain SQL dump records no creation "
@@ -155,7 +166,9 @@ def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> _Inputs:
     source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
     if source_dsn is not None and probe:
         preflight.check_source(source_dsn)
-    return _Inputs(manifest, bindir, backup, source_dsn)
+    # Without the probe the source does not exist yet (the demo's): its major is then unknown.
+    installation = choose_installation(backup, source_dsn if probe else None, plan.pg_bindir)
+    return _Inputs(manifest, installation, backup, source_dsn)
 
 
 def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None) -> DrillOutcome:
@@ -195,11 +208,11 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                 point = plan.point or backup.created_at
             clock = time.monotonic()  # RTO runs from a backup in hand to a verified restore
 
-            ephemeral = EphemeralPostgres()
+            ephemeral = EphemeralPostgres(bindir=inputs.bindir)
             with phases.run("stand up"):
                 cluster = resources.enter_context(ephemeral)
             with phases.run("restore"):
-                outcome = restore(backup, cluster, plan.jobs)
+                outcome = restore(backup, cluster, plan.jobs, manifest=inputs.manifest)
             error = environment_failure(outcome.errors)
             if error is None:
                 with phases.run("verify"):
@@ -211,6 +224,8 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                         backup_point=point or started_at,
                         drill_started=started_at,
                         restore_errors=outcome.errors,
+                        restore_errors_total=outcome.errors_total,
+                        restore_warnings=outcome.warnings,
                         source_dsn=inputs.source_dsn,
                         api_url=plan.api_url,
                         api_cmd=plan.api_cmd,
@@ -259,6 +274,11 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         cost_estimate="none: local drill on this machine",
         host=host_info(),
         restore_ignored=outcome.ignored if outcome else [],
+        **(
+            restore_facts(plan.point is not None, backup, inputs.installation, outcome)
+            if backup is not None and outcome is not None
+            else {}
+        ),
     )
     paths = write_record(record, plan.record_dir)
     log_path = rebuild_log(plan.record_dir)
@@ -323,7 +343,7 @@ def _notes(
     if point is None:
         parts.append("backup point unknown: the archive header is unreadable")
     if errors:
-        parts.append(f"restore errors: {len(errors)} (first: {errors[0]})")
+        parts.append(f"restore errors: {len(errors)} (first: {errors[0]}; all in the record)")
     if ignored:
         parts.append(f"{len(ignored)} known-harmless restore errors ignored")
     failed = [c.name for c in checks if c.status == Status.FAIL]
