@@ -244,6 +244,7 @@ def plan_aws_drill(
     clients: Clients = client,
 ) -> AwsDrillPlan:
     """Resolve and check everything the drill needs; create nothing."""
+    clients = _memo(clients)
     point = Point.parse(point_text)
     target = resolve_target(stack, None, project_dir)
     if db_instance is not None:
@@ -292,6 +293,18 @@ def plan_aws_drill(
         direct=direct,
         notes=notes,
     )
+
+
+def _memo(clients: Clients) -> Clients:
+    """One client per service and region for the whole plan (each new one reloads models)."""
+    made: dict[tuple[str, str], Any] = {}
+
+    def get(service: str, region: str) -> Any:
+        if (service, region) not in made:
+            made[service, region] = clients(service, region)
+        return made[service, region]
+
+    return get
 
 
 def _stack_config(target: Target) -> StackConfig:
