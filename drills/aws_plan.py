@@ -244,7 +244,7 @@ def plan_aws_drill(
     clients: Clients = client,
 ) -> AwsDrillPlan:
     """Resolve and check everything the drill needs; create nothing."""
-    clients = _memo(clients)
+    clients = memo_clients(clients)
     point = Point.parse(point_text)
     target = resolve_target(stack, None, project_dir)
     if db_instance is not None:
@@ -295,7 +295,7 @@ def plan_aws_drill(
     )
 
 
-def _memo(clients: Clients) -> Clients:
+def memo_clients(clients: Clients) -> Clients:
     """One client per service and region for the whole plan (each new one reloads models)."""
     made: dict[tuple[str, str], Any] = {}
 
