@@ -84,7 +84,7 @@ def scrub(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return scrub(value.model_dump(mode="json"))
     if isinstance(value, str):
-        return mask_dsn(value)
+        return mask_dsn(printable(value))
     if isinstance(value, dict):
         return {
             scrub(key): MASK if _is_secret_key(key) and value[key] else scrub(item)
@@ -93,6 +93,18 @@ def scrub(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return type(value)(scrub(item) for item in value)
     return value
+
+
+def printable(text: str) -> str:
+    """`text` encodable as UTF-8: bytes a file name smuggled in as surrogates become `\\xNN`.
+
+    A path with non-UTF-8 bytes decodes (surrogateescape) into lone surrogates that no UTF-8
+    writer accepts; the record says which bytes they were instead of failing to be written.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name could have produced
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _is_secret_key(key: Any) -> bool:
