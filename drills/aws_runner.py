@@ -38,6 +38,7 @@ from drills.record import (
     DrillRecord,
     Phase,
     Result,
+    RtoKind,
     host_info,
     rebuild_log,
     tool_versions,
@@ -231,6 +232,7 @@ class _Run:
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     up_state: str = "not started"  # done, failed, interrupted
+    error: str | None = None  # what in the environment ended the drill (Result.ERROR)
     up_seconds: float | None = None
     provisioning: float = 0.0
     ready_seconds: float = 0.0
@@ -297,7 +299,9 @@ def run_aws_drill(
                 if run.up_state == "not started":
                     run.up_state = "interrupted"
                 run.notes.append(f"interrupted by {signal.Signals(signal_.signum).name}")
+                run.error = f"interrupted by {signal.Signals(signal_.signum).name}"
             except Exception as error:  # a bug or an unforeseen failure: recorded, torn down
+                run.error = mask_dsn(f"{type(error).__name__}: {error}")[:300]
                 check(
                     CheckResult(
                         name="drill",
@@ -390,6 +394,7 @@ def _stand_up_and_verify(
         )
     except EngineError as error:
         run.up_state = "failed"
+        run.error = f"the drill stack did not come up: {str(error)[:300]}"
         run.up_seconds = clock() - t
         phase("stand up", run.up_seconds)
         check(
@@ -470,8 +475,13 @@ def _record(
         ttl = (plan.expires_at - plan.started_at).total_seconds()
         alive_db, alive_host = max(alive_db, ttl), max(alive_host, ttl)
     failed = [c.name for c in run.checks if c.status == Status.FAIL]
-    interrupted = any(n.startswith("interrupted") for n in run.notes)
-    passed = run.up_state == "done" and not failed and not interrupted
+    if run.error is not None:
+        # The environment gave out (engine, signal, crash): the backup is not judged.
+        result = Result.ERROR
+    elif run.up_state == "done" and not failed:
+        result = Result.PASSED
+    else:
+        result = Result.FAILED
     notes = [plan.notes] if plan.notes else []
     notes += run.notes
     if failed:
@@ -481,10 +491,12 @@ def _record(
         environment=plan.environment,
         backup_source=f"{plan.source.description} ({plan.point.text})",
         backup_point=plan.restore_point,
-        result=Result.PASSED if passed else Result.FAILED,
+        result=result,
+        error=run.error,
         notes="; ".join(notes) or "all checks passed",
         completed_by=plan.actor,
         tier=plan.tier,
+        rto_kind=RtoKind.AWS,
         rto_seconds=rto,
         targets=manifest.targets,
         phases=run.phases,

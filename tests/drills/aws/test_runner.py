@@ -15,7 +15,7 @@ import pytest
 from drills.aws_plan import plan_aws_drill
 from drills.aws_runner import run_aws_drill, teardown
 from drills.engine import ConcurrentUpdate, EngineError
-from drills.record import Result
+from drills.record import Result, RtoKind
 from drills.verify.model import Status, Tier
 from tests.drills.aws.conftest import SECRETS, make_prod, make_project
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
@@ -107,6 +107,7 @@ def test_a_drill_stands_up_verifies_records_and_tears_down(plan, engine, stack, 
     assert _check(outcome, "app_ready").status == Status.PASS  # through the hostname
     assert _check(outcome, "teardown").status == Status.PASS
     assert record.environment == "aws-prod"
+    assert record.rto_kind == RtoKind.AWS
     assert record.backup_point == plan.restore_point
     assert record.completed_by == plan.actor
     assert record.cost_estimate.startswith("$")
@@ -134,7 +135,9 @@ def test_a_failed_verification_is_a_failed_record_and_the_stack_goes(
 def test_an_exception_during_up_is_recorded_and_destroyed(plan, engine, pg_cluster):
     engine.fail_up = EngineError("pulumi failed on stack: AccessDenied creating the instance")
     outcome = drill(plan, engine, pg_cluster)
-    assert outcome.record.result == Result.FAILED
+    # The environment gave out, not the backup: an error, with the reason.
+    assert outcome.record.result == Result.ERROR
+    assert "AccessDenied" in outcome.record.error
     assert _check(outcome, "stand_up").status == Status.FAIL
     assert "AccessDenied" in _check(outcome, "stand_up").detail
     assert ("destroy", plan.stack_name) in engine.calls
@@ -147,7 +150,7 @@ def test_a_partial_up_is_destroyed_whole(plan, engine, pg_cluster):
     engine.created_before_failure = 7
     engine.offline = False
     outcome = drill(plan, engine, pg_cluster)
-    assert outcome.record.result == Result.FAILED
+    assert outcome.record.result == Result.ERROR
     assert engine.left() == {}
     assert _check(outcome, "teardown").status == Status.PASS
 
@@ -188,7 +191,7 @@ def test_an_unexpected_error_while_verifying_is_recorded_and_torn_down(plan, eng
             raise RuntimeError("credentials helper crashed")
 
     outcome = drill(plan, engine, pg_cluster, access=Broken())
-    assert outcome.record.result == Result.FAILED
+    assert outcome.record.result == Result.ERROR
     assert "RuntimeError: credentials helper crashed" in _check(outcome, "drill").detail
     assert engine.left() == {}
 

@@ -70,7 +70,8 @@ def test_a_signal_during_up_tears_down_and_records(pickled_plan, tmp_path, signu
     calls = [c for c, _ in after["_calls"]]
     assert calls == ["up", "refresh", "destroy"]
     record = json.loads(Path(out.strip().splitlines()[-1]).read_text())
-    assert record["result"] == "failed"
+    assert record["result"] == "error"
+    assert record["error"] == f"interrupted by {signal.Signals(signum).name}"
     assert f"interrupted by {signal.Signals(signum).name}" in record["notes"]
     teardown = next(c for c in record["checks"] if c["name"] == "teardown")
     assert teardown["status"] == "pass"
