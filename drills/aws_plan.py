@@ -251,7 +251,7 @@ def plan_aws_drill(
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", db_instance):
             raise BadInput(f"--db-instance {db_instance!r} is not an RDS identifier")
         target = replace(target, db_instance=db_instance)
-    cfg = _stack_config(target)
+    cfg = stack_config(target)
     settings = drill_settings(target.stack_config)
     now = (now or datetime.now(UTC)).astimezone(UTC)
     home = target.region
@@ -307,7 +307,7 @@ def memo_clients(clients: Clients) -> Clients:
     return get
 
 
-def _stack_config(target: Target) -> StackConfig:
+def stack_config(target: Target) -> StackConfig:
     from infra.config import StackConfig, full_key, parse_section
 
     raw = target.stack_config or {}

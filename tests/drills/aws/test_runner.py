@@ -234,3 +234,13 @@ def test_teardown_cancels_a_lock_held_by_the_interrupted_up():
     result = teardown(engine, "drill-y", after_interrupted_up=True, backoff=0)
     assert result.destroyed
     assert [c for c, _ in engine.calls] == ["refresh", "cancel", "refresh", "destroy"]
+
+
+def test_the_bench_run_records_the_simulated_rto(pg_cluster, restored, tmp_path):
+    from bench.aws_drill import one_run
+
+    run = one_run(pg_cluster, restored, tmp_path, Tier.QUICK)
+    assert run["result"] == "passed"
+    assert run["simulated_provisioning_seconds"] == 1200
+    assert run["recorded_rto_seconds"] == pytest.approx(run["expected_rto_seconds"], abs=0.01)
+    assert run["left_behind"] == {}
