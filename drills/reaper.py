@@ -85,12 +85,23 @@ def _client(service: str, region: str) -> Any:
 
 
 def _default_regions() -> list[str]:
+    """Where drills run: every stack's region and its backups' DR region (the stack files),
+    else AWS_REGION."""
+    from infra.offline import available_stacks, read_stack_config
     from runbook.aws import env_region
 
-    region = env_region()
-    if region is None:
+    found: list[str] = []
+    for stack in available_stacks():
+        config = read_stack_config(stack)
+        replication = (config.get("prism-infra:database") or {}).get("backupReplication") or {}
+        for region in (config.get("aws:region"), replication.get("region")):
+            if isinstance(region, str) and region and region not in found:
+                found.append(region)
+    if not found and env_region():
+        found.append(env_region() or "")
+    if not found:
         raise BadInput("no AWS region to reap: pass --region (repeatable) or set AWS_REGION")
-    return [region]
+    return found
 
 
 def reap(

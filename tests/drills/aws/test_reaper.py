@@ -209,3 +209,7 @@ def test_no_backend_still_reaps_tagged_resources_and_says_so(moto, capsys, monke
     assert code == 1  # the stacks could not be checked: not a clean reap
     assert exists(ids) == NONE
     assert "stacks not checked" in done["findings"][0]["action"]
+
+
+def test_default_regions_are_the_stacks_and_their_dr_region():
+    assert reaper._default_regions() == ["us-east-1", "us-west-2"]
