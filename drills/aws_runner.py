@@ -45,6 +45,8 @@ from drills.record import (
     write_record,
 )
 from drills.redact import mask_dsn
+from drills.runner import DrillObserver as Observer
+from drills.runner import SilentObserver
 from drills.verify import VerifyTarget, load_manifest, verify
 from drills.verify.model import CheckResult, Status
 from drills.verify.smoke import probe, run_smoke_cmd, wait_ready
@@ -206,19 +208,6 @@ class AwsDrillOutcome:
         return self.record.result == Result.PASSED
 
 
-class Observer:
-    """What the command line shows while the drill runs (silent by default)."""
-
-    def phase_started(self, name: str) -> None:
-        pass
-
-    def phase_finished(self, name: str, seconds: float) -> None:
-        pass
-
-    def check_finished(self, result: CheckResult) -> None:
-        pass
-
-
 def https_url(hostname: str) -> str:
     return f"https://{hostname}"
 
@@ -256,7 +245,7 @@ def run_aws_drill(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> AwsDrillOutcome:
-    observer = observer or Observer()
+    observer = observer or SilentObserver()
     manifest = load_manifest(manifest_path)
     events = EventLog()
     run = _Run()

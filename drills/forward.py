@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from psycopg.conninfo import make_conninfo
 
+from drills.cluster import free_port
 from drills.errors import BadInput
 
 DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
@@ -87,12 +88,6 @@ class Direct:
     def open(self, outputs: Mapping[str, Any]) -> Iterator[str]:
         host, port = str(outputs["dbAddress"]), int(outputs["dbPort"])
         yield _dsn(outputs, host, port, self.credentials, self.sslmode)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _accepts(port: int) -> bool:

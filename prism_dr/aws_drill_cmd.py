@@ -10,8 +10,6 @@ the resources, the TTL and the cost estimate.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from drills.forward import (
     check_forward_tools,
     secrets_manager_credentials,
 )
+from drills.plan import _check_record_dir as check_record_dir
 from drills.record import format_duration, redacted
 from drills.verify.model import Tier
 from runbook.aws import client
@@ -104,7 +103,7 @@ def run(options: AwsDrillOptions) -> int:
     from runbook.recovery_stack import runtime_secrets
 
     reject_example_values(plan.cfg)
-    _check_record_dir(plan.record_dir)
+    check_record_dir(plan.record_dir)  # the local drill's probe: the same refusal
     secrets = runtime_secrets(client("ssm", plan.home_region), plan.stack)
     access = make_access(plan)
     engine = make_engine()
@@ -201,18 +200,3 @@ def _secret_envs() -> list[str]:
     from infra.config import SECRET_SETTINGS
 
     return list(SECRET_SETTINGS.values())
-
-
-def _check_record_dir(record_dir: Path) -> None:
-    """The record is written after the drill: a directory that cannot take it fails now."""
-    if record_dir.exists() and not record_dir.is_dir():
-        raise BadInput(f"--record-dir {record_dir} is a file; pass a directory")
-    existing = record_dir.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".prism-dr-probe-", dir=existing))
-    except OSError as error:
-        raise BadInput(
-            f"--record-dir {record_dir}: not writable under {existing} ({error.strerror})"
-        ) from None

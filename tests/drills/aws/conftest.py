@@ -106,3 +106,17 @@ def make_prod(identifier: str = "prism-prod", stack: str = "prod") -> Account:
 @pytest.fixture
 def account(moto):  # noqa: F811
     return make_prod()
+
+
+def resolved_plan(server, tmp_path_factory, **kwargs):
+    """A prod drill plan resolved against a fresh moto account, for module-scoped fixtures
+    (the function-scoped `moto` fixture would reset the account under them)."""
+    from drills.aws_plan import plan_aws_drill
+
+    with pytest.MonkeyPatch.context() as patch:
+        server.reset()
+        for key, value in server.env().items():
+            patch.setenv(key, value)
+        account = make_prod()
+        project = make_project(tmp_path_factory.mktemp("p"))
+        return plan_aws_drill(stack="prod", project_dir=project, **kwargs), project, account

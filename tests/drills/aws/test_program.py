@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from drills.aws_plan import SourceNetwork, plan_aws_drill
+from drills.aws_plan import SourceNetwork
 from drills.program import drill_config, drill_program
 from infra.offline import OfflineRun, ResourceRecord, Secret, run_program
 from runbook.recovery_point import Point, Source
-from tests.drills.aws.conftest import SECRETS, make_prod, make_project
+from tests.drills.aws.conftest import SECRETS, resolved_plan
 
 RDS = "aws:rds/instance:Instance"
 EC2 = "aws:ec2/instance:Instance"
@@ -31,16 +31,8 @@ def run(plan) -> OfflineRun:
 
 @pytest.fixture(scope="module")
 def latest(moto_session, tmp_path_factory):
-    """One plan for the module, resolved against a fresh moto account."""
-    with pytest.MonkeyPatch.context() as patch:
-        moto_session.reset()
-        for key, value in moto_session.env().items():
-            patch.setenv(key, value)
-        account = make_prod()
-        plan = plan_aws_drill(
-            stack="prod", project_dir=make_project(tmp_path_factory.mktemp("p")), now=NOW
-        )
-        return plan, account
+    plan, _, account = resolved_plan(moto_session, tmp_path_factory, now=NOW)
+    return plan, account
 
 
 @pytest.fixture(scope="module")

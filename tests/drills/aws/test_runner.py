@@ -12,12 +12,11 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from drills.aws_plan import plan_aws_drill
 from drills.aws_runner import run_aws_drill, teardown
 from drills.engine import ConcurrentUpdate, EngineError
 from drills.record import Result, RtoKind
 from drills.verify.model import Status, Tier
-from tests.drills.aws.conftest import SECRETS, make_prod, make_project
+from tests.drills.aws.conftest import SECRETS, resolved_plan
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
 from tests.fakes.engine import FakeStackEngine
 
@@ -40,14 +39,8 @@ def restored(pg_cluster, sample_dump):
 
 @pytest.fixture(scope="module")
 def module_plan(moto_session, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        moto_session.reset()
-        for key, value in moto_session.env().items():
-            patch.setenv(key, value)
-        make_prod()
-        project = make_project(tmp_path_factory.mktemp("p"))
-        plan = plan_aws_drill(stack="prod", project_dir=project, now=NOW, tier=Tier.QUICK)
-        return plan, project
+    plan, project, _ = resolved_plan(moto_session, tmp_path_factory, now=NOW, tier=Tier.QUICK)
+    return plan, project
 
 
 @pytest.fixture

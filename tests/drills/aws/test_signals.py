@@ -17,22 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from drills.aws_plan import plan_aws_drill
 from infra.offline import PROJECT_DIR
-from tests.drills.aws.conftest import make_prod, make_project
+from tests.drills.aws.conftest import resolved_plan
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def pickled_plan(moto_session, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        moto_session.reset()
-        for key, value in moto_session.env().items():
-            patch.setenv(key, value)
-        make_prod()
-        project = make_project(tmp_path_factory.mktemp("p"))
-        return plan_aws_drill(stack="prod", project_dir=project, now=NOW)
+    return resolved_plan(moto_session, tmp_path_factory, now=NOW)[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
