@@ -63,12 +63,12 @@ def engine(module_plan, stack):
 
 def drill(plan, engine, pg_cluster, **kwargs):
     kwargs.setdefault("access", access_for(pg_cluster))
+    kwargs.setdefault("ready_timeout", 5)
     return run_aws_drill(
         plan,
         engine,
         secrets=SECRETS,
         base_url=http_url,
-        ready_timeout=5,
         ready_interval=0.05,
         destroy_backoff=0,
         **kwargs,
@@ -237,3 +237,21 @@ def test_the_bench_run_records_the_simulated_rto(pg_cluster, restored, tmp_path)
     assert run["simulated_provisioning_seconds"] == 1200
     assert run["recorded_rto_seconds"] == pytest.approx(run["expected_rto_seconds"], abs=0.01)
     assert run["left_behind"] == {}
+
+
+def test_a_host_that_never_gets_ready_fails_the_drill_and_goes(plan, engine, pg_cluster):
+    outcome = drill(plan, engine, pg_cluster, get=lambda url: 503, ready_timeout=0.2)
+    ready = _check(outcome, "ready_via_hostname")
+    assert ready.status == Status.FAIL and "503" in ready.detail
+    assert outcome.record.result == Result.FAILED
+    assert engine.left() == {}
+
+
+def test_the_smoke_command_runs_against_the_drill_hostname(plan, engine, pg_cluster):
+    import sys
+
+    probe = "import os,urllib.request as u; u.urlopen(os.environ['BASE_URL'] + '/health')"
+    cmd = f'{sys.executable} -c "{probe}"'
+    outcome = drill(plan, engine, pg_cluster, smoke_cmd=cmd)
+    assert _check(outcome, "smoke_cmd").status == Status.PASS
+    assert outcome.record.result == Result.PASSED
