@@ -254,11 +254,11 @@ def run_aws_drill(
 
     def phase(name: str, seconds: float) -> None:
         run.phases.append(Phase(name=name, seconds=round(max(0.0, seconds), 3)))
-        observer.phase_finished(name, seconds)
+        _show(observer.phase_finished, name, seconds)
 
     def check(result: CheckResult) -> None:
         run.checks.append(result)
-        observer.check_finished(result)
+        _show(observer.check_finished, result)
 
     teardown_result: Teardown | None = None
     try:
@@ -308,7 +308,6 @@ def run_aws_drill(
                     f"{plan.drill_tags()['prism:expires-at']}"
                 )
             else:
-                observer.phase_started("destroy")
                 teardown_result = teardown(
                     engine,
                     plan.stack_name,
@@ -326,6 +325,13 @@ def run_aws_drill(
     outcome = _record(plan, manifest, events, run, wall_start, clock, teardown_result)
     outcome.interrupted = interrupted
     return outcome
+
+
+def _show(display: Callable[..., None], *args: Any) -> None:
+    """The display must never stop a teardown or lose a record (e.g. a spinner left running
+    by an exception refuses to start another)."""
+    with contextlib.suppress(Exception):
+        display(*args)
 
 
 def provisioning_seconds(events: EventLog, up_seconds: float) -> float:
@@ -370,7 +376,7 @@ def _stand_up_and_verify(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> None:
-    observer.phase_started("stand up")
+    _show(observer.phase_started, "stand up")
     t = clock()
     run.up_state = "interrupted"  # until up returns or raises: then it may hold pending creates
     try:
@@ -399,7 +405,7 @@ def _stand_up_and_verify(
     hostname = run.outputs.get("apiHostname") or plan.hostname
     api_url = base_url(str(hostname)) if plan.hostname and hostname else None
     if api_url:
-        observer.phase_started("/ready through the hostname")
+        _show(observer.phase_started, "/ready through the hostname")
         t = clock()
         ready = wait_ready(
             api_url,
@@ -415,7 +421,7 @@ def _stand_up_and_verify(
     else:
         run.notes.append("tunnel off: /health and /ready not checked through a hostname")
 
-    observer.phase_started("verify")
+    _show(observer.phase_started, "verify")
     t = clock()
     try:
         with access.open(run.outputs) as dsn:

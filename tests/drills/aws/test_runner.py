@@ -255,3 +255,15 @@ def test_the_smoke_command_runs_against_the_drill_hostname(plan, engine, pg_clus
     outcome = drill(plan, engine, pg_cluster, smoke_cmd=cmd)
     assert _check(outcome, "smoke_cmd").status == Status.PASS
     assert outcome.record.result == Result.PASSED
+
+
+def test_a_display_that_breaks_never_stops_the_teardown(plan, engine, pg_cluster):
+    class Broken:
+        def phase_started(self, name):
+            raise RuntimeError("Only one live display may be active at once")
+
+        phase_finished = check_finished = phase_started
+
+    outcome = drill(plan, engine, pg_cluster, observer=Broken())
+    assert engine.left() == {}
+    assert outcome.record_paths[0].exists()
