@@ -11,7 +11,6 @@ The database and the host do not depend on each other: they are created in paral
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -176,35 +175,28 @@ def runtime_secrets(
     db_name: str,
     tags: Mapping[str, str],
 ) -> Any:
-    """The drill stack's own `/prism/drill-<id>/` parameters and the host's read grant on the
-    restored instance's managed master secret.
-
-    MERGE POINT (engineer A's IAM change): once `RuntimeSecretsArgs` takes `reader_role_arn`
-    and `ApiHost` has `allow_reading_secret(name, secret_arn)`, RuntimeSecrets grants the host
-    nothing and the grant is made here through the host. Both shapes are handled so the
-    program runs on either side of that merge; drop the `reader_role_name` branch after it.
-    """
+    """The drill stack's own `/prism/drill-<id>/` parameters, decryptable by the drill host
+    only, and the host's read grant on the restored instance's managed master secret (each
+    component owns its IAM: RuntimeSecrets grants the host nothing by itself)."""
     from infra.secrets import RuntimeSecrets, RuntimeSecretsArgs
 
-    fields = {f.name for f in dataclasses.fields(RuntimeSecretsArgs)}
-    common = dict(
-        stack=name,
-        secret_env=secret_env,
-        database_address=database.address,
-        database_port=database.port,
-        database_name=db_name,
-        database_secret_arn=database.master_secret_arn,
-        extra_tags=tags,
+    secrets = RuntimeSecrets(
+        "runtime-secrets",
+        RuntimeSecretsArgs(
+            stack=name,
+            secret_env=secret_env,
+            database_address=database.address,
+            database_port=database.port,
+            database_name=db_name,
+            database_secret_arn=database.master_secret_arn,
+            extra_tags=tags,
+            reader_role_arn=host.role_arn,
+            # A drill stack lives hours: its key should not outlive it by a month.
+            key_deletion_window_days=7,
+        ),
     )
-    if "reader_role_arn" in fields:
-        secrets = RuntimeSecrets(
-            "runtime-secrets", RuntimeSecretsArgs(reader_role_arn=host.role_arn, **common)
-        )
-        host.allow_reading_secret("db-master", database.master_secret_arn)
-        return secrets
-    return RuntimeSecrets(
-        "runtime-secrets", RuntimeSecretsArgs(reader_role_name=host.role_name, **common)
-    )
+    host.allow_reading_secret("db-master", database.master_secret_arn)
+    return secrets
 
 
 def _stamp(plan: AwsDrillPlan) -> str:
