@@ -320,3 +320,20 @@ def test_every_dr_setting_the_table_shows_exists_in_a_stacks_inputs(prod_json: d
             if all(plan_cmd._lookup(r.inputs, key) is None for r in records):
                 missing.append(f"{type_} {key}")
     assert missing == []
+
+
+def test_plan_loads_no_other_commands_module() -> None:
+    # prism_dr.app registers only the command that runs: plan pays for no boto3 (runbook) and
+    # no matplotlib (drill records); --help still lists every command.
+    code = (
+        "import sys; from prism_dr import app\n"
+        "app._register(['plan', '--stack', 'prod'])\n"
+        "heavy = [m for m in ('boto3', 'matplotlib', 'prism_dr.drill_cmd', 'prism_dr.audit_cmd')"
+        " if m in sys.modules]\n"
+        "sys.exit(f'loaded {heavy}' if heavy else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    help_text = prism_dr("--help").stdout
+    for command in ("plan", "drill", "snapshot", "audit", "recover"):
+        assert f" {command} " in help_text
