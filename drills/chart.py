@@ -11,12 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from drills.verify.manifest import Targets
-
-if TYPE_CHECKING:
-    from drills.record import DrillRecord
 
 PASSED_COLOR = "#2b7bba"
 FAILED_COLOR = "#d62728"
@@ -31,10 +27,13 @@ _DETERMINISTIC_SVG = {
 
 @dataclass(frozen=True)
 class ChartPoint:
+    """One drill as the chart sees it: plain values, so the chart knows nothing of records."""
+
     started_at: datetime
     rto_hours: float | None
     rpo_hours: float | None
     passed: bool
+    rto_kind: str = "local"
 
 
 @dataclass(frozen=True)
@@ -47,27 +46,10 @@ class Panel:
     points: list[tuple[datetime, float, bool]]  # (drill start, hours, passed)
 
 
-def chart_points(records: Iterable[DrillRecord]) -> list[ChartPoint]:
-    """What the chart plots, oldest drill first."""
-    return [
-        ChartPoint(
-            started_at=record.started_at,
-            rto_hours=_hours(record.rto_seconds),
-            rpo_hours=_hours(record.rpo_seconds),
-            passed=record.result.value == "passed",
-        )
-        for record in sorted(records, key=lambda r: r.started_at)
-    ]
-
-
-def chart_panels(records: Iterable[DrillRecord]) -> list[Panel]:
-    """The two plots. Targets are the newest drill's; drills that did not measure a value are
-    left out of that plot only."""
-    records = list(records)
-    newest = max(records, key=lambda r: r.started_at, default=None)
-    targets = newest.targets if newest else Targets()
+def chart_panels(points: Iterable[ChartPoint], targets: Targets) -> list[Panel]:
+    """The two plots; drills that did not measure a value are left out of that plot only."""
+    points = sorted(points, key=lambda p: p.started_at)
     rto_target, rpo_target = targets.rto_hours, targets.rpo_hours
-    points = chart_points(records)
     return [
         Panel(
             key="rto",
@@ -88,7 +70,7 @@ def chart_panels(records: Iterable[DrillRecord]) -> list[Panel]:
     ]
 
 
-def render_rto_rpo_chart(records: Iterable[DrillRecord], path: Path) -> Path:
+def render_rto_rpo_chart(points: Iterable[ChartPoint], targets: Targets, path: Path) -> Path:
     """Write the chart as SVG to `path` and return it."""
     # Imported here: matplotlib takes about a second to import and only `drill log` needs it.
     import matplotlib
@@ -96,7 +78,7 @@ def render_rto_rpo_chart(records: Iterable[DrillRecord], path: Path) -> Path:
     from matplotlib.lines import Line2D
 
     path = Path(path)
-    panels = chart_panels(records)
+    panels = chart_panels(points, targets)
     with matplotlib.rc_context(_DETERMINISTIC_SVG):
         # A bare Figure draws through its own canvas: no pyplot, no global backend to switch.
         figure = Figure(figsize=(8, 6), layout="constrained")
@@ -184,7 +166,3 @@ def _marker_style(passed: bool) -> dict:
     if passed:
         return {"marker": "o", "markersize": 6, "color": PASSED_COLOR}
     return {"marker": "X", "markersize": 9, "color": FAILED_COLOR}
-
-
-def _hours(seconds: float | None) -> float | None:
-    return seconds / 3600 if seconds is not None else None

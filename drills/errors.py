@@ -5,9 +5,9 @@ class BadInput(Exception):
     """Input or environment the user must fix (exit 2). The message is one line naming the fix."""
 
 
-class RestoreFailed(Exception):
-    """The backup could not be restored cleanly: a failed drill (exit 1), recorded."""
+class EnvironmentFault(BadInput):
+    """The machine gave out once the drill had started (disk full, no memory, a tool missing).
 
-    def __init__(self, message: str, errors: list[str] | None = None):
-        super().__init__(message)
-        self.errors = errors or []
+    Exit 2 like bad input, but a drill that got this far records it as Result.ERROR: the
+    backup was not judged, so it must not read as a failed backup.
+    """

@@ -12,6 +12,7 @@ import typer
 from typer.exceptions import Abort, TyperException
 
 from drills.errors import BadInput
+from drills.redact import mask_secrets
 from infra.errors import ConfigError
 from runbook.errors import OperationFailed
 
@@ -32,12 +33,12 @@ def _root() -> None:
 
 # Command modules, imported only for the command that runs: between them they load pulumi,
 # boto3, psycopg and matplotlib, and a command should pay only for its own (startup time).
-_COMMANDS = {
-    "plan": "plan_cmd",
-    "drill": "drill_cmd",
-    "snapshot": "snapshot_cmd",
-    "audit": "audit_cmd",
-    "recover": "recover_cmd",
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "plan": ("plan_cmd",),
+    "drill": ("drill_cmd", "reap_cmd"),  # `drill reap`: after the drill group it joins
+    "snapshot": ("snapshot_cmd",),
+    "audit": ("audit_cmd",),
+    "recover": ("recover_cmd",),
 }
 _registered: set[str] = set()
 
@@ -48,7 +49,8 @@ def _register(argv: list[str]) -> None:
     wanted = [words[0]] if words and words[0] in _COMMANDS else list(_COMMANDS)
     for name in wanted:
         if name not in _registered:
-            importlib.import_module(f"prism_dr.{_COMMANDS[name]}").register(app)
+            for module in _COMMANDS[name]:
+                importlib.import_module(f"prism_dr.{module}").register(app)
             _registered.add(name)
 
 
@@ -79,5 +81,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    first_line = mask_secrets(first_line)  # an error may quote what the user typed
     print(f"prism-dr: error: {first_line}", file=sys.stderr)
     sys.exit(code)

@@ -8,36 +8,25 @@ from xml.etree import ElementTree
 
 import pytest
 
-from drills.chart import chart_panels, chart_points, render_rto_rpo_chart
-from drills.record import DrillRecord, Result, Targets
-from drills.verify.model import CheckResult, Status, Tier
+from drills.chart import ChartPoint, chart_panels, render_rto_rpo_chart
+from drills.verify.manifest import Targets
 
 SVG = "{http://www.w3.org/2000/svg}"
 START = datetime(2025, 7, 1, 8, 0, tzinfo=UTC)
+TARGETS = Targets()
 
 
 def drill(days: int, rto_minutes: float | None, rpo_hours: float | None, passed: bool = True):
-    started = START + timedelta(days=days)
-    checks = (
-        []
-        if passed
-        else [CheckResult(name="freshness", status=Status.FAIL, detail="stale", seconds=0.1)]
-    )
-    return DrillRecord(
-        started_at=started,
-        environment="local",
-        backup_source="prism.dump",
-        backup_point=started - timedelta(hours=rpo_hours) if rpo_hours is not None else None,
-        result=Result.PASSED if passed else Result.FAILED,
-        completed_by="ops",
-        tier=Tier.STANDARD,
-        rto_seconds=rto_minutes * 60 if rto_minutes is not None else None,
-        checks=checks,
+    return ChartPoint(
+        started_at=START + timedelta(days=days),
+        rto_hours=rto_minutes / 60 if rto_minutes is not None else None,
+        rpo_hours=rpo_hours,
+        passed=passed,
     )
 
 
 @pytest.fixture
-def records() -> list[DrillRecord]:
+def records() -> list[ChartPoint]:
     # Deliberately out of order: the chart sorts by drill start.
     return [
         drill(182, 25, 30, passed=False),
@@ -57,35 +46,27 @@ def svg_texts(path: Path) -> list[str]:
     return ["".join(el.itertext()) for el in tree.iter(f"{SVG}text")]
 
 
-def test_chart_points_are_hours_oldest_first(records: list[DrillRecord]) -> None:
-    points = chart_points(records)
-    assert [p.started_at for p in points] == sorted(r.started_at for r in records)
-    assert [p.rto_hours for p in points] == [0.2, 0.3, pytest.approx(25 / 60), None]
-    assert [p.rpo_hours for p in points] == [5, 20, 30, 3]
-    assert [p.passed for p in points] == [True, True, False, True]
-
-
 def test_panels_carry_the_targets_and_skip_unmeasured_values(
-    records: list[DrillRecord],
+    records: list[ChartPoint],
 ) -> None:
-    rto, rpo = chart_panels(records)
+    rto, rpo = chart_panels(records, TARGETS)
     assert (rto.key, rto.target_hours) == ("rto", 4)
     assert (rpo.key, rpo.target_hours) == ("rpo", 24)
     assert len(rto.points) == 3  # the last drill measured no RTO
     assert len(rpo.points) == 4
     assert [passed for _, _, passed in rpo.points] == [True, True, False, True]
+    assert [hours for _, hours, _ in rpo.points] == [5, 20, 30, 3]  # oldest first
 
 
-def test_targets_come_from_the_newest_drill(records: list[DrillRecord]) -> None:
-    newest = drill(400, 30, 2).model_copy(update={"targets": Targets(rpo_hours=1, rto_hours=0.5)})
-    rto, rpo = chart_panels([*records, newest])
+def test_panels_take_the_targets_given(records: list[ChartPoint]) -> None:
+    rto, rpo = chart_panels(records, Targets(rpo_hours=1, rto_hours=0.5))
     assert (rto.target_hours, rpo.target_hours) == (0.5, 1)
 
 
 def test_render_writes_an_svg_with_target_lines_and_failed_drills_marked(
-    tmp_path: Path, records: list[DrillRecord]
+    tmp_path: Path, records: list[ChartPoint]
 ) -> None:
-    path = render_rto_rpo_chart(records, tmp_path / "rto-rpo.svg")
+    path = render_rto_rpo_chart(records, TARGETS, tmp_path / "rto-rpo.svg")
     assert path == tmp_path / "rto-rpo.svg"
     ids = svg_ids(path)
     for panel in ("rto", "rpo"):
@@ -101,7 +82,7 @@ def test_render_writes_an_svg_with_target_lines_and_failed_drills_marked(
 def test_target_lines_sit_at_the_target_values(tmp_path: Path) -> None:
     # Two drills at 2 h and 12 h of RPO: the 24 h target line must be above both, twice as far
     # from the axis as the 12 h point (pixels grow downwards in SVG).
-    path = render_rto_rpo_chart([drill(0, 60, 2), drill(30, 120, 12)], tmp_path / "c.svg")
+    path = render_rto_rpo_chart([drill(0, 60, 2), drill(30, 120, 12)], TARGETS, tmp_path / "c.svg")
     tree = ElementTree.parse(path)
     group = next(el for el in tree.iter() if el.get("id") == "rpo-target")
     ys = {
@@ -118,13 +99,14 @@ def test_target_lines_sit_at_the_target_values(tmp_path: Path) -> None:
 
 
 def test_render_is_byte_identical_for_the_same_records(
-    tmp_path: Path, records: list[DrillRecord]
+    tmp_path: Path, records: list[ChartPoint]
 ) -> None:
-    first = render_rto_rpo_chart(records, tmp_path / "first.svg").read_bytes()
-    second = render_rto_rpo_chart(list(reversed(records)), tmp_path / "second.svg").read_bytes()
+    first = render_rto_rpo_chart(records, TARGETS, tmp_path / "first.svg").read_bytes()
+    second_path = render_rto_rpo_chart(list(reversed(records)), TARGETS, tmp_path / "second.svg")
+    second = second_path.read_bytes()
     assert first == second
     assert b"<dc:date>" not in first
-    different = render_rto_rpo_chart(records[:2], tmp_path / "third.svg").read_bytes()
+    different = render_rto_rpo_chart(records[:2], TARGETS, tmp_path / "third.svg").read_bytes()
     assert different != first
 
 
@@ -132,7 +114,7 @@ def test_render_is_byte_identical_for_the_same_records(
 def test_render_copes_with_no_or_one_drill(tmp_path: Path, count: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        path = render_rto_rpo_chart([drill(0, 5, 1)][:count], tmp_path / "c.svg")
+        path = render_rto_rpo_chart([drill(0, 5, 1)][:count], TARGETS, tmp_path / "c.svg")
     ids = svg_ids(path)
     assert {"rto-target", "rpo-target"} <= ids
     assert ("rto-passed" in ids) == (count == 1)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,9 @@ from drills.record import (
     DrillRecord,
     HostInfo,
     Phase,
+    RecordNotWritten,
     Result,
+    RtoKind,
     default_completed_by,
     load_records,
     rebuild_log,
@@ -87,7 +90,7 @@ def test_record_derives_the_seed_columns_and_rpo() -> None:
     assert record.backup_point_used == "2026-04-01 03:30:00 UTC (prism-2026-04-01.dump)"
     assert record.rpo_seconds == 6 * 3600
     assert (record.rto_met, record.rpo_met) == (True, True)
-    assert record.schema_version == 1
+    assert record.schema_version == 2
 
 
 def test_record_normalises_times_to_utc_and_refuses_naive_ones() -> None:
@@ -154,7 +157,7 @@ def test_write_record_writes_markdown_and_json_with_the_seed_columns(tmp_path: P
     assert ["pg_restore", "pg_restore (PostgreSQL) 17.4"] in table_rows(markdown, "| Tool |")
 
     data = json.loads(json_path.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["started_at"] == "2026-04-01T09:30:00Z"
     assert data["backup_point"] == "2026-04-01T03:30:00Z"
     assert data["environment"] == "local"
@@ -430,3 +433,93 @@ def test_importing_records_does_not_import_matplotlib() -> None:
     code = "import sys, drills.record; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- schema 2 ------------------------------------------------------------------------------
+
+
+def test_a_schema_1_record_still_loads_with_the_new_fields_defaulted(tmp_path: Path) -> None:
+    # A record as schema version 1 wrote it: no rto_kind, data lag or error.
+    old = json.loads(make_record().model_dump_json())
+    for key in ("rto_kind", "data_lag_seconds", "error"):
+        del old[key]
+    old["schema_version"] = 1
+    (tmp_path / "2026-04-01-local.json").write_text(json.dumps(old))
+    (record,) = load_records(tmp_path)
+    assert record.schema_version == 1  # the evidence keeps the version it was written with
+    assert record.rto_kind == RtoKind.LOCAL
+    assert record.data_lag_seconds is None
+    assert "restore → verified on this machine" in rebuild_log(tmp_path).read_text()
+
+
+def test_an_environment_error_is_a_result_of_its_own(tmp_path: Path) -> None:
+    record = make_record(
+        result=Result.ERROR,
+        error="restore: No space left on device under /tmp",
+        rto_seconds=None,
+        checks=[],
+    )
+    md_path, json_path = write_record(record, tmp_path)
+    assert json.loads(json_path.read_text())["result"] == "error"
+    markdown = md_path.read_text()
+    assert table_rows(markdown, "| Date |")[0][3] == "error"
+    assert "the backup was not judged" in markdown
+    assert "No space left on device" in markdown
+    text = rebuild_log(tmp_path).read_text()
+    assert "No drill has passed yet" in text  # an error is not a passing drill
+    assert not (tmp_path / CHART_NAME).exists()  # nothing was measured: nothing to plot
+
+
+def test_rto_is_labelled_by_what_it_spans() -> None:
+    local = record_markdown(make_record())
+    aws = record_markdown(make_record(rto_kind=RtoKind.AWS))
+    assert table_rows(local, "| Objective |")[0][0] == "RTO (restore → verified on this machine)"
+    assert table_rows(aws, "| Objective |")[0][0] == (
+        "RTO (drill start → /ready 200 through the tunnel)"
+    )
+
+
+def test_a_failing_file_system_leaves_neither_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    real_link = os.link
+    calls = []
+
+    def link_then_full(src, dst, *args, **kwargs):
+        calls.append(dst)
+        if str(dst).endswith(".json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", link_then_full)
+    with pytest.raises(RecordNotWritten) as caught:
+        write_record(make_record(), tmp_path)
+    assert "No space left on device" in str(caught.value)
+    assert str(tmp_path) in str(caught.value)
+    assert isinstance(caught.value, BadInput)  # exit 2
+    assert [Path(c).suffix for c in calls] == [".md", ".json"]
+    assert list(tmp_path.iterdir()) == []  # neither file, no temp file
+
+
+def test_a_full_disk_while_writing_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(RecordNotWritten, match="No space left on device"):
+        write_record(make_record(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_record_holding_undecodable_path_bytes_is_written(tmp_path: Path) -> None:
+    # A backup path with a Latin-1 byte comes into Python as a surrogate escape.
+    name = os.fsdecode(b"prism-\xe9t\xe9.dump")
+    md_path, json_path = write_record(make_record(backup_source=name), tmp_path)
+    assert "prism-\\xe9t\\xe9.dump" in json.loads(json_path.read_text())["backup_source"]
+    assert "prism-" in md_path.read_text()
