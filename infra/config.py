@@ -68,6 +68,10 @@ def full_key(path: str) -> str:
     return path if ":" in path else f"{NAMESPACE}:{path}"
 
 
+# Hints for secret keys put `--secret` last: the command line masks the word after any
+# secret-looking flag in its error output (drills/redact.py), which would hide the key's name.
+
+
 def _set_hint(key: str, placeholder: str = "<value>") -> str:
     if ":" in key and "." not in key.split(":", 1)[1]:
         return f"pulumi config set {key} {placeholder}"
@@ -553,7 +557,8 @@ class ApiHostConfig(_Model):
                 raise FieldProblem(
                     f"env.{name}",
                     "looks like a secret, and plain env lands in user data in clear: store it "
-                    "with pulumi config set --secret and list it in SECRET_SETTINGS "
+                    "as a Pulumi secret (pulumi config set <key> <value> --secret) and list it in "
+                    "SECRET_SETTINGS "
                     "(infra/config.py)",
                 )
             if HEREDOC_MARKER in name or HEREDOC_MARKER in value:
@@ -825,12 +830,12 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
         value = config.get_secret(name)
         if value is None:
             raise ConfigError(
-                key, f"is not set: pulumi config set --secret {key} <value> --stack {stack}"
+                key, f"is not set: pulumi config set {key} <value> --stack {stack} --secret"
             )
         if known_secret is not None and key not in known_secret:
             raise ConfigError(
                 key,
-                f"is stored in clear text: pulumi config set --secret {key} <value> -s {stack}",
+                f"is stored in clear text: pulumi config set {key} <value> -s {stack} --secret",
             )
         secret_env[env] = value
 
@@ -843,12 +848,12 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
             raise ConfigError(
                 key,
                 f"is not set but {full_key('apiHost')}.registryUsername is: "
-                f"pulumi config set --secret {key} <token> --stack {stack}",
+                f"pulumi config set {key} <token> --stack {stack} --secret",
             )
         if known_secret is not None and key not in known_secret:
             raise ConfigError(
                 key,
-                f"is stored in clear text: pulumi config set --secret {key} <token> -s {stack}",
+                f"is stored in clear text: pulumi config set {key} <token> -s {stack} --secret",
             )
 
     # Validating the whole runs the rules across sections (check_rules).

@@ -193,7 +193,7 @@ def test_secrets_in_clear_in_the_stack_file_are_one_line_and_exit_2(tmp_path: Pa
     result = prism_dr("plan", "--stack", "staging", "--project-dir", str(project))
     assert _one_line_error(result) == (
         "prism-infra:clerkSecretKey is stored in clear text in Pulumi.staging.yaml: "
-        "pulumi config set --secret prism-infra:clerkSecretKey <value> -s staging"
+        "pulumi config set prism-infra:clerkSecretKey <value> -s staging --secret"
     )
 
 
