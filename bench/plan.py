@@ -7,6 +7,10 @@ not work. The floor is also measured: a process that only imports the two provid
 stack program needs (pulumi_aws's modules in use and pulumi_cloudflare).
 
     python -m bench.plan [--runs 3] [--stack prod] [--out bench/out/plan.json]
+                         [--baseline DIR]
+
+--baseline DIR runs the same command from another checkout (e.g. `git archive <commit>`
+unpacked), alternating with this one, so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ _PROVIDERS = (
 )
 
 
-def _timed(argv: list[str]) -> dict[str, float]:
+def _timed(argv: list[str], root: Path = ROOT) -> dict[str, float]:
     load = os.getloadavg()[0]
+    env = {**os.environ, "PYTHONPATH": str(root)}
     start = time.perf_counter()
     proc = subprocess.Popen(
-        argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        argv, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -60,14 +65,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stack", default="prod")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "plan.json")
+    parser.add_argument("--baseline", type=Path, help="another checkout to time alternately")
     args = parser.parse_args(argv)
 
     plan = [sys.executable, "-m", "prism_dr", "plan", "--stack", args.stack]
+    ours, theirs = [], []
+    for _ in range(args.runs):
+        ours.append(_timed(plan))
+        if args.baseline:
+            theirs.append(_timed(plan, args.baseline.resolve()))
     result = {
         "command": f"prism-dr plan --stack {args.stack}",
         "cores": os.cpu_count(),
         "goal_wall_seconds": GOAL_SECONDS,
-        "plan": _summary([_timed(plan) for _ in range(args.runs)]),
+        "plan": _summary(ours),
+        **({"baseline": {"dir": str(args.baseline), **_summary(theirs)}} if theirs else {}),
         "provider_imports": _summary(
             [_timed([sys.executable, "-c", _PROVIDERS]) for _ in range(args.runs)]
         ),
