@@ -337,3 +337,26 @@ def test_plan_loads_no_other_commands_module() -> None:
     help_text = prism_dr("--help").stdout
     for command in ("plan", "drill", "snapshot", "audit", "recover"):
         assert f" {command} " in help_text
+
+
+def test_a_mandatory_policy_violation_is_exit_1_after_the_plan(tmp_path: Path) -> None:
+    # The project's own policy config is stricter than the stack file: the plan still prints,
+    # then the violation, and exits 1 (a failed check, not bad input).
+    project = _project_copy(tmp_path, "staging", lambda c: None)
+    (project / "policy" / "config").mkdir(parents=True)
+    (project / "policy" / "config" / "staging.json").write_text(
+        json.dumps({"rds-backup-retention": {"environment": "staging", "minRetentionDays": 14}})
+    )
+    result = prism_dr("plan", "--stack", "staging", "--json", "--project-dir", str(project))
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["policies"]["passed"] is False
+    assert [v["policy"] for v in report["policies"]["violations"]] == ["rds-backup-retention"]
+
+
+def test_compare_lines_up_both_stacks(app: typer.Typer, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["plan", "-s", "prod", "--compare", "staging", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["policies"]["passed"] is True
+    assert report["policies"]["compare"]["stack"] == "staging"
