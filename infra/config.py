@@ -347,6 +347,9 @@ class NetworkConfig(_Model):
     host_subnet_id: SubnetId | None = None
     host_public_ip: bool = False
 
+    def check(self, key: str) -> None:
+        """Kept for callers: the rules already ran when the model was built."""
+
     @model_validator(mode="after")
     def _rules(self) -> NetworkConfig:
         key = full_key("network")
@@ -428,6 +431,10 @@ class DatabaseConfig(_Model):
     @property
     def replication_retention_days(self) -> int:
         return self.backup_replication.retention_days or self.backup_retention_days
+
+    def check(self, key: str, region: str) -> None:
+        """Kept for callers: the rules within the section ran when the model was built; the
+        one against aws:region runs when a StackConfig is built (environment_rules)."""
 
     @model_validator(mode="after")
     def _rules(self) -> DatabaseConfig:
@@ -514,6 +521,9 @@ class ApiHostConfig(_Model):
         | None
     ) = None
     extra_egress_tcp_ports: list[Annotated[int, _between(1, 65535)]] = [6379]
+
+    def check(self, key: str) -> None:
+        """Kept for callers: the rules already ran when the model was built."""
 
     @model_validator(mode="after")
     def _rules(self) -> ApiHostConfig:
@@ -633,7 +643,7 @@ class StackConfig:
 
     @model_validator(mode="after")
     def _rules(self) -> StackConfig:
-        check_rules(self)
+        environment_rules(self)
         return self
 
 
@@ -704,8 +714,20 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def check_rules(cfg: StackConfig) -> None:
-    """Rules across sections and the environment's rules; raises the first ConfigError.
-    (Rules within one section are the sections' own model validators.)"""
+    """Every rule of a stack file: the stack called prod says prod, then environment_rules."""
+    if cfg.stack == "prod" and cfg.environment != "prod":
+        raise ConfigError(
+            full_key("environment"),
+            f"must be prod for the stack named prod {_got(cfg.environment)}",
+        )
+    environment_rules(cfg)
+
+
+def environment_rules(cfg: StackConfig) -> None:
+    """Rules across sections and the environment's rules; raises the first ConfigError. Run
+    whenever a StackConfig is built (rules within one section are the sections' own model
+    validators). Not the stack-name rule: a program may describe a stack it derives from
+    another (a drill of prod)."""
     env_key = full_key("environment")
     if cfg.environment not in ENVIRONMENTS:
         raise ConfigError(
@@ -720,8 +742,6 @@ def check_rules(cfg: StackConfig) -> None:
             f"must differ from aws:region {_got(repl.region)}: "
             "a copy in the same region does not survive its loss",
         )
-    if cfg.stack == "prod" and cfg.environment != "prod":
-        raise ConfigError(env_key, f"must be prod for the stack named prod {_got(cfg.environment)}")
     db, db_key = cfg.database, full_key("database")
     if cfg.environment in ("staging", "prod") and not db.final_snapshot:
         raise ConfigError(
@@ -869,6 +889,7 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
         secret_env=secret_env,
         registry_password=registry_password,
     )
+    check_rules(cfg)  # the stack-name rule; the others ran when cfg was built
     if not examples_allowed:
         reject_example_values(cfg)
     return cfg
