@@ -21,6 +21,7 @@ from typing import Protocol
 from drills import owner, preflight
 from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres, find_bindir
 from drills.errors import BadInput
+from drills.lag import DataLag, measure_data_lag
 from drills.local import Backup, RestoreOutcome, dump_source, restore
 from drills.local_reaper import Found, reap_local
 from drills.plan import LocalDrillPlan, check_plan
@@ -174,10 +175,20 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
     outcome: RestoreOutcome | None = None
     point = plan.point or (backup.created_at if backup else None)
     rto_seconds = None
+    lag = None
     error = None
     kept = None
 
     def on_check(result: CheckResult) -> None:
+        if result.name == "freshness" and point is None:
+            # Judged against the drill's start, any data would look fresh: "RPO 0 s".
+            result = CheckResult(
+                name=result.name,
+                status=Status.WARN,
+                detail="not judged: the backup point is unknown (the archive header gives "
+                "none); pass --point ISO-TIME to judge the data's age and the RPO",
+                seconds=result.seconds,
+            )
         checks.append(result)
         observer.check_finished(result)
 
@@ -205,9 +216,9 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                 with phases.run("verify"):
                     target = VerifyTarget(
                         dsn=cluster.dsn(outcome.database),
-                        # An archive whose header cannot be read has no known point:
-                        # freshness is then judged against the drill's start, and the
-                        # record leaves the point and RPO out.
+                        # An archive whose header cannot be read has no known point: the
+                        # suite needs one, so the drill's start stands in, and on_check
+                        # turns the freshness verdict into a warning; no RPO is recorded.
                         backup_point=point or started_at,
                         drill_started=started_at,
                         restore_errors=outcome.errors,
@@ -219,6 +230,10 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                     )
                     verify(target, inputs.manifest, plan.tier, on_check=on_check)
                 rto_seconds = round(time.monotonic() - clock, 3)
+                if inputs.source_dsn:
+                    lag = measure_data_lag(
+                        inputs.source_dsn, cluster.dsn(outcome.database), inputs.manifest
+                    )
                 if plan.keep:
                     kept = _keep(ephemeral, cluster, outcome.database)
         finally:
@@ -245,12 +260,13 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         result=result,
         notes=_notes(
             plan, point, error, restore_errors, outcome.ignored if outcome else [], checks,
-            reaped,
+            reaped, lag,
         ),
         completed_by=plan.completed_by or default_completed_by(),
         tier=plan.tier,
         rto_kind=RtoKind.LOCAL,
         rto_seconds=rto_seconds,
+        data_lag_seconds=lag.seconds if lag else None,
         error=error,
         targets=inputs.manifest.targets,
         phases=phases.done,
@@ -316,6 +332,7 @@ def _notes(
     ignored: list[str],
     checks: list[CheckResult],
     reaped: list[Found],
+    lag: DataLag | None,
 ) -> str:
     parts = [plan.notes] if plan.notes else []
     if error:
@@ -330,6 +347,8 @@ def _notes(
     if failed:
         parts.append("failed checks: " + ", ".join(failed))
     summary = "; ".join(parts) if error else "; ".join(parts) or "all checks passed"
+    if lag is not None and lag.seconds is None:
+        summary += f"; {lag.detail}"
     if reaped:
         pids = ", ".join(sorted({str(item.owner_pid) for item in reaped}))
         summary += f"; first reaped {len(reaped)} directories left by killed drills (pids {pids})"
