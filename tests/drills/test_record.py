@@ -24,6 +24,7 @@ from drills.record import (
     RecordNotWritten,
     Result,
     RtoKind,
+    chart_points,
     default_completed_by,
     load_records,
     rebuild_log,
@@ -523,3 +524,17 @@ def test_a_record_holding_undecodable_path_bytes_is_written(tmp_path: Path) -> N
     md_path, json_path = write_record(make_record(backup_source=name), tmp_path)
     assert "prism-\\xe9t\\xe9.dump" in json.loads(json_path.read_text())["backup_source"]
     assert "prism-" in md_path.read_text()
+
+
+def test_chart_points_are_hours_with_the_rto_kind_and_skip_errors() -> None:
+    points = chart_points(
+        [
+            make_record(started_at=STARTED + timedelta(days=1), rto_kind=RtoKind.AWS),
+            make_record(),
+            make_record(started_at=STARTED + timedelta(days=2), result=Result.ERROR, checks=[]),
+        ]
+    )
+    assert [p.started_at for p in points] == [STARTED, STARTED + timedelta(days=1)]
+    assert [p.rto_kind for p in points] == ["local", "aws"]
+    assert points[0].rto_hours == pytest.approx(754.2 / 3600)
+    assert points[0].rpo_hours == 6
