@@ -13,11 +13,16 @@ import stat
 import tempfile
 import urllib.parse
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
+from drills.cluster import find_bindir
 from drills.errors import BadInput
 from drills.local import Backup, inspect_backup
+from drills.plan import LocalDrillPlan, check_plan
 from drills.redact import mask_dsn, shown
+from drills.verify import load_manifest
+from drills.verify.manifest import Manifest
 
 SOURCE_CONNECT_TIMEOUT = 10  # seconds; a firewalled host would otherwise hang for minutes
 
@@ -186,3 +191,42 @@ def _kind(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "socket"
     return "special file"
+
+
+@dataclass
+class LocalInputs:
+    """What the checks before the drill found out: nothing of it exists on disk yet."""
+
+    manifest: Manifest
+    bindir: Path
+    backup: Backup | None
+    source_dsn: str | None
+
+
+def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> LocalInputs:
+    """Every input checked, before any cluster, temp dir or record is created.
+
+    `probe`: connect to --source-dsn to prove it usable (off for the demo's own source, which
+    only exists once the inputs have passed)."""
+    check_record_dir(plan.record_dir)
+    check_plan(plan)
+    if plan.api_url:
+        check_api_url(plan.api_url)
+    if plan.api_cmd is not None:
+        check_api_cmd(plan.api_cmd)
+    if plan.backup is not None:
+        check_backup_path(plan.backup)
+    if plan.manifest is not None:
+        check_regular_file("--manifest", plan.manifest)
+    manifest = load_manifest(plan.manifest)
+    bindir = find_bindir()
+    backup = inspect(plan.backup, bindir) if plan.backup else None
+    if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
+        raise BadInput(
+            f"--backup {shown(plan.backup)}: a plain SQL dump records no creation "
+            "time; pass --point ISO-TIME (when the dump was taken)"
+        )
+    source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
+    if source_dsn is not None and probe:
+        check_source(source_dsn)
+    return LocalInputs(manifest, bindir, backup, source_dsn)

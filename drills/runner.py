@@ -1,7 +1,10 @@
-"""The local drill: obtain the backup → stand up → restore → verify → tear down → record.
+"""The local drill: check inputs → reap → obtain the backup → stand up → restore → verify →
+tear down → record.
 
-Teardown is guaranteed on success, failure, exception, SIGINT and SIGTERM: every resource the
-drill creates is entered into one ExitStack that is closed in a `finally`.
+Teardown is guaranteed on success, failure, exception, SIGINT, SIGTERM and SIGHUP: every
+resource the drill creates is entered into one ExitStack that is closed in a `finally`. Once
+started, a drill always ends with its record; a failure of the machine rather than the backup
+(disk full, a crash of this tool) is recorded as Result.ERROR.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from pathlib import Path
 from typing import Protocol
 
 from drills import owner, preflight
-from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres, find_bindir
+from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres
 from drills.errors import BadInput
 from drills.lag import DataLag, measure_data_lag
 from drills.local import Backup, RestoreOutcome, dump_source, restore
 from drills.local_reaper import Found, reap_local
-from drills.plan import LocalDrillPlan, check_plan
+from drills.plan import LocalDrillPlan
 from drills.record import (
     DrillRecord,
     Phase,
@@ -37,8 +40,7 @@ from drills.record import (
     write_record,
 )
 from drills.redact import mask_dsn, printable
-from drills.verify import VerifyTarget, load_manifest, verify
-from drills.verify.manifest import Manifest
+from drills.verify import VerifyTarget, verify
 from drills.verify.model import CheckResult, Status
 
 
@@ -120,51 +122,12 @@ class _Phases:
             self.observer.phase_finished(name, seconds)
 
 
-@dataclass
-class _Inputs:
-    """What the checks before the drill found out: nothing of it exists on disk yet."""
-
-    manifest: Manifest
-    bindir: Path
-    backup: Backup | None
-    source_dsn: str | None
-
-
-def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> _Inputs:
-    """Every input checked, before any cluster, temp dir or record is created.
-
-    `probe`: connect to --source-dsn to prove it usable (off for the demo's own source, which
-    only exists once the inputs have passed)."""
-    preflight.check_record_dir(plan.record_dir)
-    check_plan(plan)
-    if plan.api_url:
-        preflight.check_api_url(plan.api_url)
-    if plan.api_cmd is not None:
-        preflight.check_api_cmd(plan.api_cmd)
-    if plan.backup is not None:
-        preflight.check_backup_path(plan.backup)
-    if plan.manifest is not None:
-        preflight.check_regular_file("--manifest", plan.manifest)
-    manifest = load_manifest(plan.manifest)
-    bindir = find_bindir()
-    backup = preflight.inspect(plan.backup, bindir) if plan.backup else None
-    if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
-        raise BadInput(
-            f"--backup {preflight.shown(plan.backup)}: a plain SQL dump records no creation "
-            "time; pass --point ISO-TIME (when the dump was taken)"
-        )
-    source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
-    if source_dsn is not None and probe:
-        preflight.check_source(source_dsn)
-    return _Inputs(manifest, bindir, backup, source_dsn)
-
-
 def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None) -> DrillOutcome:
     """Run the drill and record it. Bad input raises BadInput before anything is created;
     once started, the drill always ends with its record: passed, failed, or error when the
     machine gave out (then the caller exits 2)."""
     observer = observer or SilentObserver()
-    inputs = check_inputs(plan)
+    inputs = preflight.check_inputs(plan)
     backup = inputs.backup
     # What earlier drills killed by SIGKILL, OOM or a power cut left behind: only theirs.
     reaped = [item for item in reap_local(yes=True) if item.action == "removed"]

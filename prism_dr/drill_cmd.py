@@ -17,9 +17,10 @@ from rich.text import Text
 
 from drills.errors import BadInput, EnvironmentFault
 from drills.plan import LocalDrillPlan, parse_point
+from drills.preflight import check_inputs
 from drills.record import DEFAULT_RECORD_DIR, Result, format_duration, rebuild_log, redacted
 from drills.redact import mask_dsn, shown
-from drills.runner import DrillOutcome, check_inputs, run_local_drill, terminate_as_interrupt
+from drills.runner import DrillOutcome, run_local_drill, terminate_as_interrupt
 from drills.verify.model import CheckResult, Status, Tier
 
 err = Console(stderr=True)
