@@ -193,3 +193,20 @@ def test_no_token_or_key_reaches_any_output(sample_dump, tmp_path, capsys, monke
         for where, text in (("stdout", out + json_out), ("stderr", err + json_err),
                             ("records", written)):
             assert secret not in text, (secret, where)
+
+
+def test_a_backup_whose_name_is_not_utf8_is_drilled_and_recorded(
+    sample_dump, tmp_path, capsys, monkeypatch
+):
+    from prism_dr.app import main
+
+    backup = tmp_path / os.fsdecode(b"caf\xe9.dump")  # Latin-1, as an old system names it
+    backup.write_bytes(sample_dump.read_bytes())
+    records = tmp_path / "records"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(["drill", "--backup", str(backup), "--record-dir", str(records), "--tier", "quick"])
+    _, err = capsys.readouterr()
+    assert caught.value.code == 0, err
+    (record,) = records.glob("*-local.json")
+    assert json.loads(record.read_text())["backup_source"].startswith("caf\\xe9.dump")
