@@ -7,7 +7,6 @@ runs as the `postgres` OS user because initdb refuses root.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import secrets
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from drills import owner
 from drills.errors import BadInput
+from drills.pgbin import default_bindir
 
 TEMP_PREFIX = "prism-drill-pg-"
 WORKDIR_PREFIX = "prism-drill-"  # other drill temp dirs (a fresh dump of a source)
@@ -42,20 +42,8 @@ FAST_DISPOSABLE_SETTINGS = {
 
 
 def find_bindir() -> Path:
-    """The newest installed PostgreSQL server bin directory."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-    )
-    for path in reversed(candidates):
-        if (Path(path) / "initdb").exists():
-            return Path(path)
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(os.path.realpath(initdb)).parent
-    raise BadInput(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package "
-        "'postgresql' or put its bin directory on PATH"
-    )
+    """The newest PostgreSQL installation's bin directory (see drills.pgbin for the sources)."""
+    return default_bindir()
 
 
 def pg_tool(bindir: Path, name: str) -> str:
@@ -108,7 +96,13 @@ class Cluster:
 class EphemeralPostgres:
     """Context manager yielding a running `Cluster`; stops and deletes it on any exit."""
 
-    def __init__(self, settings: dict[str, str] | None = None, parent_dir: str | None = None):
+    def __init__(
+        self,
+        settings: dict[str, str] | None = None,
+        parent_dir: str | None = None,
+        bindir: Path | None = None,
+    ):
+        self.bindir = bindir  # None: the newest installation found
         self.settings = {**FAST_DISPOSABLE_SETTINGS, **(settings or {})}
         self.parent_dir = parent_dir
         self.cluster: Cluster | None = None
@@ -118,7 +112,7 @@ class EphemeralPostgres:
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Cluster:
-        bindir = find_bindir()
+        bindir = self.bindir or find_bindir()
         self._root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.parent_dir))
         try:
             # Findable before anything runs in it: a drill killed from here on leaves a
@@ -163,7 +157,7 @@ class EphemeralPostgres:
         data = self._root / "data"
         if not (data / "postmaster.pid").exists():
             return
-        bindir = self.cluster.bindir if self.cluster else find_bindir()
+        bindir = self.cluster.bindir if self.cluster else (self.bindir or find_bindir())
         for mode in ("fast", "immediate"):
             result = self._run(
                 [str(bindir / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "30", "stop"],

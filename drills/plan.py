@@ -35,6 +35,7 @@ class LocalDrillPlan(BaseModel):
     api_cmd: str | None = None
     completed_by: str | None = None
     notes: str = ""
+    pg_bindir: Path | None = None  # --pg-bindir; None: PRISM_DR_PG_BINDIR or discovered
 
 
 def parse_point(text: str | None) -> datetime | None:

@@ -16,9 +16,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from drills.cluster import find_bindir
 from drills.errors import BadInput
-from drills.local import Backup, inspect_backup
+from drills.local import Backup, choose_installation, inspect_backup
+from drills.pgbin import Installation
 from drills.plan import LocalDrillPlan, check_plan
 from drills.redact import mask_dsn, shown
 from drills.verify import load_manifest
@@ -65,7 +65,7 @@ def check_backup_path(path: Path) -> None:
         raise BadInput(f"--backup {shown(path)}: {_why(err)}; pass a file you can read") from err
 
 
-def inspect(path: Path, bindir: Path) -> Backup:
+def inspect(path: Path, bindir: Path | None = None) -> Backup:
     """The backup's format and time; a file that cannot even be read that far is bad input."""
     try:
         return inspect_backup(path, bindir)
@@ -198,9 +198,13 @@ class LocalInputs:
     """What the checks before the drill found out: nothing of it exists on disk yet."""
 
     manifest: Manifest
-    bindir: Path
+    installation: Installation
     backup: Backup | None
     source_dsn: str | None
+
+    @property
+    def bindir(self) -> Path:
+        return self.installation.bindir
 
 
 def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> LocalInputs:
@@ -219,8 +223,7 @@ def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> LocalInputs:
     if plan.manifest is not None:
         check_regular_file("--manifest", plan.manifest)
     manifest = load_manifest(plan.manifest)
-    bindir = find_bindir()
-    backup = inspect(plan.backup, bindir) if plan.backup else None
+    backup = inspect(plan.backup, None) if plan.backup else None
     if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
         raise BadInput(
             f"--backup {shown(plan.backup)}: a plain SQL dump records no creation "
@@ -229,4 +232,6 @@ def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> LocalInputs:
     source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
     if source_dsn is not None and probe:
         check_source(source_dsn)
-    return LocalInputs(manifest, bindir, backup, source_dsn)
+    # Without the probe the source does not exist yet (the demo's): its major is then unknown.
+    installation = choose_installation(backup, source_dsn if probe else None, plan.pg_bindir)
+    return LocalInputs(manifest, installation, backup, source_dsn)

@@ -25,7 +25,7 @@ from drills import owner, preflight
 from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres
 from drills.errors import BadInput
 from drills.lag import DataLag, measure_data_lag
-from drills.local import Backup, RestoreOutcome, dump_source, restore
+from drills.local import Backup, RestoreOutcome, dump_source, restore, restore_facts
 from drills.local_reaper import Found, reap_local
 from drills.plan import LocalDrillPlan
 from drills.record import (
@@ -169,11 +169,11 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                 point = plan.point or backup.created_at
             clock = time.monotonic()  # RTO runs from a backup in hand to a verified restore
 
-            ephemeral = EphemeralPostgres()
+            ephemeral = EphemeralPostgres(bindir=inputs.bindir)
             with phases.run("stand up"):
                 cluster = resources.enter_context(ephemeral)
             with phases.run("restore"):
-                outcome = restore(backup, cluster, plan.jobs)
+                outcome = restore(backup, cluster, plan.jobs, manifest=inputs.manifest)
             error = environment_failure(outcome.errors)
             if error is None:
                 with phases.run("verify"):
@@ -185,6 +185,8 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                         backup_point=point or started_at,
                         drill_started=started_at,
                         restore_errors=outcome.errors,
+                        restore_errors_total=outcome.errors_total,
+                        restore_warnings=outcome.warnings,
                         source_dsn=inputs.source_dsn,
                         api_url=plan.api_url,
                         api_cmd=plan.api_cmd,
@@ -238,6 +240,11 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         cost_estimate="none: local drill on this machine",
         host=host_info(),
         restore_ignored=outcome.ignored if outcome else [],
+        **(
+            restore_facts(plan.point is not None, backup, inputs.installation, outcome)
+            if backup is not None and outcome is not None
+            else {}
+        ),
     )
     paths = write_record(record, plan.record_dir)
     log_path = rebuild_log(plan.record_dir)
@@ -303,7 +310,7 @@ def _notes(
     if point is None:
         parts.append("backup point unknown: the archive header is unreadable")
     if errors:
-        parts.append(f"restore errors: {len(errors)} (first: {errors[0]})")
+        parts.append(f"restore errors: {len(errors)} (first: {errors[0]}; all in the record)")
     if ignored:
         parts.append(f"{len(ignored)} known-harmless restore errors ignored")
     failed = [c.name for c in checks if c.status == Status.FAIL]

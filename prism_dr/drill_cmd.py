@@ -153,6 +153,13 @@ def register(app: typer.Typer) -> None:
             False, "--keep", help="Leave the restored database running and print how to reach it."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
+        pg_bindir: Path | None = typer.Option(
+            None,
+            "--pg-bindir",
+            envvar="PRISM_DR_PG_BINDIR",
+            show_envvar=True,
+            help="PostgreSQL bin directory to restore with (default: found by the backup's major).",
+        ),
     ) -> None:
         if ctx.invoked_subcommand:
             return
@@ -174,6 +181,7 @@ def register(app: typer.Typer) -> None:
             api_cmd=api_cmd,
             completed_by=operator,
             notes=notes,
+            pg_bindir=pg_bindir,
         )
         if jobs:
             settings["jobs"] = jobs

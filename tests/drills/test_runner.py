@@ -198,8 +198,8 @@ def test_keep_leaves_the_restored_database_running_until_its_stop_command(sample
     kept = outcome.kept
     try:
         password = kept.password_file.read_text().strip()
-        dsn = kept.dsn_without_password.replace("postgres@", f"postgres:{password}@")
-        with psycopg.connect(dsn) as conn:
+        # the drill connects as a role of its own (prism_drill_…), not postgres
+        with psycopg.connect(kept.dsn_without_password, password=password) as conn:
             assert conn.execute("SELECT count(*) FROM organizations").fetchone()[0] > 0
         assert oct(kept.password_file.stat().st_mode & 0o777) == "0o600"
     finally:

@@ -153,8 +153,8 @@ def test_keep_with_json_says_how_to_reach_and_remove_the_database(sample_dump, t
     try:
         password = Path(kept["password_file"]).read_text().strip()
         assert password not in result.stdout
-        dsn = kept["dsn"].replace("postgres@", f"postgres:{password}@")
-        with psycopg.connect(dsn) as conn:
+        # the drill connects as a role of its own (prism_drill_…), not postgres
+        with psycopg.connect(kept["dsn"], password=password) as conn:
             assert conn.execute("SELECT count(*) FROM buildings").fetchone()[0] > 0
     finally:
         subprocess.run(kept["stop_command"], shell=True, check=True, capture_output=True)
