@@ -277,3 +277,38 @@ def test_every_blocking_error_is_recorded_up_to_the_cap_with_the_total(tmp_path)
     restore_check = next(c for c in record.checks if c.name == "restore")
     assert restore_check.detail.startswith("31 restore errors")
     assert "… and 11 more" in outcome.record_paths[0].read_text()
+
+
+def _prism_dr(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "prism_dr", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.skipif(not SYSTEM or SYSTEM[0].major >= 18,
+                    reason="needs a system PostgreSQL older than the wheel's")
+def test_the_command_line_names_the_major_needed_in_one_line(pg18, tmp_path):
+    path = _dump(pg18, tmp_path / "prism18.dump", "-Fc")
+    records = tmp_path / "r"
+    for args, env in (
+        (["--pg-bindir", str(SYSTEM[0].bindir)], None),
+        ([], {pgbin.BINDIR_ENV: str(SYSTEM[0].bindir)}),
+    ):
+        result = _prism_dr("drill", "--backup", str(path), "--record-dir", str(records),
+                           *args, env=env)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "needs PostgreSQL 18 or newer" in lines[0]
+        assert not records.exists()
+
+
+def test_the_command_line_refuses_a_bin_directory_without_postgresql(tmp_path):
+    backup = tmp_path / "x.sql"
+    backup.write_text("SET client_encoding = 'UTF8';\n")
+    result = _prism_dr("drill", "--backup", str(backup), "--point", "2026-01-01T00:00:00Z",
+                       "--pg-bindir", str(tmp_path), "--record-dir", str(tmp_path / "r"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--pg-bindir {tmp_path}: not a PostgreSQL bin" in lines[0]
+    assert not (tmp_path / "r").exists()
