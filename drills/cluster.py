@@ -20,10 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drills import owner
 from drills.errors import BadInput
 from drills.pgbin import default_bindir
 
 TEMP_PREFIX = "prism-drill-pg-"
+WORKDIR_PREFIX = "prism-drill-"  # other drill temp dirs (a fresh dump of a source)
 
 # A throwaway restore target needs no crash safety; these make restores several times faster.
 FAST_DISPOSABLE_SETTINGS = {
@@ -113,6 +115,9 @@ class EphemeralPostgres:
         bindir = self.bindir or find_bindir()
         self._root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.parent_dir))
         try:
+            # Findable before anything runs in it: a drill killed from here on leaves a
+            # cluster `prism-dr drill reap --local` recognises as its own.
+            owner.mark(self._root, "cluster")
             self._prepare_owner()
             password = secrets.token_urlsafe(24)
             self._initdb(bindir, password)
@@ -128,14 +133,18 @@ class EphemeralPostgres:
     def close(self) -> None:
         """Stop the server (fast, then immediate, then SIGKILL) and remove the directory.
 
-        SIGINT and SIGTERM wait until this is done, so a second Ctrl-C cannot strand a server.
+        SIGINT, SIGTERM and SIGHUP wait until this is done, so a second Ctrl-C cannot strand a
+        server.
         """
         if self._root is None or self._detached:
             return
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        blocked = signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        )
         try:
             self.stop()
             shutil.rmtree(self._root, ignore_errors=True)
+            owner.unregister(self._root)
             self._root = None
             self.cluster = None
         finally:
@@ -161,6 +170,8 @@ class EphemeralPostgres:
     def detach(self) -> None:
         """Leave the cluster running past `close()` (--keep); see `stop_command()`."""
         self._detached = True
+        if self._root is not None:
+            owner.mark_kept(self._root)
 
     def stop_command(self) -> str:
         assert self._root is not None and self.cluster is not None
@@ -222,7 +233,9 @@ class EphemeralPostgres:
             options = [
                 f"-p {port}",
                 "-c listen_addresses=127.0.0.1",
-                f"-c unix_socket_directories={shlex.quote(str(self._root))}",
+                # TCP only: a Unix socket path under a long TMPDIR passes the kernel's 107-byte
+                # limit, and every client here connects to 127.0.0.1 anyway.
+                "-c unix_socket_directories=''",
                 *(f"-c {key}={value}" for key, value in self.settings.items()),
             ]
             result = self._run(
