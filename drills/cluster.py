@@ -7,7 +7,6 @@ runs as the `postgres` OS user because initdb refuses root.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import secrets
@@ -21,9 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drills import owner
 from drills.errors import BadInput
+from drills.pgbin import default_bindir
 
 TEMP_PREFIX = "prism-drill-pg-"
+WORKDIR_PREFIX = "prism-drill-"  # other drill temp dirs (a fresh dump of a source)
 
 # A throwaway restore target needs no crash safety; these make restores several times faster.
 FAST_DISPOSABLE_SETTINGS = {
@@ -40,20 +42,8 @@ FAST_DISPOSABLE_SETTINGS = {
 
 
 def find_bindir() -> Path:
-    """The newest installed PostgreSQL server bin directory."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-    )
-    for path in reversed(candidates):
-        if (Path(path) / "initdb").exists():
-            return Path(path)
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(os.path.realpath(initdb)).parent
-    raise BadInput(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package "
-        "'postgresql' or put its bin directory on PATH"
-    )
+    """The newest PostgreSQL installation's bin directory (see drills.pgbin for the sources)."""
+    return default_bindir()
 
 
 def pg_tool(bindir: Path, name: str) -> str:
@@ -106,7 +96,13 @@ class Cluster:
 class EphemeralPostgres:
     """Context manager yielding a running `Cluster`; stops and deletes it on any exit."""
 
-    def __init__(self, settings: dict[str, str] | None = None, parent_dir: str | None = None):
+    def __init__(
+        self,
+        settings: dict[str, str] | None = None,
+        parent_dir: str | None = None,
+        bindir: Path | None = None,
+    ):
+        self.bindir = bindir  # None: the newest installation found
         self.settings = {**FAST_DISPOSABLE_SETTINGS, **(settings or {})}
         self.parent_dir = parent_dir
         self.cluster: Cluster | None = None
@@ -116,9 +112,12 @@ class EphemeralPostgres:
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Cluster:
-        bindir = find_bindir()
+        bindir = self.bindir or find_bindir()
         self._root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.parent_dir))
         try:
+            # Findable before anything runs in it: a drill killed from here on leaves a
+            # cluster `prism-dr drill reap --local` recognises as its own.
+            owner.mark(self._root, "cluster")
             self._prepare_owner()
             password = secrets.token_urlsafe(24)
             self._initdb(bindir, password)
@@ -134,14 +133,18 @@ class EphemeralPostgres:
     def close(self) -> None:
         """Stop the server (fast, then immediate, then SIGKILL) and remove the directory.
 
-        SIGINT and SIGTERM wait until this is done, so a second Ctrl-C cannot strand a server.
+        SIGINT, SIGTERM and SIGHUP wait until this is done, so a second Ctrl-C cannot strand a
+        server.
         """
         if self._root is None or self._detached:
             return
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        blocked = signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        )
         try:
             self.stop()
             shutil.rmtree(self._root, ignore_errors=True)
+            owner.unregister(self._root)
             self._root = None
             self.cluster = None
         finally:
@@ -154,7 +157,7 @@ class EphemeralPostgres:
         data = self._root / "data"
         if not (data / "postmaster.pid").exists():
             return
-        bindir = self.cluster.bindir if self.cluster else find_bindir()
+        bindir = self.cluster.bindir if self.cluster else (self.bindir or find_bindir())
         for mode in ("fast", "immediate"):
             result = self._run(
                 [str(bindir / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "30", "stop"],
@@ -167,6 +170,8 @@ class EphemeralPostgres:
     def detach(self) -> None:
         """Leave the cluster running past `close()` (--keep); see `stop_command()`."""
         self._detached = True
+        if self._root is not None:
+            owner.mark_kept(self._root)
 
     def stop_command(self) -> str:
         assert self._root is not None and self.cluster is not None
@@ -228,7 +233,9 @@ class EphemeralPostgres:
             options = [
                 f"-p {port}",
                 "-c listen_addresses=127.0.0.1",
-                f"-c unix_socket_directories={shlex.quote(str(self._root))}",
+                # TCP only: a Unix socket path under a long TMPDIR passes the kernel's 107-byte
+                # limit, and every client here connects to 127.0.0.1 anyway.
+                "-c unix_socket_directories=''",
                 *(f"-c {key}={value}" for key, value in self.settings.items()),
             ]
             result = self._run(

@@ -8,13 +8,16 @@ platform objects cause in a vanilla PostgreSQL is tolerated, and each is recorde
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gzip
 import os
 import re
+import secrets
 import subprocess
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,8 +29,19 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from drills.cluster import Cluster, pg_tool
+from drills.dumpheader import (
+    DumpVersions,
+    HeaderError,
+    archive_versions,
+    script_versions,
+    server_versions,
+)
 from drills.errors import BadInput
+from drills.pgbin import Installation, choose
+from drills.record.model import BackupVersions, RestoredWith
 from drills.redact import mask_dsn
+from drills.supabase import Kind, ScriptTrace, SkippedCopy, unquote
+from drills.verify.manifest import Manifest
 
 RESTORE_DB = "prism"  # where single-database backups are restored
 MAX_RECORDED_ERRORS = 20
@@ -50,6 +64,8 @@ class Backup:
     supabase: bool = False
     creates_database: bool = False  # a plain `pg_dump --create` script brings its own database
     created_at: datetime | None = None  # the backup point, when the file says it
+    versions: DumpVersions = field(default_factory=DumpVersions)  # what made it
+    point_source: str | None = None  # where created_at was read from
 
     @property
     def is_archive(self) -> bool:
@@ -59,15 +75,23 @@ class Backup:
 @dataclass
 class RestoreOutcome:
     database: str  # the restored database the checks run against
-    errors: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)  # allow-listed, with the reason
+    errors: list[str] = field(default_factory=list)  # blocking, the first MAX_RECORDED_ERRORS
+    errors_total: int = 0  # every blocking error, also those past the cap
+    ignored: list[str] = field(default_factory=list)  # traced to a missing platform extension
+    warnings: list[str] = field(default_factory=list)  # application objects not restored
+    ignored_copies: list[str] = field(default_factory=list)  # data skipped, with row counts
+    missing_extensions: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
 # -- inspecting ------------------------------------------------------------------------------
 
-def inspect_backup(path: Path, pg_bindir: Path) -> Backup:
-    """Identify the format and creation time, or raise BadInput naming the file and the fix."""
+def inspect_backup(path: Path, pg_bindir: Path | None = None) -> Backup:
+    """Identify the format, creation time and versions, or raise BadInput naming the fix.
+
+    Everything is read from the file itself: which binaries can restore it depends on it.
+    (`pg_bindir` is accepted for callers of the older signature and not used.)
+    """
     if not path.exists():
         raise BadInput(f"--backup {path}: no such file or directory; pass the path of a backup")
     if path.is_dir():
@@ -80,10 +104,41 @@ def inspect_backup(path: Path, pg_bindir: Path) -> Backup:
     else:
         backup = _inspect_file(path)
     if backup.is_archive:
-        backup.created_at = _archive_created_at(backup, pg_bindir)
+        # An unreadable header shows up as a failed restore, not as bad input.
+        with contextlib.suppress(HeaderError, OSError):
+            backup.versions = archive_versions(path)
+        backup.created_at = backup.versions.created_at
+        backup.point_source = "archive header" if backup.created_at else None
     else:
         backup.created_at = _plain_started_on(backup)
+        backup.point_source = "script header (pg_dump --verbose)" if backup.created_at else None
+        named = supabase_backup_time(path.name)
+        if backup.created_at is None and named is not None:
+            backup.created_at = named
+            backup.point_source = "file name (Supabase backup, UTC)"
+        # A corrupt body shows up as a failed restore.
+        with contextlib.suppress(OSError, EOFError, zlib.error):
+            backup.versions = script_versions(path, backup.gzipped)
     return backup
+
+
+def choose_installation(
+    backup: Backup | None, source_dsn: str | None, pg_bindir: Path | None = None
+) -> Installation:
+    """The PostgreSQL to restore with: a major at least the backup's (or the live source's)."""
+    if backup is not None:
+        return choose(backup.versions.needed_major, pg_bindir)
+    needed = None
+    if source_dsn:
+        try:
+            needed = server_versions(source_dsn).server_major
+        except psycopg.Error as err:
+            reason = mask_dsn(str(err).strip().splitlines()[0] if str(err).strip() else "")
+            raise BadInput(
+                f"--source-dsn {mask_dsn(source_dsn)}: cannot connect ({reason}); check the "
+                "DSN, the password and that the server is reachable"
+            ) from err
+    return choose(needed, pg_bindir)
 
 
 def _inspect_file(path: Path) -> Backup:
@@ -133,24 +188,22 @@ def _read_head(path: Path, gzipped: bool) -> bytes:
         return stream.read(_HEAD_BYTES)
 
 
-def _archive_created_at(backup: Backup, pg_bindir: Path) -> datetime | None:
-    # The header keeps the dumper's wall-clock time without a zone. Read under TZ=UTC it comes
-    # back unchanged, so it is exact for dumps taken in UTC (RDS, Supabase, CI); --point overrides.
-    result = subprocess.run(
-        [pg_tool(pg_bindir, "pg_restore"), "-l", str(backup.path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TZ": "UTC"},
-    )
-    if "unsupported version" in result.stderr:
-        raise BadInput(
-            f"--backup {backup.path}: made by a newer pg_dump than this pg_restore "
-            f"({result.stderr.strip().splitlines()[-1]}); install a newer PostgreSQL client"
-        )
-    match = re.search(r"Archive created at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", result.stdout)
+_SUPABASE_NAME = re.compile(
+    r"^db_cluster-(\d\d)-(\d\d)-(\d{4})@(\d\d)-(\d\d)-(\d\d)\.backup(?:\.gz)?$"
+)
+
+
+def supabase_backup_time(name: str) -> datetime | None:
+    """`db_cluster-23-11-2026@02-00-00.backup.gz` → 2026-11-23 02:00:00 UTC (Supabase names
+    its daily backups by their UTC start, day first)."""
+    match = _SUPABASE_NAME.match(name)
     if not match:
-        return None  # an unreadable TOC shows up as a failed restore
-    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        return None
+    day, month, year, hour, minute, second = (int(g) for g in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _plain_started_on(backup: Backup) -> datetime | None:
@@ -196,26 +249,66 @@ def dump_source(source_dsn: str, dest: Path, pg_bindir: Path) -> Backup:
             f"--source-dsn {mask_dsn(source_dsn)}: pg_dump failed ({reason}); "
             "check the DSN, the password and that the server is reachable"
         )
-    return Backup(dest, BackupFormat.CUSTOM, created_at=started)
+    return Backup(dest, BackupFormat.CUSTOM, created_at=started, point_source="dump start")
 
 
 # -- restoring --------------------------------------------------------------------------------
 
 def restore(
-    backup: Backup, cluster: Cluster, jobs: int, database: str = RESTORE_DB
+    backup: Backup,
+    cluster: Cluster,
+    jobs: int,
+    database: str = RESTORE_DB,
+    manifest: Manifest | None = None,
 ) -> RestoreOutcome:
     """Restore into the cluster and return what went wrong; never raises for a bad backup.
 
-    Single-database backups go into a new `database`; a cluster script brings its own.
+    Single-database backups go into a new `database`; a cluster script brings its own, and the
+    checks then run in the one `manifest` names or the one holding its tables.
     """
     started = time.monotonic()
+    become_drill_superuser(cluster)
     if backup.is_archive:
         outcome = _restore_archive(backup, cluster, jobs, database)
     else:
-        outcome = _restore_script(backup, cluster, database)
+        outcome = _restore_script(backup, cluster, database, manifest or Manifest())
     outcome.seconds = time.monotonic() - started
+    outcome.errors_total = len(outcome.errors)
     del outcome.errors[MAX_RECORDED_ERRORS:]
     return outcome
+
+
+DRILL_ROLE_PREFIX = "prism_drill_"
+
+
+def become_drill_superuser(cluster: Cluster) -> None:
+    """From here on, reach the cluster as a superuser of the drill's own that no dump can name.
+
+    A cluster script sets the attributes and passwords of the roles it dumps, `postgres`
+    included however it is quoted (`ALTER ROLE "postgres" WITH NOSUPERUSER … PASSWORD …` on
+    Supabase). So the drill connects as `prism_drill_<random>` and renames the bootstrap
+    superuser out of the way: the script's `postgres` is then an ordinary role of its own.
+    `cluster` is updated in place, so everything after the restore connects the same way.
+    """
+    if cluster.user.startswith(DRILL_ROLE_PREFIX):
+        return
+    role = DRILL_ROLE_PREFIX + secrets.token_hex(6)
+    password = secrets.token_urlsafe(24)
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+    bootstrap = cluster.user
+    cluster.user, cluster.password = role, password
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} RENAME TO {}").format(
+                sql.Identifier(bootstrap),
+                sql.Identifier(DRILL_ROLE_PREFIX + "bootstrap_" + secrets.token_hex(6)),
+            )
+        )
 
 
 def _restore_archive(backup: Backup, cluster: Cluster, jobs: int, database: str) -> RestoreOutcome:
@@ -248,7 +341,7 @@ def _create_database(cluster: Cluster, name: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-# Supabase's platform roles: its dumps grant to them and its role dumps alter them.
+# Supabase's platform roles: its single-database dumps grant to them (a cluster dump creates them).
 SUPABASE_ROLES = {
     "anon": "NOLOGIN NOINHERIT",
     "authenticated": "NOLOGIN NOINHERIT",
@@ -267,151 +360,251 @@ SUPABASE_ROLES = {
     "pgsodium_keyiduser": "NOLOGIN",
     "pgsodium_keymaker": "NOLOGIN",
 }
-SUPABASE_EXTENSIONS = (
-    "pg_graphql", "pg_net", "pgsodium", "supabase_vault", "pg_stat_monitor", "pgjwt", "pg_cron",
-    "pgaudit", "plv8", "pg_hashids", "pg_tle", "wrappers", "http", "pg_jsonschema", "pgroonga",
-    "pg_stat_statements", "index_advisor", "supautils", "pgmq", "pg_repack", "hypopg",
-    "timescaledb", "postgis", "vector",
-)  # fmt: skip
-SUPABASE_SCHEMAS = (
-    "auth", "storage", "graphql", "graphql_public", "realtime", "_realtime", "supabase_functions",
-    "supabase_migrations", "vault", "pgsodium", "pgsodium_masks", "net", "extensions",
-    "_analytics", "pgbouncer", "cron",
-)  # fmt: skip
-
-
-def _any_of(names) -> str:
-    return "(?:" + "|".join(re.escape(name) for name in names) + ")"
-
-
-# Each entry: (pattern over the ERROR text, why it is harmless). Anything else fails the drill.
-_SUPABASE_ALLOWED = [
-    (
-        re.compile(rf'role "{_any_of(["postgres", *SUPABASE_ROLES])}" already exists'),
-        "Supabase platform role pre-created for the restore",
-    ),
-    (
-        re.compile(
-            rf'extension "{_any_of(SUPABASE_EXTENSIONS)}" is not available'
-            rf'|could not open extension control file ".*/{_any_of(SUPABASE_EXTENSIONS)}\.control"'
-        ),
-        "Supabase platform extension not installed in a vanilla PostgreSQL",
-    ),
-    (
-        re.compile(
-            rf'(?:schema|function|relation|type|publication|event trigger) '
-            rf'"?{_any_of(SUPABASE_SCHEMAS)}[".]'
-        ),
-        "object in a Supabase platform schema, not Prism data",
-    ),
-    (
-        re.compile(r"(?:publication|event trigger) .*(?:supabase|pgrst|graphql|pg_cron|pg_net)"),
-        "Supabase platform publication or event trigger",
-    ),
-]
 
 _ROLE_REFERENCE = re.compile(
     rb"^(?:ALTER .* OWNER TO|GRANT .* TO|REVOKE .* FROM|ALTER DEFAULT PRIVILEGES FOR ROLE)"
     rb" ([A-Za-z_][\w$]*|\"[^\"]+\")"
 )
-_COPY_START = re.compile(rb"^COPY .* FROM stdin;\r?$")
+_COPY_START = re.compile(rb"^COPY (.*?) (?:\(.*\) )?FROM stdin;\r?$")
+_COPY_TARGET = re.compile(rb'^("(?:[^"]|"")+"|[^".\s]+)\.("(?:[^"]|"")+"|[^".\s]+)$')
+# pg_dumpall (16+) names the grantor of each role membership: the source's bootstrap
+# superuser, which is not a superuser of its own here (the drill's is), so the grant would fail.
+_GRANTED_BY = re.compile(rb" GRANTED BY (?:\"(?:[^\"]|\"\")+\"|[\w$]+);(\r?\n)$")
+_SYNC_PREFIX = "prism-drill-sync-"
 
 
-def _restore_script(backup: Backup, cluster: Cluster, database: str) -> RestoreOutcome:
+class _Psql:
+    """psql reading a script from stdin (`-f -`, so errors carry the script line), with a way
+    to wait until it has run everything sent so far."""
+
+    def __init__(self, cluster: Cluster, database: str):
+        self.proc = subprocess.Popen(
+            [
+                cluster.tool("psql"),
+                "--no-psqlrc",
+                "--quiet",
+                "--set=ON_ERROR_STOP=0",
+                "--file=-",
+                f"--dbname={database}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=cluster.env(),
+        )
+        self.stderr: list[bytes] = []
+        self._synced = threading.Condition()
+        self._last_sync = -1
+        self._syncs = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            marker = line.find(_SYNC_PREFIX.encode())
+            if marker >= 0 and b"WARNING:" in line:
+                with self._synced:
+                    self._last_sync = int(line[marker + len(_SYNC_PREFIX):])
+                    self._synced.notify_all()
+            else:
+                self.stderr.append(line)
+        with self._synced:
+            self._last_sync = 1 << 62  # psql is gone: nobody waits for it any more
+            self._synced.notify_all()
+
+    def sync_line(self) -> bytes:
+        """A line to send; `wait()` returns once psql has reached it.
+
+        SQL, not `\\warn`: pg_dump's `\\restrict` forbids meta-commands in the script.
+        """
+        self._syncs += 1
+        return (
+            f"DO $prism$ BEGIN RAISE WARNING '{_SYNC_PREFIX}{self._syncs}'; END $prism$;\n"
+        ).encode()
+
+    def wait(self) -> None:
+        self.proc.stdin.flush()
+        with self._synced:
+            self._synced.wait_for(lambda: self._last_sync >= self._syncs)
+
+    def finish(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()
+        self.proc.wait()
+        self._reader.join()
+
+
+def _restore_script(
+    backup: Backup, cluster: Cluster, database: str, manifest: Manifest
+) -> RestoreOutcome:
     # A cluster script or a `--create` dump makes and \connects to its own databases.
     own_databases = backup.format == BackupFormat.CLUSTER or backup.creates_database
     target = "postgres" if own_databases else database
     if not own_databases:
         _create_database(cluster, database)
-    if backup.supabase:
+    if backup.supabase and backup.format == BackupFormat.PLAIN:
         _create_supabase_roles(cluster)
-    proc = subprocess.Popen(
-        [
-            cluster.tool("psql"),
-            "--no-psqlrc",
-            "--quiet",
-            "--set=ON_ERROR_STOP=0",
-            f"--dbname={target}",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=cluster.env(),
-    )
-    stderr_lines: list[bytes] = []
-    reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
-    reader.start()
+    trace = ScriptTrace(_available_extensions(cluster), platform=backup.supabase,
+                        database=target)
+    psql = _Psql(cluster, target)
+    feed = _Feed(backup, cluster, psql, trace)
     feed_error = None
-    complete = False
     try:
-        complete = _feed(backup, cluster.user, proc.stdin)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        feed.run()
+    except (OSError, EOFError, zlib.error) as err:
         feed_error = f"reading {backup.path.name} failed: {err}"
     except BaseException:
-        proc.kill()  # interrupted: do not wait for a long statement to finish
+        psql.proc.kill()  # interrupted: do not wait for a long statement to finish
         raise
     finally:
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
-        proc.wait()
-        reader.join()
+        feed.close()
+        psql.finish()
 
     outcome = RestoreOutcome(database=target)
     if feed_error:
         outcome.errors.append(feed_error)
-    elif not complete:
+    elif not feed.complete:
         outcome.errors.append(
             f"{backup.path.name} ends before pg_dump's completion footer: the backup is truncated"
         )
-    for message in _psql_errors(b"".join(stderr_lines).decode(errors="replace")):
-        reason = _allowed_reason(message) if backup.supabase else None
-        if reason:
-            outcome.ignored.append(f"{message} (ignored: {reason})")
+    for line_no, message in _psql_errors(b"".join(psql.stderr).decode(errors="replace")):
+        verdict = trace.judge(line_no, message)
+        where = f"line {feed.backup_line(line_no)}: " if line_no else ""
+        if verdict is None:
+            outcome.errors.append(f"{where}{message}")
+        elif verdict.kind == Kind.BLOCKING:
+            outcome.errors.append(f"{where}{message} ({verdict.reason})")
+        elif verdict.kind == Kind.WARNING:
+            outcome.warnings.append(verdict.reason)
+            outcome.ignored.append(f"{where}{message} (ignored: {verdict.reason})")
         else:
-            outcome.errors.append(message)
-    if proc.returncode not in (0, None) and not outcome.errors:
-        outcome.errors.append(f"psql exited with status {proc.returncode}")
+            outcome.ignored.append(f"{where}{message} (ignored: {verdict.reason})")
+    for skipped in feed.skipped:
+        if trace.judge_copy(skipped) == Kind.BLOCKING:
+            outcome.errors.append(skipped.describe())
+        else:
+            outcome.ignored_copies.append(skipped.describe())
+    if psql.proc.returncode not in (0, None) and not outcome.errors:
+        outcome.errors.append(f"psql exited with status {psql.proc.returncode}")
+    outcome.missing_extensions = sorted(
+        {name for by_name in trace.missing.values() for name in by_name}
+    )
     if own_databases:
-        outcome.database = _database_with_prism_tables(cluster) or target
+        chosen, problem = _database_holding(cluster, manifest)
+        outcome.database = chosen or target
+        if problem:
+            outcome.errors.append(problem)
     return outcome
 
 
-def _feed(backup: Backup, own_role: str, sink: IO[bytes]) -> bool:
-    """Stream the script into psql; returns whether pg_dump's completion footer was seen.
+class _Feed:
+    """Streams the script into psql, line by line, in bytes (any server encoding passes).
 
-    Bytes throughout, so a dump in any server encoding streams unchanged. Creates each role
-    the script references before its first use (roles live outside a database dump), and skips
-    the script's CREATE/ALTER ROLE of the role we connect as: the first would fail, the second
-    would replace our password and lock us out at the script's next \\connect.
+    Creates each role the script references before its first use (roles live outside a
+    database dump) and drops the grantor from role memberships (see _GRANTED_BY). Where an
+    extension of the current database is missing, it waits for psql before each COPY and skips
+    the data of a table that does not exist, instead of letting psql run its rows as SQL.
     """
-    footer = (
-        b"-- PostgreSQL database cluster dump complete"
-        if backup.format == BackupFormat.CLUSTER
-        else b"-- PostgreSQL database dump complete"
-    )
-    known_roles = {own_role, "public", "current_user", "session_user", *SUPABASE_ROLES}
-    own_role_lines = (f"ALTER ROLE {own_role} ".encode(), f"CREATE ROLE {own_role};".encode())
-    complete = False
-    in_copy = False
-    with _open_bytes(backup.path, backup.gzipped) as stream:
-        for line in stream:
-            if in_copy:
-                in_copy = line.rstrip(b"\r\n") != b"\\."
-            elif _COPY_START.match(line):
-                in_copy = True
-            else:
-                if line.startswith(own_role_lines):
+
+    def __init__(self, backup: Backup, cluster: Cluster, psql: _Psql, trace: ScriptTrace):
+        self.backup = backup
+        self.cluster = cluster
+        self.psql = psql
+        self.trace = trace
+        self.sink = psql.proc.stdin
+        self.line_no = 0
+        self.complete = False
+        self.skipped: list[SkippedCopy] = []
+        self.injected: list[int] = []  # stream line numbers of the drill's own lines
+        self.known_roles = {cluster.user, "public", "current_user", "session_user",
+                            *(SUPABASE_ROLES if backup.supabase else ())}
+        self._conns: dict[str, psycopg.Connection] = {}
+        self.footer = (
+            b"-- PostgreSQL database cluster dump complete"
+            if backup.format == BackupFormat.CLUSTER
+            else b"-- PostgreSQL database dump complete"
+        )
+
+    def write(self, line: bytes) -> None:
+        self.sink.write(line)
+        self.line_no += line.count(b"\n")
+
+    def inject(self, line: bytes) -> None:
+        """A line of the drill's own, not the backup's (psql counts it; the record must not)."""
+        self.write(line)
+        self.injected.append(self.line_no)
+
+    def backup_line(self, fed_line: int) -> int:
+        return fed_line - bisect.bisect_right(self.injected, fed_line)
+
+    def run(self) -> None:
+        skipping: SkippedCopy | None = None
+        in_copy = False
+        roles_section = self.backup.format == BackupFormat.CLUSTER
+        with _open_bytes(self.backup.path, self.backup.gzipped) as stream:
+            for line in stream:
+                if skipping is not None:
+                    if line.rstrip(b"\r\n") == b"\\.":
+                        self.skipped.append(skipping)
+                        skipping = None
+                    else:
+                        skipping.rows += 1
                     continue
+                if in_copy:
+                    in_copy = line.rstrip(b"\r\n") != b"\\."
+                    self.write(line)
+                    continue
+                copy = _COPY_START.match(line)
+                if copy:
+                    skipping = self._skip_copy(copy.group(1))
+                    if skipping is None:
+                        in_copy = True
+                        self.write(line)
+                    continue
+                if line.startswith(b"\\connect"):
+                    roles_section = False
+                elif roles_section and line.startswith(b"GRANT "):
+                    line = _GRANTED_BY.sub(rb";\1", line)
                 match = _ROLE_REFERENCE.match(line)
                 if match:
                     role = match.group(1).decode(errors="replace").strip('"')
-                    if role not in known_roles:
-                        known_roles.add(role)
-                        sink.write(_create_role_sql(role))
-                if line.startswith(footer):
-                    complete = True
-            sink.write(line)
-    return complete
+                    if role not in self.known_roles:
+                        self.known_roles.add(role)
+                        self.inject(_create_role_sql(role))
+                if line.startswith(self.footer):
+                    self.complete = True
+                self.trace.note(self.line_no + 1, line)
+                self.write(line)
+
+    def _skip_copy(self, target: bytes) -> SkippedCopy | None:
+        """A SkippedCopy to fill when the COPY's table does not exist here, else None."""
+        if not self.trace.has_missing():
+            return None  # every extension is here: the table exists unless the dump is broken
+        match = _COPY_TARGET.match(target.strip())
+        if not match:
+            return None
+        schema, table = (unquote(g.decode(errors="replace")) for g in match.groups())
+        self.inject(self.psql.sync_line())
+        self.psql.wait()
+        database = self.trace.database or "postgres"
+        conn = self._conns.get(database)
+        if conn is None:
+            conn = self._conns[database] = psycopg.connect(
+                self.cluster.dsn(database), autocommit=True
+            )
+        exists = conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            [schema, table],
+        ).fetchone()
+        if exists:
+            return None
+        return SkippedCopy(self.trace.database, f"{schema}.{table}", 0,
+                           causes=self.trace.copy_cause(schema))
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
 
 
 def _create_role_sql(role: str) -> bytes:
@@ -433,26 +626,39 @@ def _create_supabase_roles(cluster: Cluster) -> None:
         conn.execute("GRANT anon, authenticated, service_role TO authenticator")
 
 
-def _psql_errors(stderr: str) -> list[str]:
-    errors = []
+_ERROR_LINE = re.compile(r"^psql:[^:]*:(\d+): (?:ERROR|FATAL):\s+(.*)$")
+
+
+def _psql_errors(stderr: str) -> list[tuple[int | None, str]]:
+    """psql's errors with the script line each came from (None when it names none)."""
+    errors: list[tuple[int | None, str]] = []
     for line in stderr.splitlines():
+        located = _ERROR_LINE.match(line)
+        if located:
+            errors.append((int(located.group(1)), located.group(2).strip()))
+            continue
         match = re.search(r"(?:ERROR|FATAL):\s+(.*)$", line)
         if match:
-            errors.append(match.group(1).strip())
+            errors.append((None, match.group(1).strip()))
         elif line.startswith("psql: error:"):
-            errors.append(line.removeprefix("psql: error:").strip())
+            errors.append((None, line.removeprefix("psql: error:").strip()))
     return errors
 
 
-def _allowed_reason(message: str) -> str | None:
-    for pattern, reason in _SUPABASE_ALLOWED:
-        if pattern.search(message):
-            return reason
-    return None
+def _available_extensions(cluster: Cluster) -> frozenset[str]:
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        return frozenset(
+            row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")
+        )
 
 
-def _database_with_prism_tables(cluster: Cluster) -> str | None:
-    """After a cluster restore, the database that holds Prism's tables (Supabase: postgres)."""
+def _database_holding(cluster: Cluster, manifest: Manifest) -> tuple[str | None, str | None]:
+    """After a cluster restore: the database to check, and a blocking error when the manifest
+    names one the backup does not have.
+
+    The manifest's `database`, else the database holding the most of its expected tables
+    (ties: `postgres` first — Supabase's — then by name).
+    """
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         names = [
             row[0]
@@ -461,8 +667,46 @@ def _database_with_prism_tables(cluster: Cluster) -> str | None:
                 "ORDER BY datname = 'postgres' DESC, datname"
             )
         ]
+    if manifest.database:
+        if manifest.database in names:
+            return manifest.database, None
+        return None, (f"the manifest's database {manifest.database!r} is not in the backup "
+                      f"(it has: {', '.join(names)})")
+    wanted = list(manifest.tables) or ["organizations"]
+    best, best_count = None, 0
     for name in names:
         with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
-            if conn.execute("SELECT to_regclass('public.organizations')").fetchone()[0]:
-                return name
-    return None
+            found = conn.execute(
+                "SELECT count(DISTINCT c.relname) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s) AND c.relname = ANY(%s)",
+                [manifest.schemas, wanted],
+            ).fetchone()[0]
+        if found > best_count:
+            best, best_count = name, found
+    return best, None
+
+
+def restore_facts(
+    point_flag: bool, backup: Backup, installation: Installation, outcome: RestoreOutcome
+) -> dict:
+    """The record's fields about the backup and its restore (see drills.record.model)."""
+    return dict(
+        point_source="--point" if point_flag else backup.point_source,
+        backup_versions=BackupVersions(
+            server=backup.versions.server,
+            dumper=backup.versions.dumper,
+            needed_major=backup.versions.needed_major,
+        ),
+        restored_with=RestoredWith(
+            version=installation.version,
+            bindir=str(installation.bindir),
+            source=installation.source,
+        ),
+        database=outcome.database,
+        restore_errors=outcome.errors,
+        restore_errors_total=outcome.errors_total,
+        restore_warnings=outcome.warnings,
+        restore_ignored_copies=outcome.ignored_copies,
+        missing_extensions=outcome.missing_extensions,
+    )

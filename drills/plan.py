@@ -14,6 +14,8 @@ from drills.errors import BadInput
 from drills.record import DEFAULT_RECORD_DIR, ENVIRONMENT_PATTERN
 from drills.verify.model import Tier
 
+EARLIEST_POINT = datetime(1996, 7, 8, tzinfo=UTC)  # PostgreSQL's first release
+
 
 class LocalDrillPlan(BaseModel):
     """A drill of a logical backup (a file, or a fresh dump of a live source) on this machine."""
@@ -33,6 +35,7 @@ class LocalDrillPlan(BaseModel):
     api_cmd: str | None = None
     completed_by: str | None = None
     notes: str = ""
+    pg_bindir: Path | None = None  # --pg-bindir; None: PRISM_DR_PG_BINDIR or discovered
 
 
 def parse_point(text: str | None) -> datetime | None:
@@ -49,9 +52,19 @@ def parse_point(text: str | None) -> datetime | None:
         raise BadInput(
             f"--point {text!r} has no UTC offset; add one, e.g. {text}Z for UTC"
         )
+    try:  # the offset can push year 1 or 9999 out of datetime's range
+        point = point.astimezone(UTC)
+    except OverflowError as err:
+        raise BadInput(
+            f"--point {text!r} is out of range; give the time the backup was taken"
+        ) from err
     if point > datetime.now(UTC):
         raise BadInput(f"--point {text!r} is in the future; give the time the backup was taken")
-    return point.astimezone(UTC)
+    if point < EARLIEST_POINT:
+        raise BadInput(
+            f"--point {text!r} is before PostgreSQL existed; give the time the backup was taken"
+        )
+    return point
 
 
 def check_plan(plan: LocalDrillPlan) -> None:

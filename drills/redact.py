@@ -1,18 +1,24 @@
-"""Keep database passwords out of everything a drill writes or prints.
+"""Keep passwords, tokens and keys out of everything a drill writes or prints.
 
 Records are committed to the repository and logs end up in CI output, so every string that
-might hold a connection string passes through `mask_dsn` (or `scrub` for nested data) first.
+might hold a connection string or a credential passes through `mask_dsn` (alias
+`mask_secrets`; `scrub` for nested data) first. Masked: passwords in URIs and conninfo, any
+value whose name says secret, token, key, credential or password (`CLERK_SECRET_KEY=…`,
+`--api-token x`, `"apiKey": "…"`), and credentials recognised by their shape wherever they
+stand (Clerk `sk_live_…`, AWS access key ids, bearer tokens, JWTs, Cloudflare tunnel tokens).
 When a string is ambiguous the masking errs towards hiding too much rather than too little.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
 from pydantic import BaseModel
 
 MASK = "***"
+_SHOWN_CHARS = 120
 
 # Any URI scheme, not only postgres(ql)://: an API or Redis URL with credentials is no less
 # secret. A URI ends at whitespace, a double quote, angle bracket or backtick (none of which
@@ -28,14 +34,46 @@ _SCHEME_START = re.compile(_SCHEME)
 _USERINFO_GAP = re.compile(r"[^\r\n\"<>`@]*?@")
 _URI_REST = re.compile(rf"(.*?){_URI_END}", re.S)
 
-_URI_QUERY_PASSWORD = re.compile(r"(?i)([?&][\w-]*pass(?:word|wd)=)[^&#]*")
+# A name that says its value is a credential: CLERK_SECRET_KEY, API_TOKEN, aws_access_key_id,
+# client-credentials, apiKey, STRIPE_KEY (a bare "key" is too common in prose to count).
+_SECRET_NAME = (
+    r"[\w.-]*?(?:secret|token|credential|pass(?:word|wd|phrase)|pwd"
+    r"|(?:api|access|private|signing|encryption|master|service|client|auth|session)[_-]?key"
+    r"|[a-z0-9][_-]key|(?-i:[a-z0-9]Key))[\w.-]*"
+)
+
+_URI_QUERY_PASSWORD = re.compile(rf"(?i)([?&]{_SECRET_NAME}=)[^&#]*")
 
 # libpq conninfo (`password=…`, `sslpassword=…`) and environment style (`PGPASSWORD=…`,
 # `DB_PASSWORD=…`). A value is either single-quoted with backslash escapes or runs to the next
 # whitespace, as libpq parses it; an unterminated quote masks the rest of the string.
 _KEY_VALUE_PASSWORD = re.compile(
-    r"(?i)((?<![\w-])[\w-]*pass(?:word|wd)\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)"
+    rf"""(?i)((?<![\w.-]){_SECRET_NAME}\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|\S+)"""
 )
+
+# A command-line flag naming a credential, its value after a space: `--api-token x`.
+_FLAG_VALUE = re.compile(
+    r"(?i)((?<!\S)--?[\w-]*(?:secret|token|credential|password|passwd|passphrase|key)[\w-]*"
+    r"\s+)(?!-)('(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\S+)"
+)
+
+# HTTP headers that carry credentials, as a log line shows them.
+_CREDENTIAL_HEADER = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bx-auth-(?:token|key)|\bcookie)"
+    r"(\s*:\s*)([^\r\n]+)"
+)
+
+# Credentials by their shape, wherever they stand.
+_SHAPES = [
+    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{8,}=*"),  # RFC 6750 bearer tokens
+    re.compile(r"()\b[sr]k_(?:live|test)_[A-Za-z0-9]{8,}"),  # Clerk (and Stripe) secret keys
+    re.compile(r"()\bwhsec_[A-Za-z0-9+/=]{16,}"),  # webhook signing secrets (Clerk/Svix)
+    re.compile(r"()\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),  # AWS access key ids
+    re.compile(r"()\beyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}"),  # JWTs
+    # A Cloudflare tunnel token: base64 of {"a":"<account>","t":"<tunnel>","s":"<secret>"}.
+    re.compile(r"()\beyJhIjoi[A-Za-z0-9+/_-]{20,}={0,2}"),
+    re.compile(r"()\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),  # GitHub
+]
 
 # A host list with optional ports and a path: what precedes the query of a well-formed URI.
 _HOST = r"(?:\[[0-9A-Za-z:.%]*\]|[\w.%-]*)(?::\d*)?"
@@ -46,18 +84,20 @@ _AUTHORITY_AND_PATH = re.compile(rf"{_HOST}(?:,{_HOST})*(?:/[^?]*)?")
 # that is quoted (with backslash escapes; an unterminated quote masks the rest) or runs to the
 # next separator. null, true and false are not secrets.
 _QUOTED_PAIR = re.compile(
-    r"""(?i)(["'])([^"'\n]*(?:pass|secret|token)[^"'\n]*)\1(\s*:\s*)"""
+    r"""(?i)(["'])([^"'\n]*(?:pass|secret|token|credential|[a-z0-9][_-]key|(?-i:[a-z0-9]Key))[^"'\n]*)\1"""
+    r"""(\s*:\s*)"""
     r"""(?:("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?)|(?!(?:null|true|false)\b)[^\s,}\]]+)"""
 )
 
-_SECRET_KEYS = re.compile(r"(?i)^(?:[\w-]*[_-])?(?:pg)?(?:ssl)?pass(?:word|wd)$")
+_SECRET_KEYS = re.compile(rf"(?i)^{_SECRET_NAME}$")
 
 
 def mask_dsn(text: str) -> str:
-    """`text` with every password in a URI, key=value string or quoted pair replaced by MASK.
+    """`text` with every secret replaced by MASK: passwords in URIs, values under a name that
+    says secret, token, key, credential or password (key=value, `--flag value`, quoted pairs,
+    credential headers), and credentials recognised by their shape.
 
-    A quoted pair is JSON or Python-literal style, its key holding pass, secret or token:
-    `"password": "x"`, `'api_token': 'x'`.
+    A quoted pair is JSON or Python-literal style: `"password": "x"`, `'api_token': 'x'`.
 
     Hosts, ports, users and database names stay visible: they are what a reader of a drill
     record needs to know which database was restored.
@@ -72,7 +112,14 @@ def mask_dsn(text: str) -> str:
         out.append(match.group(1) + _mask_uri_body(body))
         pos = end
     out.append(_mask_key_values(text[pos:]))
-    return "".join(out)
+    text = _FLAG_VALUE.sub(lambda m: m.group(1) + MASK, "".join(out))
+    text = _CREDENTIAL_HEADER.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    for shape in _SHAPES:
+        text = shape.sub(lambda m: m.group(1) + MASK, text)
+    return text
+
+
+mask_secrets = mask_dsn  # the name for what it does now; mask_dsn stays for its callers
 
 
 def scrub(value: Any) -> Any:
@@ -164,3 +211,15 @@ def _userinfo_end(body: str) -> int | None:
     if at < 0 or _AUTHORITY_AND_PATH.fullmatch(head):
         return None
     return at
+
+
+def shown(value: object) -> str:
+    """`value` as it may appear in a one-line message: printable, one line, not too long.
+
+    A 5,000-character path is named by its ends, so the line stays readable."""
+    text = printable(os.fsdecode(value) if isinstance(value, bytes | os.PathLike) else str(value))
+    text = mask_dsn(text).replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) > _SHOWN_CHARS:
+        keep = _SHOWN_CHARS // 2 - 2
+        text = f"{text[:keep]}…{text[-keep:]} ({len(text)} characters)"
+    return text

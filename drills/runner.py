@@ -7,6 +7,7 @@ drill creates is entered into one ExitStack that is closed in a `finally`.
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import tempfile
 import time
@@ -17,22 +18,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from drills.cluster import Cluster, EphemeralPostgres, find_bindir
+from drills import owner, preflight
+from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres
 from drills.errors import BadInput
-from drills.local import Backup, dump_source, inspect_backup, restore
+from drills.local import (
+    Backup,
+    RestoreOutcome,
+    choose_installation,
+    dump_source,
+    restore,
+    restore_facts,
+)
+from drills.local_reaper import Found, reap_local
+from drills.pgbin import Installation
 from drills.plan import LocalDrillPlan, check_plan
 from drills.record import (
     DrillRecord,
     Phase,
     Result,
+    RtoKind,
     default_completed_by,
     host_info,
     rebuild_log,
     tool_versions,
     write_record,
 )
-from drills.redact import mask_dsn
+from drills.redact import mask_dsn, printable
 from drills.verify import VerifyTarget, load_manifest, verify
+from drills.verify.manifest import Manifest
 from drills.verify.model import CheckResult, Status
 
 
@@ -77,18 +90,24 @@ class DrillOutcome:
         return self.record.result == Result.PASSED
 
 
+# Signals that mean "stop now": Ctrl-C, a supervisor's or timeout's SIGTERM, and SIGHUP from a
+# closed terminal or SSH session. Each becomes a KeyboardInterrupt so `finally` tears down.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so that `finally` blocks tear everything down."""
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt so that `finally` blocks tear down."""
 
     def _raise(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, _raise)
+    previous = {signum: signal.signal(signum, _raise) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Phases:
@@ -108,82 +127,185 @@ class _Phases:
             self.observer.phase_finished(name, seconds)
 
 
-def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None) -> DrillOutcome:
-    observer = observer or SilentObserver()
+@dataclass
+class _Inputs:
+    """What the checks before the drill found out: nothing of it exists on disk yet."""
+
+    manifest: Manifest
+    installation: Installation
+    backup: Backup | None
+    source_dsn: str | None
+
+    @property
+    def bindir(self) -> Path:
+        return self.installation.bindir
+
+
+def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> _Inputs:
+    """Every input checked, before any cluster, temp dir or record is created.
+
+    `probe`: connect to --source-dsn to prove it usable (off for the demo's own source, which
+    only exists once the inputs have passed)."""
+    preflight.check_record_dir(plan.record_dir)
     check_plan(plan)
+    if plan.api_url:
+        preflight.check_api_url(plan.api_url)
+    if plan.api_cmd is not None:
+        preflight.check_api_cmd(plan.api_cmd)
+    if plan.backup is not None:
+        preflight.check_backup_path(plan.backup)
+    if plan.manifest is not None:
+        preflight.check_regular_file("--manifest", plan.manifest)
     manifest = load_manifest(plan.manifest)
-    bindir = find_bindir()
-    backup = inspect_backup(plan.backup, bindir) if plan.backup else None
+    backup = preflight.inspect(plan.backup, None) if plan.backup else None
     if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
         raise BadInput(
-            f"--backup {plan.backup}: a plain SQL dump records no creation time; pass "
-            "--point ISO-TIME (when the dump was taken)"
+            f"--backup {preflight.shown(plan.backup)}: a plain SQL dump records no creation "
+            "time; pass --point ISO-TIME (when the dump was taken)"
         )
     source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
+    if source_dsn is not None and probe:
+        preflight.check_source(source_dsn)
+    # Without the probe the source does not exist yet (the demo's): its major is then unknown.
+    installation = choose_installation(backup, source_dsn if probe else None, plan.pg_bindir)
+    return _Inputs(manifest, installation, backup, source_dsn)
+
+
+def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None) -> DrillOutcome:
+    """Run the drill and record it. Bad input raises BadInput before anything is created;
+    once started, the drill always ends with its record: passed, failed, or error when the
+    machine gave out (then the caller exits 2)."""
+    observer = observer or SilentObserver()
+    inputs = check_inputs(plan)
+    backup = inputs.backup
+    # What earlier drills killed by SIGKILL, OOM or a power cut left behind: only theirs.
+    reaped = [item for item in reap_local(yes=True) if item.action == "removed"]
 
     started_at = datetime.now(UTC)
     phases = _Phases(observer)
-    resources = ExitStack()
+    checks: list[CheckResult] = []
+    outcome: RestoreOutcome | None = None
+    point = plan.point or (backup.created_at if backup else None)
+    rto_seconds = None
+    error = None
     kept = None
+
+    def on_check(result: CheckResult) -> None:
+        checks.append(result)
+        observer.check_finished(result)
+
+    resources = ExitStack()
     try:
-        if backup is None:
-            workdir = Path(
-                resources.enter_context(tempfile.TemporaryDirectory(prefix="prism-drill-"))
-            )
-            with phases.run("dump source"):
-                backup = dump_source(source_dsn, workdir / "source.dump", bindir)
-        point = plan.point or backup.created_at
-        clock = time.monotonic()  # RTO runs from a backup in hand to a verified restore
+        try:
+            if backup is None:
+                workdir = Path(
+                    resources.enter_context(tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX))
+                )
+                owner.mark(workdir, "workdir")  # it will hold a full copy of the source
+                resources.callback(owner.unregister, workdir)
+                with phases.run("dump source"):
+                    backup = dump_source(inputs.source_dsn, workdir / "source.dump", inputs.bindir)
+                point = plan.point or backup.created_at
+            clock = time.monotonic()  # RTO runs from a backup in hand to a verified restore
 
-        ephemeral = EphemeralPostgres()
-        with phases.run("stand up"):
-            cluster = resources.enter_context(ephemeral)
-        with phases.run("restore"):
-            outcome = restore(backup, cluster, plan.jobs)
-        with phases.run("verify"):
-            target = VerifyTarget(
-                dsn=cluster.dsn(outcome.database),
-                # An archive whose header cannot be read has no known point: freshness is then
-                # judged against the drill's start, and the record leaves the point and RPO out.
-                backup_point=point or started_at,
-                drill_started=started_at,
-                restore_errors=outcome.errors,
-                source_dsn=source_dsn,
-                api_url=plan.api_url,
-                api_cmd=plan.api_cmd,
-                stop_database=None if plan.keep else ephemeral.stop,
-                pg_bindir=bindir,
-            )
-            checks = verify(target, manifest, plan.tier, on_check=observer.check_finished)
-        rto_seconds = time.monotonic() - clock
-        if plan.keep:
-            kept = _keep(ephemeral, cluster, outcome.database)
-    finally:
-        with phases.run("teardown"):
-            resources.close()
+            ephemeral = EphemeralPostgres(bindir=inputs.bindir)
+            with phases.run("stand up"):
+                cluster = resources.enter_context(ephemeral)
+            with phases.run("restore"):
+                outcome = restore(backup, cluster, plan.jobs, manifest=inputs.manifest)
+            error = environment_failure(outcome.errors)
+            if error is None:
+                with phases.run("verify"):
+                    target = VerifyTarget(
+                        dsn=cluster.dsn(outcome.database),
+                        # An archive whose header cannot be read has no known point:
+                        # freshness is then judged against the drill's start, and the
+                        # record leaves the point and RPO out.
+                        backup_point=point or started_at,
+                        drill_started=started_at,
+                        restore_errors=outcome.errors,
+                        restore_errors_total=outcome.errors_total,
+                        restore_warnings=outcome.warnings,
+                        source_dsn=inputs.source_dsn,
+                        api_url=plan.api_url,
+                        api_cmd=plan.api_cmd,
+                        stop_database=None if plan.keep else ephemeral.stop,
+                        pg_bindir=inputs.bindir,
+                    )
+                    verify(target, inputs.manifest, plan.tier, on_check=on_check)
+                rto_seconds = round(time.monotonic() - clock, 3)
+                if plan.keep:
+                    kept = _keep(ephemeral, cluster, outcome.database)
+        finally:
+            with phases.run("teardown"):
+                resources.close()
+    except KeyboardInterrupt:
+        raise  # stopped on purpose: torn down, nothing judged, nothing recorded
+    except Exception as err:  # once started, whatever breaks is the machine's, not the backup's
+        error = _one_line(err)
+        kept = None
 
-    passed = not outcome.errors and all(c.status != Status.FAIL for c in checks)
+    restore_errors = outcome.errors if outcome else []
+    if error:
+        result = Result.ERROR
+    elif not restore_errors and all(c.status != Status.FAIL for c in checks):
+        result = Result.PASSED
+    else:
+        result = Result.FAILED
     record = DrillRecord(
         started_at=started_at,
         environment=plan.environment,
         backup_source=_describe_source(plan, backup),
         backup_point=point,
-        result=Result.PASSED if passed else Result.FAILED,
-        notes=_notes(plan, point, outcome.errors, outcome.ignored, checks),
+        result=result,
+        notes=_notes(
+            plan, point, error, restore_errors, outcome.ignored if outcome else [], checks,
+            reaped,
+        ),
         completed_by=plan.completed_by or default_completed_by(),
         tier=plan.tier,
-        rto_seconds=round(rto_seconds, 3),
-        targets=manifest.targets,
+        rto_kind=RtoKind.LOCAL,
+        rto_seconds=rto_seconds,
+        error=error,
+        targets=inputs.manifest.targets,
         phases=phases.done,
         checks=checks,
-        tool_versions=tool_versions(bindir),
+        tool_versions=tool_versions(inputs.bindir),
         cost_estimate="none: local drill on this machine",
         host=host_info(),
-        restore_ignored=outcome.ignored,
+        restore_ignored=outcome.ignored if outcome else [],
+        **(
+            restore_facts(plan.point is not None, backup, inputs.installation, outcome)
+            if backup is not None and outcome is not None
+            else {}
+        ),
     )
     paths = write_record(record, plan.record_dir)
     log_path = rebuild_log(plan.record_dir)
     return DrillOutcome(record, paths, log_path, kept)
+
+
+# What a restore error says when the machine, not the backup, gave out.
+_ENVIRONMENT_SIGNS = re.compile(
+    r"No space left on device|could not extend file|Disk quota exceeded|out of memory"
+    r"|Cannot allocate memory|could not fork|Too many open files|could not write to file",
+    re.I,
+)
+
+
+def environment_failure(restore_errors: list[str]) -> str | None:
+    """The first restore error that is the machine's fault (disk full, no memory), if any."""
+    for message in restore_errors:
+        if _ENVIRONMENT_SIGNS.search(message):
+            return f"restore: {message}"
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    if not isinstance(err, BadInput):
+        text = f"{type(err).__name__}: {text}"
+    return mask_dsn(printable(text))[:500]
 
 
 def _keep(ephemeral: EphemeralPostgres, cluster: Cluster, database: str) -> KeptCluster:
@@ -200,8 +322,8 @@ def _keep(ephemeral: EphemeralPostgres, cluster: Cluster, database: str) -> Kept
     )
 
 
-def _describe_source(plan: LocalDrillPlan, backup: Backup) -> str:
-    if plan.backup:
+def _describe_source(plan: LocalDrillPlan, backup: Backup | None) -> str:
+    if plan.backup and backup:
         return f"{plan.backup.name} ({backup.format}{', gzip' if backup.gzipped else ''})"
     return f"pg_dump of {mask_dsn(plan.source_dsn.get_secret_value())}"
 
@@ -209,18 +331,26 @@ def _describe_source(plan: LocalDrillPlan, backup: Backup) -> str:
 def _notes(
     plan: LocalDrillPlan,
     point: datetime | None,
+    error: str | None,
     errors: list[str],
     ignored: list[str],
     checks: list[CheckResult],
+    reaped: list[Found],
 ) -> str:
     parts = [plan.notes] if plan.notes else []
+    if error:
+        parts.append(f"environment error, the backup was not judged: {error}")
     if point is None:
         parts.append("backup point unknown: the archive header is unreadable")
     if errors:
-        parts.append(f"restore errors: {len(errors)} (first: {errors[0]})")
+        parts.append(f"restore errors: {len(errors)} (first: {errors[0]}; all in the record)")
     if ignored:
         parts.append(f"{len(ignored)} known-harmless restore errors ignored")
     failed = [c.name for c in checks if c.status == Status.FAIL]
     if failed:
         parts.append("failed checks: " + ", ".join(failed))
-    return "; ".join(parts) or "all checks passed"
+    summary = "; ".join(parts) if error else "; ".join(parts) or "all checks passed"
+    if reaped:
+        pids = ", ".join(sorted({str(item.owner_pid) for item in reaped}))
+        summary += f"; first reaped {len(reaped)} directories left by killed drills (pids {pids})"
+    return summary

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import AlarmsConfig, resource_tags
+from infra.options import child_options
 
 # RDS event categories for a db-instance source that matter for DR and availability.
 DB_EVENT_CATEGORIES = [
@@ -52,7 +53,7 @@ class Alarms(pulumi.ComponentResource):
         super().__init__("prism:infra:Alarms", name, None, opts)
         s = args.settings
         tags = resource_tags(args.stack, "alarms", args.extra_tags)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id

@@ -18,21 +18,33 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import pulumi
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from infra.boot import (
+    COMPOSE_SET_ENV,
+    ENV_BYTES_LIMIT,
+    ENV_MAX_ENTRIES,
+    HEREDOC_MARKER,
+    HOST_RESERVED_PORTS,
+    ecr_registry,
+)
 
 # Defined without pulumi (infra/errors.py) and re-exported here.
 from infra.errors import ConfigError as ConfigError
+from infra.errors import FieldProblem
 
 NAMESPACE = "prism-infra"
 DASH = "\u2013"  # en dash for ranges ("7-35"); escaped so no look-alike character hides in code
 
 Environment = Literal["staging", "prod", "drill"]
+ENVIRONMENTS = ("staging", "prod", "drill")
 
 # Runtime secrets: the config key (a Pulumi secret) and the environment variable the API reads.
 SECRET_SETTINGS: dict[str, str] = {
@@ -41,6 +53,9 @@ SECRET_SETTINGS: dict[str, str] = {
     "redisUrl": "REDIS_URL",
 }
 SECRET_KEYS: tuple[str, ...] = tuple(f"{NAMESPACE}:{k}" for k in SECRET_SETTINGS)
+# The private registry's password or token: needed only with apiHost.registryUsername.
+REGISTRY_PASSWORD_KEY = "registryPassword"
+OPTIONAL_SECRET_KEYS: tuple[str, ...] = (f"{NAMESPACE}:{REGISTRY_PASSWORD_KEY}",)
 # Built on the host from the RDS endpoint and the RDS-managed secret, never stored as a value.
 DATABASE_URL_ENV = "DATABASE_URL"
 
@@ -328,30 +343,32 @@ class NetworkConfig(_Model):
     host_subnet_id: SubnetId | None = None
     host_public_ip: bool = False
 
-    def check(self, key: str) -> None:
+    @model_validator(mode="after")
+    def _rules(self) -> NetworkConfig:
+        key = full_key("network")
         if self.mode == "create":
             for name in ("vpc_id", "private_subnet_ids", "host_subnet_id"):
                 if getattr(self, name) is not None:
-                    raise ConfigError(
-                        f"{key}.{to_camel(name)}",
+                    raise FieldProblem(
+                        to_camel(name),
                         "is only used with mode: adopt; remove it or set mode: adopt",
                     )
-            return
+            return self
         if self.vpc_id is None:
-            raise ConfigError(
-                f"{key}.vpcId",
-                f"is required with mode: adopt: {_set_hint(f'{key}.vpcId', 'vpc-...')}",
+            raise FieldProblem(
+                "vpcId", f"is required with mode: adopt: {_set_hint(f'{key}.vpcId', 'vpc-...')}"
             )
         if not self.private_subnet_ids or len(self.private_subnet_ids) < 2:
-            raise ConfigError(
-                f"{key}.privateSubnetIds",
+            raise FieldProblem(
+                "privateSubnetIds",
                 "needs two or more private subnets in different availability zones (RDS needs two)",
             )
         if self.host_subnet_id is None:
-            raise ConfigError(
-                f"{key}.hostSubnetId",
+            raise FieldProblem(
+                "hostSubnetId",
                 "is required with mode: adopt: a subnet with outbound internet (NAT or public)",
             )
+        return self
 
 
 class BackupReplicationConfig(_Model):
@@ -408,69 +425,56 @@ class DatabaseConfig(_Model):
     def replication_retention_days(self) -> int:
         return self.backup_replication.retention_days or self.backup_retention_days
 
-    def check(self, key: str, region: str) -> None:
+    @model_validator(mode="after")
+    def _rules(self) -> DatabaseConfig:
+        key = full_key("database")
         if windows_overlap(self.backup_window, self.maintenance_window):
-            raise ConfigError(
-                f"{key}.backupWindow",
+            raise FieldProblem(
+                "backupWindow",
                 f"{self.backup_window} overlaps {key}.maintenanceWindow {self.maintenance_window}; "
                 "move one of them (RDS refuses overlapping windows)",
             )
-        if (
-            self.max_allocated_storage_gb is not None
-            and self.max_allocated_storage_gb <= self.allocated_storage_gb
-        ):
-            raise ConfigError(
-                f"{key}.maxAllocatedStorageGb",
-                f"must be more than allocatedStorageGb ({self.allocated_storage_gb}) "
-                f"{_got(self.max_allocated_storage_gb)}",
-            )
+        if self.max_allocated_storage_gb is not None:
+            # RDS: "Invalid max storage size": the ceiling must be at least 10 % above.
+            least = -(-self.allocated_storage_gb * 11 // 10)  # ceil(1.1 x), in integers
+            if self.max_allocated_storage_gb < least:
+                raise FieldProblem(
+                    "maxAllocatedStorageGb",
+                    f"must be at least {least} (1.1 x allocatedStorageGb "
+                    f"{self.allocated_storage_gb}, what RDS accepts) "
+                    f"{_got(self.max_allocated_storage_gb)}",
+                )
         repl = self.backup_replication
-        if repl.enabled:
-            if repl.region is None:
-                raise ConfigError(
-                    f"{key}.backupReplication.region",
-                    "is required when backups are replicated: "
-                    + _set_hint(f"{key}.backupReplication.region", "us-west-2"),
-                )
-            if repl.region == region:
-                raise ConfigError(
-                    f"{key}.backupReplication.region",
-                    f"must differ from aws:region {_got(repl.region)}: "
-                    "a copy in the same region does not survive its loss",
-                )
+        if repl.enabled and repl.region is None:
+            raise FieldProblem(
+                "backupReplication.region",
+                "is required when backups are replicated: "
+                + _set_hint(f"{key}.backupReplication.region", "us-west-2"),
+            )
         if self.restore is not None and self.restored_from is not None:
-            raise ConfigError(
-                f"{key}.restoredFrom",
+            raise FieldProblem(
+                "restoredFrom",
                 f"must not be set together with {key}.restore: keep the restore block, or "
                 "(only once the restore is done) replace it with restoredFrom",
             )
         if self.restore is not None:
-            self.restore.check(f"{key}.restore", self.identifier)
+            try:
+                self.restore.check("restore", self.identifier)
+            except ConfigError as error:
+                raise FieldProblem(error.key, error.problem) from None
+        return self
 
 
 _SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL")
 
-# The boot script writes each file with a quoted heredoc ending at this marker line
-# (infra/api_host.py); no content that config can reach may contain it.
-HEREDOC_MARKER = "PRISM_EOF"
-# Loopback TCP ports the host itself listens on: sshd (22, on all addresses) and cloudflared's
-# metrics server (from release 2024.12.1 on, the first free port of 20241-20245; older
-# releases take a random free one). The API cannot publish on them.
-HOST_RESERVED_PORTS: dict[int, str] = {
-    22: "sshd",
-    **{p: "cloudflared's metrics server" for p in range(20241, 20246)},
-}
-# Environment variables the compose file sets itself, and the key that sets each.
-COMPOSE_SET_ENV: dict[str, str] = {"PORT": "port", "IMPORT_UPLOAD_DIR": "importUploadDir"}
-# apiHost.env lands in user data, which EC2 caps at 16 KiB; the rest of the script takes
-# about 5.5 KiB. Rendering grows a value (`$` -> `$$`, escaped quotes, non-ASCII as \u or \U
-# escapes, YAML line folding): at worst 4-byte characters, 3 KiB of which render as ~8.5 KiB.
-# So 3 KiB of names and values in at most 64 entries always fits (tests/infra/test_api_host.py
-# renders the worst cases); infra/api_host.py still measures the real script and names this
-# key if it is too large.
-ENV_BYTES_LIMIT = 3 * 1024
-ENV_MAX_ENTRIES = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# An image reference as docker reads it: [registry[:port]/]path[:tag][@sha256:digest].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = (
+    rf"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::\d+)?/)?"
+    rf"{_COMPONENT}(?:/{_COMPONENT})*(?::\w[\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?"
+)
 
 
 class ApiHostConfig(_Model):
@@ -479,7 +483,10 @@ class ApiHostConfig(_Model):
     ] = "t4g.small"
     architecture: Literal["arm64", "x86_64"] = "arm64"
     root_volume_gb: Annotated[int, _between(8, 1024)] = 20
-    image: Annotated[str, _pattern(r"[a-z0-9][a-z0-9./_:@-]*", "a container image reference")]
+    # A tag, or a digest (`...@sha256:<64 hex>`) to pin the exact image.
+    image: Annotated[
+        str, _pattern(_IMAGE, "an image reference like ghcr.io/org/api:1.4 or ...@sha256:<hex>")
+    ]
     port: Annotated[int, _between(1, 65535)] = 8080
     env: dict[EnvName, str] = {}
     compose_version: Annotated[
@@ -491,70 +498,89 @@ class ApiHostConfig(_Model):
     import_upload_dir: Annotated[str, _pattern(r"/[A-Za-z0-9/_.-]+", "an absolute path")] = (
         "/var/lib/prism/imports"
     )
+    # uid:gid owning importUploadDir: the user the API container runs as (a non-root image
+    # cannot write a root-owned directory). Numeric: the user need not exist on the host.
+    import_upload_owner: Annotated[
+        str, _pattern(r"\d{1,10}:\d{1,10}", "numeric uid:gid like 65532:65532")
+    ] = "0:0"
+    # Log in to a private registry (GHCR, Docker Hub, ...) as this user, with the password in
+    # the secret key prism-infra:registryPassword. ECR images need none: the host role logs in.
+    registry_username: (
+        Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}", "a registry user name")]
+        | None
+    ) = None
     extra_egress_tcp_ports: list[Annotated[int, _between(1, 65535)]] = [6379]
 
-    def check(self, key: str) -> None:
+    @model_validator(mode="after")
+    def _rules(self) -> ApiHostConfig:
+        key = full_key("apiHost")
         graviton = (
             re.fullmatch(r"[a-z]+\d+[a-z]*g[a-z]*\.[a-z0-9]+", self.instance_type) is not None
         )
         if graviton != (self.architecture == "arm64"):
-            raise ConfigError(
-                f"{key}.instanceType",
+            raise FieldProblem(
+                "instanceType",
                 f"{self.instance_type} does not run {self.architecture} images; pick a matching "
                 f"type or change {key}.architecture",
             )
         if self.port in HOST_RESERVED_PORTS:
-            raise ConfigError(
-                f"{key}.port",
+            raise FieldProblem(
+                "port",
                 f"{self.port} is taken on the host by {HOST_RESERVED_PORTS[self.port]}; "
                 "pick another port, e.g. 8080",
             )
         if HEREDOC_MARKER in self.import_upload_dir:
-            raise ConfigError(
-                f"{key}.importUploadDir",
+            raise FieldProblem(
+                "importUploadDir",
                 f"must not contain {HEREDOC_MARKER}, which ends a file in the boot script "
                 f"{_got(self.import_upload_dir)}",
+            )
+        if self.registry_username is not None and ecr_registry(self.image) is not None:
+            raise FieldProblem(
+                "registryUsername",
+                "is not used with an ECR image: the host role logs in to ECR; remove it",
             )
         reserved = {DATABASE_URL_ENV, *SECRET_SETTINGS.values()}
         for name, value in self.env.items():
             if name in COMPOSE_SET_ENV:
                 setting = f"{key}.{COMPOSE_SET_ENV[name]}"
-                raise ConfigError(
-                    f"{key}.env.{name}",
+                raise FieldProblem(
+                    f"env.{name}",
                     f"is set by the stack from {setting} and would be overridden; "
                     f"remove it and set {setting} instead",
                 )
             if name in reserved or _SECRET_LOOKING.search(name):
-                raise ConfigError(
-                    f"{key}.env.{name}",
+                raise FieldProblem(
+                    f"env.{name}",
                     "looks like a secret, and plain env lands in user data in clear: store it "
                     "with pulumi config set --secret and list it in SECRET_SETTINGS "
                     "(infra/config.py)",
                 )
             if HEREDOC_MARKER in name or HEREDOC_MARKER in value:
-                raise ConfigError(
-                    f"{key}.env.{name}",
+                raise FieldProblem(
+                    f"env.{name}",
                     f"must not contain {HEREDOC_MARKER}, which ends a file in the boot script",
                 )
             if _CONTROL.search(value):
-                raise ConfigError(
-                    f"{key}.env.{name}",
+                raise FieldProblem(
+                    f"env.{name}",
                     f"must not contain control characters (newline, tab, ...) {_got(value)}",
                 )
         if len(self.env) > ENV_MAX_ENTRIES:
-            raise ConfigError(
-                f"{key}.env",
+            raise FieldProblem(
+                "env",
                 f"has {len(self.env)} entries; at most {ENV_MAX_ENTRIES} fit in user data, "
                 "which EC2 caps at 16 KiB: remove entries",
             )
         size = sum(len(n.encode()) + len(v.encode()) for n, v in self.env.items())
         if size > ENV_BYTES_LIMIT:
-            raise ConfigError(
-                f"{key}.env",
+            raise FieldProblem(
+                "env",
                 f"holds {size} bytes of names and values; at most {ENV_BYTES_LIMIT} fit, "
                 "because plain env lands in user data, which EC2 caps at 16 KiB: "
                 "shorten or remove entries",
             )
+        return self
 
 
 class TunnelConfig(_Model):
@@ -578,10 +604,13 @@ _SECTIONS: dict[str, type[_Model]] = {
 }
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True))
 class StackConfig:
+    """One stack's whole config. Building it (also with dataclasses.replace) runs the
+    cross-section and prod rules (check_rules), so no caller can skip them."""
+
     stack: str
-    environment: Environment
+    environment: str
     region: str
     network: NetworkConfig
     database: DatabaseConfig
@@ -589,11 +618,18 @@ class StackConfig:
     tunnel: TunnelConfig
     alarms: AlarmsConfig
     # env var name → the value, a Pulumi secret Output; never a plain string.
-    secret_env: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    secret_env: dict[str, Any] = field(default_factory=dict)
+    # prism-infra:registryPassword (a Pulumi secret Output) when apiHost.registryUsername is set.
+    registry_password: Any = None
 
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @model_validator(mode="after")
+    def _rules(self) -> StackConfig:
+        check_rules(self)
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,7 +667,10 @@ def _translate(key: str, model: type[_Model], exc: ValidationError) -> ConfigErr
         hint = f"did you mean {parent}.{close[0]}? " if close else ""
         return ConfigError(path, f"is not a known setting; {hint}remove it or fix the spelling")
     if kind == "value_error":
-        return ConfigError(path, str(err["ctx"]["error"]))
+        error = err["ctx"]["error"]
+        if isinstance(error, FieldProblem):  # a model validator's rule: names its own field
+            return ConfigError(f"{path}.{error.field}", error.problem)
+        return ConfigError(path, str(error))
     if kind == "literal_error":
         return ConfigError(path, f"must be one of {err['ctx']['expected']} {_got(value)}")
     if kind.startswith("int"):
@@ -660,11 +699,22 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def check_rules(cfg: StackConfig) -> None:
-    """Cross-field and environment rules; raises the first ConfigError."""
-    cfg.network.check(full_key("network"))
-    cfg.database.check(full_key("database"), cfg.region)
-    cfg.api_host.check(full_key("apiHost"))
+    """Rules across sections and the environment's rules; raises the first ConfigError.
+    (Rules within one section are the sections' own model validators.)"""
     env_key = full_key("environment")
+    if cfg.environment not in ENVIRONMENTS:
+        raise ConfigError(
+            env_key,
+            f"must be staging, prod or drill {_got(cfg.environment)}: "
+            + _set_hint(env_key, "staging"),
+        )
+    repl, db_key = cfg.database.backup_replication, full_key("database")
+    if repl.enabled and repl.region == cfg.region:
+        raise ConfigError(
+            f"{db_key}.backupReplication.region",
+            f"must differ from aws:region {_got(repl.region)}: "
+            "a copy in the same region does not survive its loss",
+        )
     if cfg.stack == "prod" and cfg.environment != "prod":
         raise ConfigError(env_key, f"must be prod for the stack named prod {_got(cfg.environment)}")
     db, db_key = cfg.database, full_key("database")
@@ -740,7 +790,9 @@ def declared_secret_keys() -> set[str] | None:
     so with no variable and none of our keys in that set, nothing says. (Offline runs check
     the stack file itself: infra/offline.py.)
     """
-    declared = {k for k in SECRET_KEYS if pulumi.runtime.is_config_secret(k)}
+    declared = {
+        k for k in (*SECRET_KEYS, *OPTIONAL_SECRET_KEYS) if pulumi.runtime.is_config_secret(k)
+    }
     if SECRET_KEYS_ENV in os.environ:
         return declared | set(pulumi.runtime.get_config_secret_keys_env() or [])
     return declared or None
@@ -782,6 +834,24 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
             )
         secret_env[env] = value
 
+    registry_password = None
+    api_host: ApiHostConfig = sections["apiHost"]  # type: ignore[assignment]
+    if api_host.registry_username is not None:
+        key = full_key(REGISTRY_PASSWORD_KEY)
+        registry_password = config.get_secret(REGISTRY_PASSWORD_KEY)
+        if registry_password is None:
+            raise ConfigError(
+                key,
+                f"is not set but {full_key('apiHost')}.registryUsername is: "
+                f"pulumi config set --secret {key} <token> --stack {stack}",
+            )
+        if known_secret is not None and key not in known_secret:
+            raise ConfigError(
+                key,
+                f"is stored in clear text: pulumi config set --secret {key} <token> -s {stack}",
+            )
+
+    # Validating the whole runs the rules across sections (check_rules).
     cfg = StackConfig(
         stack=stack,
         environment=environment,  # type: ignore[arg-type]
@@ -792,8 +862,8 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
         tunnel=sections["tunnel"],  # type: ignore[arg-type]
         alarms=sections["alarms"],  # type: ignore[arg-type]
         secret_env=secret_env,
+        registry_password=registry_password,
     )
-    check_rules(cfg)
     if not examples_allowed:
         reject_example_values(cfg)
     return cfg

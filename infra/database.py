@@ -16,6 +16,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.config import DatabaseConfig, RestoreSpec, resource_tags
+from infra.options import child_options
 
 # Settings that make the server side of DR observable: slow queries, connection churn,
 # lock waits and temp-file spills all show up in the CloudWatch log export.
@@ -128,12 +129,15 @@ class PrismDatabase(pulumi.ComponentResource):
         if origin is not None:
             extra["prism:restored-from"] = origin[:256]
         tags = resource_tags(args.stack, "database", extra)
-        child = pulumi.ResourceOptions(parent=self)
+        self._opts = opts
+        child = child_options(self, opts)
 
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
-            description=f"PostgreSQL {s.identifier}: port {s.port} from the API host only",
+            # Constant: a changed description replaces the group (docs/stacks.md lists such
+            # inputs), so neither the port nor the identifier belongs in it.
+            description="Prism PostgreSQL: reachable from the API host only",
             tags=tags,
             opts=child,
         )
@@ -198,8 +202,9 @@ class PrismDatabase(pulumi.ComponentResource):
         )
 
         restored = origin is not None
-        instance_opts = pulumi.ResourceOptions(
-            parent=self,
+        instance_opts = child_options(
+            self,
+            opts,
             protect=args.protect,
             ignore_changes=RESTORE_IGNORED_INPUTS if restored else None,
         )
@@ -276,9 +281,9 @@ class PrismDatabase(pulumi.ComponentResource):
         repl = args.settings.backup_replication
         # The replication resource lives in the destination region, hence its own provider.
         dr = aws.Provider(
-            f"{name}-dr-region", region=repl.region, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-dr-region", region=repl.region, opts=child_options(self, self._opts)
         )
-        in_dr = pulumi.ResourceOptions(parent=self, provider=dr, protect=args.protect)
+        in_dr = child_options(self, self._opts, provider=dr, protect=args.protect)
         # The source is encrypted, so the copies need a key that exists in the DR region.
         # Deleting this key would make every replicated backup unreadable: long window, protected.
         key = aws.kms.Key(
@@ -293,7 +298,7 @@ class PrismDatabase(pulumi.ComponentResource):
             f"{name}-dr-backup-key-alias",
             name=f"alias/prism-{args.stack}-{args.settings.identifier}-backups",
             target_key_id=key.key_id,
-            opts=pulumi.ResourceOptions(parent=self, provider=dr),
+            opts=child_options(self, self._opts, provider=dr),
         )
         replication = aws.rds.InstanceAutomatedBackupsReplication(
             f"{name}-backup-replication",

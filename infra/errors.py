@@ -11,3 +11,15 @@ class ConfigError(Exception):
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"{key} {problem}")
         self.key = key
+        self.problem = problem
+
+
+class FieldProblem(ValueError):
+    """Raised inside a model validator: the problem of one field, named relative to the model
+    (`maxAllocatedStorageGb`, `restore.point`). infra/config.py turns it into a ConfigError
+    with the full key; a ValueError, so pydantic wraps it like any field error."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
+        self.problem = problem

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import NetworkConfig, resource_tags
+from infra.options import child_options
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Network(pulumi.ComponentResource):
         super().__init__("prism:infra:Network", name, None, opts)
         s = args.settings
         tags = resource_tags(args.stack, "network", args.extra_tags)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
 
         if s.mode == "adopt":
             assert s.vpc_id and s.private_subnet_ids and s.host_subnet_id  # checked by config

@@ -116,6 +116,7 @@ class OfflineRun:
     outputs: dict[str, Any]
     placeholders: tuple[str, ...]
     diagnostics: tuple[str, ...] = ()
+    region: str = "us-east-1"  # aws:region of the stack
 
     def of_type(self, type_: str) -> list[ResourceRecord]:
         return [r for r in self.resources if r.type == type_]
@@ -292,9 +293,10 @@ _TUNNEL_TOKEN_INVOKE = (
 class OfflineMocks(pulumi.runtime.Mocks):
     """Plausible provider answers. Unknown invokes fail loudly so tests see new ones."""
 
-    def __init__(self, region: str, preview: bool) -> None:
+    def __init__(self, region: str, preview: bool, stack: str = "") -> None:
         self.region = region
         self.preview = preview
+        self.stack = stack
         self._provider_regions: dict[str, str] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
@@ -308,8 +310,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
             return resource_id, inputs
         state = dict(inputs)
         if args.typ.startswith("aws:") and "name" not in state:
-            # What provider auto-naming does during check: logical name + random suffix.
-            state["name"] = f"{args.name}-{_digest(args.name, size=7)}"
+            # What provider auto-naming does during check: logical name + random suffix, which
+            # differs between two stacks of one account.
+            state["name"] = f"{args.name}-{_digest(self.stack, args.name, size=7)}"
         if not self.preview:
             region = self._provider_regions.get(
                 (args.provider or "").rsplit("::", 1)[-1], self.region
@@ -382,6 +385,17 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "id": "aws",
                 "reverseDnsPrefix": "com.amazonaws",
             }
+        if token == "aws:iam/getSessionContext:getSessionContext":
+            # The offline caller is an IAM user: its own ARN is the issuer.
+            arn = a.get("arn", "")
+            return {
+                "arn": arn,
+                "issuerArn": arn,
+                "id": arn,
+                "issuerId": "OFFLINE",
+                "issuerName": arn.rsplit("/", 1)[-1],
+                "sessionName": "",
+            }
         if token == "aws:index/getRegion:getRegion":
             return {"region": self.region, "name": self.region, "id": self.region}
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
@@ -401,6 +415,22 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "imageId": f"ami-offline-al2023-{arch}",
                 "architecture": arch,
                 "name": "al2023-ami-offline",
+            }
+        if token == "aws:ssm/getParameter:getParameter":
+            # Only AWS's public AMI parameters: the stack reads no other parameter at deploy.
+            name = a.get("name", "")
+            prefix = "/aws/service/ami-amazon-linux-latest/"
+            if not name.startswith(prefix):
+                raise NotImplementedError(f"offline mocks know no SSM parameter {name}")
+            return {
+                "id": name,
+                "name": name,
+                "arn": f"arn:aws:ssm:{self.region}::parameter{name}",
+                "type": "String",
+                "value": f"ami-offline-{name.removeprefix(prefix)}",
+                "insecureValue": f"ami-offline-{name.removeprefix(prefix)}",
+                "version": 1,
+                "withDecryption": True,
             }
         if token == "aws:ec2/getVpc:getVpc":
             return {
@@ -538,7 +568,7 @@ def run_program(
     region = values.get("aws:region") or "us-east-1"
 
     def run() -> OfflineRun:
-        mocks = OfflineMocks(region, preview)
+        mocks = OfflineMocks(region, preview, stack)
         monitor = _RecordingMonitor(mocks)
         diagnostics = _Diagnostics()
         logger = logging.getLogger(f"infra.offline.{stack}")
@@ -566,6 +596,7 @@ def run_program(
             outputs=box.outputs,
             placeholders=tuple(placeholders),
             diagnostics=tuple(diagnostics.messages),
+            region=region,
         )
 
     # A fresh context and event loop per run: the Pulumi runtime keeps its settings, root

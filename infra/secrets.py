@@ -1,12 +1,21 @@
-"""RuntimeSecrets: what the API host reads at boot, all under `/prism/<stack>/`.
+"""RuntimeSecrets: what the API host reads at boot, all under `/prism/<stack>/`, encrypted
+with the stack's own KMS key.
 
 - `/prism/<stack>/api/<ENV>`: one SecureString per runtime secret from config (Clerk keys,
   REDIS_URL); the host exports each as the environment variable <ENV>.
+- `/prism/<stack>/registry/password`: the private registry's password, when configured.
 - `/prism/<stack>/database/{host,port,name,secret-arn}`: plain Strings. DATABASE_URL is not
   stored anywhere: the host assembles it at boot from these and the RDS-managed master secret
   (Secrets Manager), so RDS can rotate the password without a redeploy and no password sits
   in SSM, in user data or in Pulumi outputs.
-- the grant that lets the host role read that one master secret.
+- the stack's customer-managed KMS key. Its key policy is the whole story of who can decrypt:
+  the stack's host role (through SSM only) and the deployer. The account root keeps key
+  administration (so the key can never become unmanageable) but not decryption, so no other
+  principal of the account, another stack's host included, can decrypt, whatever its IAM
+  policies say. Under the AWS-managed `aws/ssm` key, any principal allowed
+  `ssm:GetParameter` could.
+
+This component owns no IAM of the host: the host's policy is the host's (infra/api_host.py).
 
 After a restore (§4.1), re-running the stack points these parameters at the new instance;
 the host's hourly refresh (or a restart of prism-api) picks the change up.
@@ -17,12 +26,41 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.api_host import DatabaseParameterNames, parameter_prefix
+from infra.boot import DatabaseParameterNames, parameter_prefix, registry_password_parameter
 from infra.config import resource_tags
+from infra.options import child_options
+
+# Key administration without any use of the key (no Encrypt, Decrypt, GenerateDataKey,
+# ReEncrypt): what the account root keeps.
+KEY_ADMIN_ACTIONS = [
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+]
+# What Pulumi does with a SecureString: write it (Encrypt through SSM) and read it back.
+DEPLOYER_KEY_ACTIONS = [
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+]
 
 
 def secret_parameter_names(stack: str, env_names: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -34,6 +72,39 @@ def tunnel_token_parameter(stack: str) -> str:
     return f"{parameter_prefix(stack)}/tunnel/token"
 
 
+def key_policy(
+    *, partition: str, account: str, region: str, deployer_arn: str, reader_role_arn: str | None
+) -> dict[str, Any]:
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "AccountAdministersKeyOnly",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
+            "Action": KEY_ADMIN_ACTIONS,
+            "Resource": "*",
+        },
+        {
+            "Sid": "DeployerUsesKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": deployer_arn},
+            "Action": DEPLOYER_KEY_ACTIONS,
+            "Resource": "*",
+        },
+    ]
+    if reader_role_arn is not None:
+        statements.append(
+            {
+                "Sid": "HostDecryptsThroughSsm",
+                "Effect": "Allow",
+                "Principal": {"AWS": reader_role_arn},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com"}},
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 @dataclass(frozen=True)
 class RuntimeSecretsArgs:
     stack: str
@@ -42,28 +113,87 @@ class RuntimeSecretsArgs:
     database_port: pulumi.Input[int]
     database_name: str
     database_secret_arn: pulumi.Input[str]
-    reader_role_name: pulumi.Input[str]
+    # Unused since the host owns its IAM (ApiHost.allow_reading_secret); kept for callers.
+    reader_role_name: pulumi.Input[str] | None = None
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    # The host role that may decrypt the stack's key (through SSM only).
+    reader_role_arn: pulumi.Input[str] | None = None
+    # The private registry's password or token (a secret), stored for the host's login.
+    registry_password: pulumi.Input[str] | None = None
+    region: str | None = None  # default: the provider's
+    key_deletion_window_days: int = 30
 
 
 class RuntimeSecrets(pulumi.ComponentResource):
     parameter_names: dict[str, str]
+    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: RuntimeSecretsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("prism:infra:RuntimeSecrets", name, None, opts)
         tags = resource_tags(args.stack, "secrets", args.extra_tags)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+
+        partition = aws.get_partition_output(opts=invoke).partition
+        caller = aws.get_caller_identity_output(opts=invoke)
+        # A key policy names IAM principals, not STS sessions: the deployer's role (with its
+        # path) behind an assumed-role session.
+        deployer = aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
+        region = (
+            pulumi.Output.from_input(args.region)
+            if args.region
+            else aws.get_region_output(opts=invoke).region
+        )
+        policy = pulumi.Output.all(
+            partition, caller.account_id, region, deployer, args.reader_role_arn
+        ).apply(
+            lambda v: json.dumps(
+                key_policy(
+                    partition=v[0],
+                    account=v[1],
+                    region=v[2],
+                    deployer_arn=v[3],
+                    reader_role_arn=v[4],
+                )
+            )
+        )
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Prism {args.stack}: runtime secrets in SSM",
+            deletion_window_in_days=args.key_deletion_window_days,
+            enable_key_rotation=True,
+            policy=policy,
+            tags=tags,
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias",
+            name=f"alias/prism-{args.stack}-secrets",
+            target_key_id=key.key_id,
+            opts=child,
+        )
+        self.key_arn = key.arn
+        self.key_id = key.key_id
 
         self.parameter_names = secret_parameter_names(args.stack, tuple(args.secret_env))
-        for env, value in args.secret_env.items():
+        secure = dict(args.secret_env)
+        labels = {env: env.lower().replace("_", "-") for env in secure}
+        names = dict(self.parameter_names)
+        if args.registry_password is not None:
+            secure["REGISTRY_PASSWORD"] = args.registry_password  # type: ignore[assignment]
+            labels["REGISTRY_PASSWORD"] = "registry-password"
+            names["REGISTRY_PASSWORD"] = registry_password_parameter(args.stack)
+        for env, value in secure.items():
             aws.ssm.Parameter(
-                f"{name}-{env.lower().replace('_', '-')}",
-                name=self.parameter_names[env],
+                f"{name}-{labels[env]}",
+                name=names[env],
                 type="SecureString",
+                key_id=key.arn,
                 value=pulumi.Output.secret(value),
-                description=f"{env} for the Prism API",
+                description=f"{env} for the Prism API host",
                 tags=tags,
                 opts=child,
             )
@@ -86,30 +216,4 @@ class RuntimeSecrets(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-
-        aws.iam.RolePolicy(
-            f"{name}-read-master-secret",
-            role=args.reader_role_name,
-            policy=pulumi.Output.from_input(args.database_secret_arn).apply(
-                lambda arn: json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                # This instance's RDS-managed secret only. It is encrypted with
-                                # the AWS-managed aws/secretsmanager key: no kms grant needed.
-                                "Sid": "ReadDatabaseMasterSecret",
-                                "Effect": "Allow",
-                                "Action": [
-                                    "secretsmanager:GetSecretValue",
-                                    "secretsmanager:DescribeSecret",
-                                ],
-                                "Resource": arn,
-                            }
-                        ],
-                    }
-                )
-            ),
-            opts=child,
-        )
-        self.register_outputs({"parameter_names": self.parameter_names})
+        self.register_outputs({"parameter_names": self.parameter_names, "key_arn": self.key_arn})

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.alarms import Alarms, AlarmsArgs
-from infra.api_host import ApiHost, ApiHostArgs, DatabaseParameterNames
+from infra.api_host import ApiHost, ApiHostArgs
+from infra.boot import DatabaseParameterNames
 from infra.config import StackConfig, load_config
 from infra.database import PrismDatabase, PrismDatabaseArgs
 from infra.network import Network, NetworkArgs
@@ -77,17 +78,6 @@ def build(cfg: StackConfig) -> PrismStack:
         ),
     )
 
-    tunnel = ApiTunnel(
-        "api-tunnel",
-        ApiTunnelArgs(
-            settings=cfg.tunnel,
-            stack=cfg.stack,
-            api_port=cfg.api_host.port,
-            token_parameter=token_parameter,
-            extra_tags=env_tag,
-        ),
-    )
-
     secrets = RuntimeSecrets(
         "runtime-secrets",
         RuntimeSecretsArgs(
@@ -97,7 +87,24 @@ def build(cfg: StackConfig) -> PrismStack:
             database_port=database.port,
             database_name=cfg.database.db_name,
             database_secret_arn=database.master_secret_arn,
-            reader_role_name=host.role_name,
+            reader_role_arn=host.role_arn,
+            registry_password=cfg.registry_password,
+            region=cfg.region,
+            key_deletion_window_days=30 if cfg.is_prod else 7,
+            extra_tags=env_tag,
+        ),
+    )
+    # Each component owns its IAM: the host grants itself its database's managed secret.
+    host.allow_reading_secret("database-secret", database.master_secret_arn)
+
+    tunnel = ApiTunnel(
+        "api-tunnel",
+        ApiTunnelArgs(
+            settings=cfg.tunnel,
+            stack=cfg.stack,
+            api_port=cfg.api_host.port,
+            token_parameter=token_parameter,
+            key_id=secrets.key_arn,
             extra_tags=env_tag,
         ),
     )

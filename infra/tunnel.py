@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
-import pulumi_random as random
 
-from infra.config import TunnelConfig, resource_tags
+from infra.config import ConfigError, TunnelConfig, full_key, resource_tags
+from infra.ingress import IngressRule, ingress_problems
+from infra.options import child_options
 
-TUNNEL_SECRET_BYTES = 32  # Cloudflare requires at least 32 bytes, base64-encoded
 CATCH_ALL_SERVICE = "http_status:404"
 
 
@@ -33,6 +33,8 @@ class ApiTunnelArgs:
     api_port: int
     token_parameter: str  # SSM name the host reads the token from
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    # KMS key of the token's SecureString (the stack's RuntimeSecrets key); None: aws/ssm.
+    key_id: pulumi.Input[str] | None = None
 
 
 class ApiTunnel(pulumi.ComponentResource):
@@ -44,17 +46,26 @@ class ApiTunnel(pulumi.ComponentResource):
     ) -> None:
         super().__init__("prism:infra:ApiTunnel", name, None, opts)
         s = args.settings
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
 
-        secret = random.RandomBytes(f"{name}-secret", length=TUNNEL_SECRET_BYTES, opts=child)
+        # No tunnel_secret: pulumi-cloudflare 6 documents it as the password of a *locally*
+        # managed tunnel; for a remotely managed one Cloudflare generates the secret itself, and
+        # a write-only secret kept in state only invites drift.
         tunnel = cloudflare.ZeroTrustTunnelCloudflared(
             f"{name}-tunnel",
             account_id=s.account_id,
             name=f"prism-{args.stack}-api",
             config_src="cloudflare",
-            tunnel_secret=secret.base64,
             opts=child,
         )
+        rules = [
+            IngressRule(hostname=s.hostname, service=f"http://localhost:{args.api_port}"),
+            # cloudflared requires a last rule without hostname; anything else is a 404.
+            IngressRule(service=CATCH_ALL_SERVICE),
+        ]
+        problems = ingress_problems(rules)
+        if problems:  # cloudflared would refuse the configuration: say so before declaring it
+            raise ConfigError(f"{full_key('tunnel')}.hostname", f"gives an ingress {problems[0]}")
         cloudflare.ZeroTrustTunnelCloudflaredConfig(
             f"{name}-config",
             account_id=s.account_id,
@@ -62,12 +73,9 @@ class ApiTunnel(pulumi.ComponentResource):
             config=cloudflare.ZeroTrustTunnelCloudflaredConfigConfigArgs(
                 ingresses=[
                     cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
-                        hostname=s.hostname, service=f"http://localhost:{args.api_port}"
-                    ),
-                    # cloudflared requires a last rule without hostname; anything else is a 404.
-                    cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
-                        service=CATCH_ALL_SERVICE
-                    ),
+                        hostname=r.hostname, service=r.service, path=r.path
+                    )
+                    for r in rules
                 ]
             ),
             opts=child,
@@ -94,6 +102,7 @@ class ApiTunnel(pulumi.ComponentResource):
             f"{name}-token",
             name=args.token_parameter,
             type="SecureString",
+            key_id=args.key_id,
             value=pulumi.Output.secret(token.token),
             description=f"cloudflared token of tunnel prism-{args.stack}-api",
             tags=resource_tags(args.stack, "api-tunnel", args.extra_tags),

@@ -11,8 +11,9 @@ import typer
 from typer.exceptions import Abort, TyperException
 
 from drills.errors import BadInput
+from drills.redact import mask_secrets
 from infra.errors import ConfigError
-from prism_dr import audit_cmd, drill_cmd, plan_cmd, recover_cmd, snapshot_cmd
+from prism_dr import audit_cmd, drill_cmd, plan_cmd, reap_cmd, recover_cmd, snapshot_cmd
 from runbook.errors import OperationFailed
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 plan_cmd.register(app)
 drill_cmd.register(app)
+reap_cmd.register(app)  # `drill reap`: after the drill group it joins
 snapshot_cmd.register(app)
 audit_cmd.register(app)
 recover_cmd.register(app)
@@ -53,5 +55,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    first_line = mask_secrets(first_line)  # an error may quote what the user typed
     print(f"prism-dr: error: {first_line}", file=sys.stderr)
     sys.exit(code)

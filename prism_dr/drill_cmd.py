@@ -8,18 +8,24 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.spinner import Spinner
 from rich.table import Table
+from rich.text import Text
 
-from drills.errors import BadInput
+from drills.errors import BadInput, EnvironmentFault
 from drills.plan import LocalDrillPlan, parse_point
-from drills.record import DEFAULT_RECORD_DIR, format_duration, rebuild_log, redacted
-from drills.redact import mask_dsn
-from drills.runner import DrillOutcome, run_local_drill, terminate_as_interrupt
+from drills.record import DEFAULT_RECORD_DIR, Result, format_duration, rebuild_log, redacted
+from drills.redact import mask_dsn, shown
+from drills.runner import DrillOutcome, check_inputs, run_local_drill, terminate_as_interrupt
 from drills.verify.model import CheckResult, Status, Tier
 
 err = Console(stderr=True)
 out = Console()
+
+DEMO_SOURCE_PLACEHOLDER = "postgresql://demo@127.0.0.1/prism"  # built once the inputs pass
 
 _STATUS_STYLE = {
     Status.PASS: "green",
@@ -30,31 +36,63 @@ _STATUS_STYLE = {
 
 
 class ConsoleObserver:
-    """Phase and check lines on stderr, so stdout stays clean for --json."""
+    """Phase and check lines on stderr, so stdout stays clean for --json.
+
+    On a terminal they show live in a transient display; they are printed for good only once
+    the drill has an outcome (`flush`). An exit-2 error thus stays the only line on stderr.
+    """
 
     def __init__(self, console: Console):
         self.console = console
-        self._status = None
+        self.lines: list[str] = []
+        self._current: str | None = None
+        self._live: Live | None = None
 
     def phase_started(self, name: str) -> None:
-        self._status = self.console.status(f"[bold]{name}[/]…")
-        self._status.start()
+        self._current = name
+        self._refresh()
 
     def phase_finished(self, name: str, seconds: float) -> None:
-        if self._status:
-            self._status.stop()
-        self.console.print(f"[bold]{name}[/] done in {seconds:.1f} s", highlight=False)
+        self._current = None
+        self._add(f"[bold]{escape(name)}[/] done in {seconds:.1f} s")
 
     def check_finished(self, result: CheckResult) -> None:
         # Details go in the closing table; a live line carries one only when it needs reading.
         style = _STATUS_STYLE[result.status]
         detail = result.detail if result.status in (Status.FAIL, Status.WARN) else ""
-        self.console.print(
-            f"  [{style}]{result.status.value:>4}[/] {result.name:<14} {result.seconds:6.2f} s"
-            f"  {mask_dsn(detail)}".rstrip(),
-            highlight=False,
-            soft_wrap=True,
+        self._add(
+            f"  [{style}]{result.status.value:>4}[/] {escape(result.name):<14} "
+            f"{result.seconds:6.2f} s  {escape(mask_dsn(detail))}".rstrip()
         )
+
+    def flush(self) -> None:
+        """Stop the live display and print every line: the drill has an outcome."""
+        self.close()
+        for line in self.lines:
+            self.console.print(line, highlight=False, soft_wrap=True)
+        self.lines.clear()
+
+    def close(self) -> None:
+        """Stop the live display, which erases it; the lines stay unprinted."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _add(self, line: str) -> None:
+        self.lines.append(line)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if not self.console.is_terminal:
+            return
+        parts: list = [Text.from_markup(line) for line in self.lines[-20:]]
+        if self._current:
+            parts.append(Spinner("dots", Text.from_markup(f"[bold]{escape(self._current)}[/]…")))
+        if self._live is None:
+            self._live = Live(Group(*parts), console=self.console, transient=True)
+            self._live.start()
+        else:
+            self._live.update(Group(*parts))
 
 
 def register(app: typer.Typer) -> None:
@@ -142,6 +180,13 @@ def register(app: typer.Typer) -> None:
         project_dir: Path | None = typer.Option(
             None, "--project-dir", help="AWS drill: where Pulumi.<stack>.yaml lives.", hidden=True
         ),
+        pg_bindir: Path | None = typer.Option(
+            None,
+            "--pg-bindir",
+            envvar="PRISM_DR_PG_BINDIR",
+            show_envvar=True,
+            help="PostgreSQL bin directory to restore with (default: found by the backup's major).",
+        ),
     ) -> None:
         if ctx.invoked_subcommand:
             return
@@ -190,23 +235,39 @@ def register(app: typer.Typer) -> None:
             api_cmd=api_cmd,
             completed_by=operator,
             notes=notes,
+            pg_bindir=pg_bindir,
         )
         if jobs:
             settings["jobs"] = jobs
-        with terminate_as_interrupt():
-            if demo:
-                outcome = _run_demo(settings, record_dir, environment)
-            else:
-                if not (backup or source_dsn):
-                    raise BadInput(
-                        "nothing to drill: pass --backup FILE, --source-dsn DSN, or --demo"
+        observer = ConsoleObserver(err)
+        try:
+            with terminate_as_interrupt():
+                if demo:
+                    outcome = _run_demo(settings, record_dir, environment, observer)
+                else:
+                    if not (backup or source_dsn):
+                        raise BadInput(
+                            "nothing to drill: pass --backup FILE, --source-dsn DSN, or --demo"
+                        )
+                    plan = LocalDrillPlan(
+                        **settings,
+                        environment="local" if environment is None else environment,
+                        record_dir=record_dir or DEFAULT_RECORD_DIR,
                     )
-                plan = LocalDrillPlan(
-                    **settings,
-                    environment=environment or "local",
-                    record_dir=record_dir or DEFAULT_RECORD_DIR,
-                )
-                outcome = run_local_drill(plan, ConsoleObserver(err))
+                    outcome = run_local_drill(plan, observer)
+        except KeyboardInterrupt:
+            observer.flush()  # stopped on purpose (exit 130): what ran so far is worth showing
+            raise
+        finally:
+            observer.close()
+        if outcome.record.result == Result.ERROR:
+            if as_json:
+                _report(outcome, as_json)
+            raise EnvironmentFault(
+                f"the drill could not finish: {outcome.record.error}; recorded as an "
+                f"environment error (the backup was not judged) in {outcome.record_paths[1]}"
+            )
+        observer.flush()
         _report(outcome, as_json)
         raise typer.Exit(0 if outcome.passed else 1)
 
@@ -218,19 +279,29 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rebuild the drill log (README.md + RTO/RPO chart) from the records."""
         if not record_dir.is_dir():
-            raise BadInput(f"--record-dir {record_dir}: no such directory; pass the records' one")
+            raise BadInput(
+                f"--record-dir {shown(record_dir)}: no such directory; pass the records' one"
+            )
         path = rebuild_log(record_dir)
         out.print(f"drill log: {path}")
 
     app.add_typer(drill, name="drill")
 
 
-def _run_demo(settings: dict, record_dir: Path | None, environment: str | None) -> DrillOutcome:
+def _run_demo(
+    settings: dict, record_dir: Path | None, environment: str | None, observer: ConsoleObserver
+) -> DrillOutcome:
     from drills.demo import DEMO_RECORD_DIR, sample_source, standin_api_command
 
-    observer = ConsoleObserver(err)
     if not settings["api_url"] and not settings["api_cmd"]:
         settings["api_cmd"] = standin_api_command()
+    demo_plan = {
+        **{key: value for key, value in settings.items() if key != "source_dsn"},
+        "environment": "demo" if environment is None else environment,
+        "record_dir": record_dir or DEMO_RECORD_DIR,
+    }
+    # The sample source takes a while to build: every other input is checked first.
+    check_inputs(LocalDrillPlan(**demo_plan, source_dsn=DEMO_SOURCE_PLACEHOLDER), probe=False)
     observer.phase_started("build sample source")
     started = time.monotonic()
     with ExitStack() as resources:
@@ -238,12 +309,7 @@ def _run_demo(settings: dict, record_dir: Path | None, environment: str | None) 
             source_dsn = resources.enter_context(sample_source())
         finally:  # stop the spinner even when building the source fails
             observer.phase_finished("build sample source", time.monotonic() - started)
-        plan = LocalDrillPlan(
-            **{**settings, "source_dsn": source_dsn},
-            environment=environment or "demo",
-            record_dir=record_dir or DEMO_RECORD_DIR,
-        )
-        return run_local_drill(plan, observer)
+        return run_local_drill(LocalDrillPlan(**demo_plan, source_dsn=source_dsn), observer)
 
 
 def _report(outcome: DrillOutcome, as_json: bool) -> None:

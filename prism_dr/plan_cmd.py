@@ -27,8 +27,15 @@ from drills.errors import BadInput
 if TYPE_CHECKING:
     from infra.offline import OfflineRun, ResourceRecord
 
-RPO_TARGET_HOURS = 24
-RTO_TARGET_HOURS = 4
+
+def dr_targets() -> dict[str, float]:
+    """RPO/RTO targets from the drill manifest's one Targets model (the shipped Prism
+    manifest, spec §1): the plan shows the figures the drills are judged against."""
+    from drills.verify.manifest import load_manifest
+
+    targets = load_manifest().targets
+    return {"rpoHours": targets.rpo_hours, "rtoHours": targets.rto_hours}
+
 
 # Per resource type, the inputs that matter for backup, restore, exposure and alerting.
 _DR_SETTINGS: dict[str, list[str]] = {
@@ -64,22 +71,21 @@ _DR_SETTINGS: dict[str, list[str]] = {
     "aws:kms/alias:Alias": ["name"],
     "aws:rds/parameterGroup:ParameterGroup": ["family", "parameters"],
     "aws:rds/subnetGroup:SubnetGroup": ["subnetIds"],
-    "aws:ec2/securityGroup:SecurityGroup": ["vpcId", "ingress", "egress"],
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ["ingress", "egress"],
+    # Both kinds of group also show their ingress and egress rules (_security_group_rules).
+    "aws:ec2/securityGroup:SecurityGroup": ["vpcId"],
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ["vpcId"],
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": [
         "securityGroupId",
         "ipProtocol",
         "fromPort",
         "toPort",
         "referencedSecurityGroupId",
-        "cidrIpv4",
     ],
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": [
         "securityGroupId",
         "ipProtocol",
         "fromPort",
         "toPort",
-        "referencedSecurityGroupId",
         "cidrIpv4",
     ],
     "aws:ec2/instance:Instance": [
@@ -117,7 +123,6 @@ _DR_SETTINGS: dict[str, list[str]] = {
     "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared": [
         "name",
         "configSrc",
-        "tunnelSecret",
     ],
     "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig": [
         "tunnelId",
@@ -125,7 +130,6 @@ _DR_SETTINGS: dict[str, list[str]] = {
     ],
     "cloudflare:index/dnsRecord:DnsRecord": ["name", "type", "content", "proxied", "ttl"],
     "random:index/randomId:RandomId": ["byteLength", "keepers"],
-    "random:index/randomBytes:RandomBytes": ["length"],
     "pulumi:providers:aws": ["region"],
 }
 # Outputs worth showing although (in a preview) the cloud has not computed them yet.
@@ -141,6 +145,10 @@ _COMPONENT_ORDER = [
     "prism:infra:RuntimeSecrets",
     "prism:infra:Alarms",
 ]
+_GROUP_TYPES = (
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+)
 _SG_RULES = {
     "ingress": "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
     "egress": "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
@@ -158,20 +166,42 @@ def register(app: typer.Typer) -> None:
         project_dir: Path | None = typer.Option(
             None,
             "--project-dir",
-            help="Directory holding Pulumi.yaml and the stack files (default: this project).",
+            help="Directory holding Pulumi.yaml and the stack files (default: the nearest "
+            "Pulumi.yaml from the current directory up, as pulumi finds it).",
         ),
     ) -> None:
         """Offline: each resource of STACK with its DR-relevant settings (no cloud, no CLI)."""
         if not _STACK_NAME.fullmatch(stack):
             raise BadInput(f"--stack {stack!r} is not a stack name (letters, digits, . _ -)")
+        from infra.project import resolve_project_dir
+
+        root = resolve_project_dir(project_dir)
         from infra.offline import run_program  # here: loads pulumi, which only plan needs
 
-        run = run_program(stack, project_dir=project_dir, preview=True)
+        run = run_program(stack, project_dir=root, preview=True)
         report = build_report(run)
+        report["awsRules"] = _check_aws_rules(run)
         if as_json:
             typer.echo(json.dumps(report, indent=2))
         else:
             _print(report)
+
+
+def _check_aws_rules(run: OfflineRun) -> str:
+    """AWS's own data (RDS versions and classes, IAM actions) against the stack; the first
+    problem is bad input naming its key. Says what it checked against, or why it could not."""
+    from infra import aws_rules
+
+    if not aws_rules.available():
+        return "not checked: cfn-lint (a dev dependency) is not installed"
+    from infra.checks import aws_rule_problems
+    from infra.config import ConfigError
+
+    problems = aws_rule_problems(run, run.region)
+    if problems:
+        raise ConfigError(problems[0].key, problems[0].message)
+    version = aws_rules.cfnlint_version()
+    return f"RDS engine/class/region and IAM actions checked (cfn-lint {version} data)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +332,7 @@ def _posture(run: OfflineRun) -> dict[str, Any]:
     restore = (db.inputs.get("tags") or {}).get("prism:restored-from")
     return _plain(
         {
-            "targets": {"rpoHours": RPO_TARGET_HOURS, "rtoHours": RTO_TARGET_HOURS},
+            "targets": dr_targets(),
             "database": db.inputs.get("identifier"),
             "pointInTimeRecoveryDays": db.inputs.get("backupRetentionPeriod"),
             "backupWindow": db.inputs.get("backupWindow"),
@@ -327,7 +357,7 @@ def build_report(run: OfflineRun) -> dict[str, Any]:
     resources = []
     for r in run.resources:
         settings = _settings(r) if r.custom else {}
-        if r.type == "aws:ec2/securityGroup:SecurityGroup":
+        if r.type in _GROUP_TYPES:
             settings |= _plain(_security_group_rules(run, r))
         resources.append(
             {
@@ -403,7 +433,7 @@ def _print(report: dict[str, Any]) -> None:
         rows = [
             (
                 "targets",
-                f"RPO {posture['targets']['rpoHours']} h, RTO {posture['targets']['rtoHours']} h",
+                "RPO {rpoHours:g} h, RTO {rtoHours:g} h".format(**posture["targets"]),
             ),
             ("database", posture["database"]),
             ("point-in-time recovery", f"{posture['pointInTimeRecoveryDays']} days"),
@@ -425,6 +455,8 @@ def _print(report: dict[str, Any]) -> None:
         for label, value in rows:
             summary.add_row(Text(label, style="bold"), _fmt(value))
         console.print(summary)
+    if report.get("awsRules"):
+        console.print(f"AWS rules: {report['awsRules']}")
     if report["placeholders"]:
         console.print(
             "[yellow]Secrets not in the stack file (set with `pulumi config set --secret`); "

@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from drills.chart import ChartPoint, render_rto_rpo_chart
+from drills.errors import EnvironmentFault
 from drills.record.markdown import log_markdown
 from drills.record.model import DrillRecord, Result
 from drills.record.store import load_entries, replace_atomically
+from drills.redact import shown
 from drills.verify.manifest import Targets
 
 LOG_NAME = "README.md"
@@ -31,8 +33,20 @@ def chart_points(records: Iterable[DrillRecord]) -> list[ChartPoint]:
 
 
 def rebuild_log(record_dir: Path) -> Path:
-    """Rewrite `<record_dir>/README.md` and its chart from the records; return the README path."""
+    """Rewrite `<record_dir>/README.md` and its chart from the records; return the README path.
+
+    A directory that cannot take them raises EnvironmentFault naming it (exit 2)."""
     record_dir = Path(record_dir)
+    try:
+        return _rebuild(record_dir)
+    except OSError as err:
+        raise EnvironmentFault(
+            f"--record-dir {shown(record_dir)}: the drill log could not be written "
+            f"({err.strerror or type(err).__name__}); pass a directory you can write to"
+        ) from err
+
+
+def _rebuild(record_dir: Path) -> Path:
     record_dir.mkdir(parents=True, exist_ok=True)
     entries = load_entries(record_dir)
     records = [record for _, record in entries]

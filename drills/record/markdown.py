@@ -12,6 +12,42 @@ from drills.verify.manifest import Targets
 from drills.verify.model import Status
 
 
+def _restore_sections(record: DrillRecord) -> list[str]:
+    """What the restore used and what it could not restore: errors, warnings, skipped data."""
+    lines = ["", "## Restore", ""]
+    if record.point_source:
+        lines.append(f"- Backup point from: {_md(record.point_source)}")
+    if record.backup_versions is not None:
+        made = record.backup_versions
+        lines.append(f"- Backup made from PostgreSQL {_md(made.server or 'unknown')} by pg_dump "
+                     f"{_md(made.dumper or 'unknown')}")
+    if record.restored_with is not None:
+        used = record.restored_with
+        lines.append(f"- Restored with PostgreSQL {_md(used.version)} ({_md(used.source)}: "
+                     f"{_md(used.bindir)})")
+    if record.database:
+        lines.append(f"- Database checked: {_md(record.database)}")
+    if record.missing_extensions:
+        lines.append("- Extensions the backup creates that this PostgreSQL lacks: "
+                     + _md(", ".join(record.missing_extensions)))
+    sections = [
+        (f"Blocking restore errors ({record.restore_errors_total})", record.restore_errors),
+        ("Application objects not restored (warnings)", record.restore_warnings),
+        ("Data not restored: tables of missing platform extensions",
+         record.restore_ignored_copies),
+        ("Restore errors ignored: traced to a missing platform extension",
+         record.restore_ignored),
+    ]
+    for title, items in sections:
+        if items:
+            lines += ["", f"### {title}", ""]
+            lines += [f"- {_md(item)}" for item in items]
+    shown = len(record.restore_errors)
+    if record.restore_errors_total > shown:
+        lines.append(f"- … and {record.restore_errors_total - shown} more")
+    return lines
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -114,9 +150,7 @@ def record_markdown(record: DrillRecord) -> str:
         ]
     else:
         lines.append("No checks ran.")
-    if record.restore_ignored:
-        lines += ["", "## Restore errors ignored (known-harmless allow-list)", ""]
-        lines += [f"- {_md(message)}" for message in record.restore_ignored]
+    lines += _restore_sections(record)
     lines += ["", "## Tool versions", ""]
     if record.tool_versions:
         lines.append(_table_head(("Tool", "Version")))

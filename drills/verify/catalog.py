@@ -252,26 +252,46 @@ def _add_foreign_keys(conn: psycopg.Connection, by_oid: dict[int, Table], oids: 
 def _sequences(
     conn: psycopg.Connection, by_oid: dict[int, Table], oids: list[int]
 ) -> list[OwnedSequence]:
-    # Serial columns own their sequence with an 'a' dependency, identity columns with 'i'.
+    # Serial columns own their sequence with an 'a' dependency, identity columns with 'i'. A
+    # sequence used only through a column DEFAULT nextval() (hand-written DDL, not OWNED BY) is
+    # referenced by the default expression instead ('n' from pg_attrdef): just as fatal when a
+    # dump loses its setval, so it is checked too.
     rows = conn.execute(
         """
-        SELECT sn.nspname, s.relname, d.refobjid, a.attname, seq.seqincrement
+        SELECT DISTINCT ON (d.refobjid, a.attnum, s.oid)
+               sn.nspname, s.relname, d.refobjid, a.attname, seq.seqincrement, a.attnum
         FROM pg_depend d
         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
         JOIN pg_namespace sn ON sn.oid = s.relnamespace
         JOIN pg_sequence seq ON seq.seqrelid = s.oid
         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-          AND d.deptype IN ('a', 'i') AND d.refobjid = ANY(%s)
-        ORDER BY d.refobjid, a.attnum
+          AND d.deptype IN ('a', 'i') AND d.refobjid = ANY(%(oids)s)
+        UNION ALL
+        SELECT DISTINCT ON (ad.adrelid, a.attnum, s.oid)
+               sn.nspname, s.relname, ad.adrelid, a.attname, seq.seqincrement, a.attnum
+        FROM pg_attrdef ad
+        JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                        AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'
+        JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+        JOIN pg_namespace sn ON sn.oid = s.relnamespace
+        JOIN pg_sequence seq ON seq.seqrelid = s.oid
+        JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+        WHERE ad.adrelid = ANY(%(oids)s)
         """,
-        (oids,),
+        {"oids": oids},
     ).fetchall()
-    return [
-        OwnedSequence(schema=schema, name=name, table=by_oid[table_oid], column=column,
-                      increment=increment)
-        for schema, name, table_oid, column, increment in rows
-    ]
+    seen: set[tuple[int, str, str, str]] = set()
+    sequences = []
+    for schema, name, table_oid, column, increment, _attnum in sorted(
+        rows, key=lambda row: (row[2], row[5], row[0], row[1])
+    ):
+        if (table_oid, column, schema, name) in seen:
+            continue  # a serial column's default references the sequence it also owns
+        seen.add((table_oid, column, schema, name))
+        sequences.append(OwnedSequence(schema=schema, name=name, table=by_oid[table_oid],
+                                       column=column, increment=increment))
+    return sequences
 
 
 def _add_org_columns(catalog: Catalog, manifest: Manifest) -> None:

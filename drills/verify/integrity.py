@@ -55,7 +55,7 @@ def check_constraints(ctx: Context) -> Outcome:
 def check_sequences(ctx: Context) -> Outcome:
     sequences = ctx.catalog.sequences
     if not sequences:
-        return passed("no owned sequence")
+        return passed("no sequence behind a column (owned, identity or used by a DEFAULT)")
     behind: list[str] = []
     unchecked: list[str] = []
     for seq in sequences:
@@ -72,7 +72,7 @@ def check_sequences(ctx: Context) -> Outcome:
     if unchecked:
         return passed(f"{checked} sequence(s) ahead of their column; {len(unchecked)} without "
                       f"an index left to the standard tier ({', '.join(unchecked[:3])})")
-    return passed(f"all {checked} owned sequences ahead of their column's values")
+    return passed(f"all {checked} column sequences ahead of their column's values")
 
 
 def _sequence_problem(ctx: Context, seq: OwnedSequence) -> str | None:

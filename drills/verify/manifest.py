@@ -80,6 +80,9 @@ class Manifest(_Strict):
     freshness: Freshness = Field(default_factory=Freshness)
     spot_checks: SpotChecks = Field(default_factory=SpotChecks)
     targets: Targets = Field(default_factory=Targets)
+    # After a cluster (pg_dumpall) restore: the database to check. None: the one holding the
+    # most of the expected tables.
+    database: str | None = Field(default=None, min_length=1)
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -124,7 +127,29 @@ def load_manifest(path: Path | None = None) -> Manifest:
     if path is None:
         return _validate(base, default_manifest_path())
     path = Path(path)
-    return _validate(_overlay(base, _read_yaml(path)), path)
+    top = _read_yaml(path)
+    replaced = _replaced_keys(top, path)
+    merged = _overlay({k: v for k, v in base.items() if k not in replaced}, top)
+    return _validate(merged, path)
+
+
+REPLACE_KEY = "replace"
+
+
+def _replaced_keys(top: dict[str, Any], path: Path) -> set[str]:
+    """`replace: [tables, ...]`: those keys of this manifest replace Prism's, not overlay them
+    (a manifest for another database states its own table set outright)."""
+    value = top.pop(REPLACE_KEY, [])
+    if isinstance(value, str):
+        value = [value]
+    known = set(Manifest.model_fields)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadInput(f"manifest {path}: {REPLACE_KEY} must be a list of keys, e.g. [tables]")
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        raise BadInput(f"manifest {path}: {REPLACE_KEY}: unknown key '{unknown[0]}'; known keys:"
+                       f" {', '.join(sorted(known))}")
+    return set(value)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

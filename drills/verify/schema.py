@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from drills.verify.context import Context, Outcome, failed, passed, skipped
+from drills.verify.context import Context, Outcome, failed, passed, skipped, warned
 
 # Migration tools whose table can be recognised without a manifest, and their version column.
 KNOWN_MIGRATION_TABLES = {
@@ -15,11 +15,16 @@ KNOWN_MIGRATION_TABLES = {
 
 def check_restore(ctx: Context) -> Outcome:
     errors = ctx.target.restore_errors
+    warnings = ctx.target.restore_warnings
     if not errors:
+        if warnings:
+            more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+            return warned(f"{len(warnings)} warning(s): {ctx.one_line(warnings[0])}{more}")
         return passed("the restore reported no errors")
+    total = max(ctx.target.restore_errors_total or 0, len(errors))
     first = ctx.one_line(errors[0])
-    noun = "error" if len(errors) == 1 else "errors"
-    return failed(f"{len(errors)} restore {noun}; first: {first}")
+    noun = "error" if total == 1 else "errors"
+    return failed(f"{total} restore {noun}; first: {first}")
 
 
 def check_tables(ctx: Context) -> Outcome:

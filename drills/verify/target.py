@@ -18,6 +18,8 @@ class VerifyTarget:
     backup_point: datetime  # tz-aware UTC: when the backup was taken
     drill_started: datetime  # tz-aware UTC
     restore_errors: list[str] = field(default_factory=list)  # empty: the restore was clean
+    restore_errors_total: int | None = None  # when restore_errors was capped
+    restore_warnings: list[str] = field(default_factory=list)  # objects not restored, named
     source_dsn: str | None = None  # the live source to compare with
     api_url: str | None = None  # probe /health and /ready here
     api_cmd: str | None = None  # start this with DATABASE_URL=dsn, probe it, stop it

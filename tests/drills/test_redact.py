@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from pydantic import BaseModel
 
-from drills.redact import MASK, mask_dsn, scrub
+from drills.redact import MASK, mask_dsn, mask_secrets, scrub
 from drills.verify.model import CheckResult, Status
 
 MASKED_CASES = [
@@ -232,3 +235,116 @@ def test_scrub_leaves_its_input_untouched() -> None:
     value = {"dsn": ["postgresql://u:s3cret@h/d"]}
     scrub(value)
     assert value == {"dsn": ["postgresql://u:s3cret@h/d"]}
+
+
+# --- secrets beyond passwords (tokens, keys, credentials) ----------------------------------
+
+# Shaped like the real ones: a Cloudflare tunnel token is base64 of the JSON cloudflared
+# marshals ({"a": account tag, "s": base64 secret, "t": tunnel id}); a Supabase service key is
+# an HS256 JWT; Clerk secret keys are sk_live_/sk_test_ + base62; the AWS key pair is the
+# example pair from AWS's documentation.
+TUNNEL_TOKEN = base64.b64encode(
+    json.dumps(
+        {
+            "a": "6d1f0d4b5c6e4a8b9c0d1e2f3a4b5c6d",
+            "s": base64.b64encode(b"\x8f" * 32).decode(),
+            "t": "2f3e4d5c-6b7a-4988-8776-655443322110",
+        },
+        separators=(",", ":"),
+    ).encode()
+).decode()
+SUPABASE_SERVICE_KEY = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+    "eyJpc3MiOiJzdXBhYmFzZSIsInJlZiI6ImFiY2RlZmdoaWprbG1ub3AiLCJyb2xlIjoic2VydmljZV9yb2xlIn0."
+    "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8"
+)
+CLERK_KEY = "sk_live_2hX9kQ7bLmN4pR8sT1vW3yZ6aC5dF0gJ"
+AWS_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+GITHUB_TOKEN = "ghp_" + "aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6"
+
+SECRET_CASES = [
+    pytest.param(f"CLERK_SECRET_KEY={CLERK_KEY}", "CLERK_SECRET_KEY=***", id="clerk-env"),
+    pytest.param(f"starting with key {CLERK_KEY} loaded", "starting with key *** loaded",
+                 id="clerk-key-by-shape"),
+    pytest.param("sk_test_4eC39HqLyjWDarjtT1zdp7dc", "***", id="clerk-test-key"),
+    pytest.param(f"CLOUDFLARE_TUNNEL_TOKEN={TUNNEL_TOKEN}", "CLOUDFLARE_TUNNEL_TOKEN=***",
+                 id="tunnel-token-env"),
+    pytest.param(f"cloudflared tunnel run --token {TUNNEL_TOKEN}",
+                 "cloudflared tunnel run --token ***", id="tunnel-token-flag"),
+    pytest.param(f"tunnel credentials {TUNNEL_TOKEN} rejected", "tunnel credentials *** rejected",
+                 id="tunnel-token-by-shape"),
+    pytest.param(f"SUPABASE_SERVICE_ROLE_KEY={SUPABASE_SERVICE_KEY}",
+                 "SUPABASE_SERVICE_ROLE_KEY=***", id="supabase-key-env"),
+    pytest.param(f"apikey header {SUPABASE_SERVICE_KEY}", "apikey header ***", id="jwt-by-shape"),
+    pytest.param(f"aws_access_key_id = {AWS_ACCESS_KEY}", "aws_access_key_id = ***",
+                 id="aws-access-key-ini"),
+    pytest.param(f"aws_secret_access_key={AWS_SECRET}", "aws_secret_access_key=***",
+                 id="aws-secret-ini"),
+    pytest.param(f"signing with {AWS_ACCESS_KEY}/20261201/eu-west-1",
+                 "signing with ***/20261201/eu-west-1", id="aws-access-key-by-shape"),
+    pytest.param("ASIAY34FZKBOKMUTVV7A expired", "*** expired", id="aws-session-key-id"),
+    pytest.param("Authorization: Bearer abc.DEF-123_xyz~", "Authorization: ***",
+                 id="authorization-header"),
+    pytest.param("retrying with bearer Zm9vYmFyYmF6cXV4", "retrying with bearer ***",
+                 id="bearer-token"),
+    pytest.param("X-Auth-Key: 0123456789abcdef0123456789abcdef01234", "X-Auth-Key: ***",
+                 id="cloudflare-global-key-header"),
+    pytest.param("prism-api --api-token t0k3n-value --port 8080",
+                 "prism-api --api-token *** --port 8080", id="api-token-flag"),
+    pytest.param("prism-api --api-token=t0k3n-value", "prism-api --api-token=***",
+                 id="api-token-flag-equals"),
+    pytest.param('export STRIPE_KEY="rk_test_51HabcdefGHIJKLmnop"', "export STRIPE_KEY=***",
+                 id="quoted-env-value"),
+    pytest.param('{"apiKey": "k-123", "clientSecret": "s-456"}',
+                 '{"apiKey": "***", "clientSecret": "***"}', id="json-camel-case-keys"),
+    pytest.param(f"GITHUB_TOKEN={GITHUB_TOKEN} and later {GITHUB_TOKEN}",
+                 "GITHUB_TOKEN=*** and later ***", id="github-token"),
+    pytest.param("https://api.example.com/hook?token=abc123&x=1",
+                 "https://api.example.com/hook?token=***&x=1", id="token-in-uri-query"),
+    pytest.param("CLERK_WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                 "CLERK_WEBHOOK_SECRET=***", id="webhook-secret"),
+]
+
+SECRET_UNCHANGED = [
+    pytest.param("every table has a primary key (id)", id="primary-key-prose"),
+    pytest.param("spot check key=42 matches", id="bare-key-value"),
+    pytest.param("tokens: 5 parsed", id="tokens-in-prose"),
+    pytest.param("CLERK_PUBLISHABLE = the public one", id="no-secret-name"),
+    pytest.param("prism-dr drill --tier quick --skip-stack drill-1", id="other-flags"),
+    pytest.param("sk_live is the prefix of a live key", id="prefix-alone"),
+    pytest.param("the bearer of the news", id="bearer-prose"),
+    pytest.param('{"monkeys": 3, "key": "organizations"}', id="bare-key-in-json"),
+]
+
+
+@pytest.mark.parametrize(("raw", "masked"), SECRET_CASES)
+def test_secrets_beyond_passwords_are_masked(raw: str, masked: str) -> None:
+    assert mask_secrets(raw) == masked
+    assert mask_secrets(masked) == masked
+
+
+@pytest.mark.parametrize("raw", SECRET_UNCHANGED)
+def test_text_that_only_looks_like_a_secret_stays(raw: str) -> None:
+    assert mask_secrets(raw) == raw
+
+
+def test_scrub_masks_bare_values_under_secret_names() -> None:
+    value = {
+        "CLERK_SECRET_KEY": "anything",
+        "api_token": "x",
+        "aws_secret_access_key": "y",
+        "apiKey": "z",
+        "credentials": "w",
+        "key": "organizations",
+        "tool": "pg_restore",
+    }
+    assert scrub(value) == {
+        "CLERK_SECRET_KEY": MASK,
+        "api_token": MASK,
+        "aws_secret_access_key": MASK,
+        "apiKey": MASK,
+        "credentials": MASK,
+        "key": "organizations",
+        "tool": "pg_restore",
+    }

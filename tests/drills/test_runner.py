@@ -5,7 +5,9 @@ from __future__ import annotations
 import glob
 import json
 import re
+import shutil
 import subprocess
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,12 +22,25 @@ from drills.record import SEED_COLUMNS, Result
 from drills.verify.model import Status, Tier
 
 
+@pytest.fixture(autouse=True)
+def own_tmpdir(monkeypatch):
+    """A TMPDIR of each test's own: other test runs on this machine make clusters too.
+    World-traversable: under root the postgres OS user runs the server."""
+    path = Path(tempfile.mkdtemp(prefix="prism-runner-test-"))
+    path.chmod(0o755)
+    monkeypatch.setenv("TMPDIR", str(path))
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _leftover_clusters() -> set[str]:
     """Ephemeral cluster dirs on disk, and the dirs of running postgres servers (each holds a
     port): a drill must leave neither behind."""
-    on_disk = set(glob.glob(f"/tmp/{TEMP_PREFIX}*"))
+    temp = tempfile.gettempdir()
+    on_disk = set(glob.glob(f"{temp}/{TEMP_PREFIX}*"))
     servers = subprocess.run(["pgrep", "-a", "postgres"], capture_output=True, text=True)
-    running = set(re.findall(rf"-D (/tmp/{TEMP_PREFIX}[^/\s]+)/data", servers.stdout))
+    running = set(re.findall(rf"-D ({re.escape(temp)}/{TEMP_PREFIX}[^/\s]+)/data", servers.stdout))
     return on_disk | {f"running:{path}" for path in running}
 
 
@@ -110,18 +125,44 @@ def test_plain_dump_with_a_point_measures_rpo_from_it(plain_dump, tmp_path):
     assert 2 * 3600 <= outcome.record.rpo_seconds < 2 * 3600 + 600
 
 
-def test_an_exception_mid_drill_still_tears_the_cluster_down(monkeypatch, sample_dump, tmp_path):
+def test_an_exception_mid_drill_tears_down_and_is_recorded_as_an_error(
+    monkeypatch, sample_dump, tmp_path
+):
     def explode(*args, **kwargs):
         raise RuntimeError("verification crashed")
 
     monkeypatch.setattr(runner, "verify", explode)
     before = _leftover_clusters()
 
-    with pytest.raises(RuntimeError, match="verification crashed"):
-        runner.run_local_drill(LocalDrillPlan(backup=sample_dump, record_dir=tmp_path / "r"))
+    outcome = runner.run_local_drill(LocalDrillPlan(backup=sample_dump, record_dir=tmp_path / "r"))
 
     assert _leftover_clusters() == before
-    assert not (tmp_path / "r").exists()
+    assert outcome.record.result == Result.ERROR
+    assert outcome.record.error == "RuntimeError: verification crashed"
+    assert outcome.record.rto_seconds is None  # nothing was verified: no RTO to claim
+    assert json.loads(outcome.record_paths[1].read_text())["result"] == "error"
+    assert outcome.record.phases[-1].name == "teardown"
+
+
+def test_a_full_disk_during_the_restore_is_an_environment_error(
+    monkeypatch, sample_dump, tmp_path
+):
+    # What pg_restore reports when the cluster's disk fills up mid-restore.
+    full = 'could not extend file "base/16384/16402": No space left on device'
+    real_restore = runner.restore
+
+    def restore_on_a_full_disk(*args, **kwargs):
+        outcome = real_restore(*args, **kwargs)
+        outcome.errors.append(f"error returned by PQputCopyData: ERROR:  {full}")
+        return outcome
+
+    monkeypatch.setattr(runner, "restore", restore_on_a_full_disk)
+    outcome = runner.run_local_drill(
+        LocalDrillPlan(backup=sample_dump, record_dir=tmp_path, tier=Tier.QUICK)
+    )
+    assert outcome.record.result == Result.ERROR
+    assert "No space left on device" in outcome.record.error
+    assert "the backup was not judged" in outcome.record.notes
 
 
 def test_keep_leaves_the_restored_database_running_until_its_stop_command(sample_dump, tmp_path):
@@ -131,8 +172,8 @@ def test_keep_leaves_the_restored_database_running_until_its_stop_command(sample
     kept = outcome.kept
     try:
         password = kept.password_file.read_text().strip()
-        dsn = kept.dsn_without_password.replace("postgres@", f"postgres:{password}@")
-        with psycopg.connect(dsn) as conn:
+        # the drill connects as a role of its own (prism_drill_…), not postgres
+        with psycopg.connect(kept.dsn_without_password, password=password) as conn:
             assert conn.execute("SELECT count(*) FROM organizations").fetchone()[0] > 0
         assert oct(kept.password_file.stat().st_mode & 0o777) == "0o600"
     finally:

@@ -1,7 +1,9 @@
-"""A drill interrupted by SIGINT or SIGTERM leaves no cluster process, port or temp dir."""
+"""A drill interrupted by SIGINT, SIGTERM or SIGHUP leaves no cluster process, port or temp dir;
+one killed by SIGKILL leaves nothing once `prism-dr drill reap --local --yes` has run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from drills.cluster import TEMP_PREFIX
+from drills.owner import OWNER_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +37,14 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.stderr.close()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_mid_drill_tears_everything_down(sample_dump, tmp_path, signum):
     # The cluster's temp dir must be reachable by the postgres OS user: not under pytest's
     # 0700 tmp root, so a dedicated world-traversable dir of our own.
     tmpdir = Path(tempfile.mkdtemp(prefix="prism-signal-test-"))
     tmpdir.chmod(0o755)
-    marker = f"{30 + signum}.25"  # a unique `sleep` argument to find the API stand-in by
+    # A `sleep` argument no other test run on this machine uses, to find the API stand-in by.
+    marker = f"{30 + signum}.{os.getpid()}"
     records = tmp_path / "records"
     proc = subprocess.Popen(
         [
@@ -56,17 +60,12 @@ def test_signal_mid_drill_tears_everything_down(sample_dump, tmp_path, signum):
         text=True,
     )
     try:
-        seen = []
+        # Progress lines are printed only once a drill has an outcome: watch the processes.
+        # The API stand-in starts in the verify phase, after the restore.
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            seen.append(line)
-            if "restore done" in line:
-                break
-        else:
-            pytest.fail(f"drill never reached verify: {''.join(seen)}")
-        # Wait until the API stand-in has started, so its teardown is exercised too.
-        while not _processes_mentioning(f"sleep {marker}") and time.monotonic() < deadline:
+        while not _processes_mentioning(f"^sleep {marker}"):  # not the drill, whose argv has it
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the drill never reached verify"
             time.sleep(0.1)
         assert any(TEMP_PREFIX in p.name for p in tmpdir.iterdir()), "cluster not running yet"
 
@@ -106,10 +105,9 @@ def test_sigterm_during_a_plain_script_restore_does_not_wait_for_psql(tmp_path):
     )
     try:
         deadline = time.monotonic() + 60
-        while "stand up done" not in proc.stderr.readline():
-            assert time.monotonic() < deadline, "drill never stood up its cluster"
         psql = "ON_ERROR_STOP=0"  # on the restoring psql's command line
         while not _processes_mentioning(psql) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.1)
         assert _processes_mentioning(psql), "the restore never started psql"
         time.sleep(1)  # into the 60 s statement
@@ -125,4 +123,100 @@ def test_sigterm_during_a_plain_script_restore_does_not_wait_for_psql(tmp_path):
     assert _processes_mentioning(psql) == []
     assert list(tmpdir.iterdir()) == []
     assert _processes_mentioning(str(tmpdir)) == []
+    tmpdir.rmdir()
+
+
+def _slow_script(tmp_path: Path) -> Path:
+    """A plain dump whose restore sits in a 60 s statement: a drill caught mid-restore."""
+    script = tmp_path / "slow.sql"
+    script.write_text(
+        "-- PostgreSQL database dump\nCREATE TABLE t (id int);\nSELECT pg_sleep(60);\n"
+        "-- PostgreSQL database dump complete\n"
+    )
+    return script
+
+
+def _started_by(drill_pid: int, command: str) -> list[int]:
+    """Processes named `command` carrying the drill's owner tag: this drill's, no one else's."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != command:
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(item.startswith(f"{OWNER_ENV}={drill_pid}:".encode()) for item in environ):
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive, not a zombie: a killed drill's children are reparented to whatever PID 1 is here,
+    which may never reap them; a zombie holds no port, file or memory."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("moment", ["mid-restore", "mid-verify"])
+def test_sigkill_leftovers_are_removed_by_drill_reap_local(sample_dump, tmp_path, moment):
+    """SIGKILL runs no teardown: the cluster, psql and the API live on until the reaper."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="prism-sigkill-test-"))
+    tmpdir.chmod(0o755)
+    state = tmp_path / "state"
+    marker = f"41.{os.getpid()}"
+    if moment == "mid-restore":
+        args = ["--backup", str(_slow_script(tmp_path)), "--point", "2026-01-01T00:00:00Z"]
+        leftover = "psql"  # the restoring psql
+    else:
+        args = ["--backup", str(sample_dump), "--api-cmd", f"sleep {marker}"]
+        leftover = "sleep"  # the API process
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PRISM_DR_STATE_DIR": str(state)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prism_dr", "drill", *args, "--tier", "quick",
+         "--record-dir", str(tmp_path / "records")],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _started_by(proc.pid, leftover):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, f"the drill never got {moment}"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _stop(proc)
+    (cluster,) = [p for p in tmpdir.iterdir() if p.name.startswith(TEMP_PREFIX)]
+    port = int((cluster / "data" / "postmaster.pid").read_text().splitlines()[3])
+    leftovers = _started_by(proc.pid, leftover)
+    assert _port_open(port) and leftovers  # what SIGKILL leaves
+
+    # Run from anywhere, with the default TMPDIR: the registry says where the cluster is.
+    reap_env = {k: v for k, v in env.items() if k != "TMPDIR"}
+    reap = subprocess.run(
+        [sys.executable, "-m", "prism_dr", "drill", "reap", "--local", "--yes", "--json"],
+        env=reap_env, capture_output=True, text=True, timeout=120,
+    )
+
+    assert reap.returncode == 0, reap.stderr
+    assert str(cluster) in [i["path"] for i in json.loads(reap.stdout) if i["action"] == "removed"]
+    assert list(tmpdir.iterdir()) == []
+    assert _processes_mentioning(str(tmpdir)) == []
+    assert _started_by(proc.pid, leftover) == []
+    assert not any(_running(pid) for pid in leftovers)
+    assert not _port_open(port)
+    assert not (tmp_path / "records").exists()  # killed: nothing judged, nothing recorded
     tmpdir.rmdir()

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 import yaml
 
-from infra import api_host
-from infra.api_host import COMPOSE_FILE, USER_DATA_LIMIT, compose_literal, parameter_prefix
-from infra.config import ENV_BYTES_LIMIT, ENV_MAX_ENTRIES
+from infra import boot
+from infra.api_host import COMPOSE_FILE, compose_literal, parameter_prefix
+from infra.boot import ENV_BYTES_LIMIT, ENV_MAX_ENTRIES, USER_DATA_LIMIT
 from infra.offline import OfflineRun, ResourceRecord, Secret
 from tests.infra.conftest import FAKE_SECRETS, clear_strings, config_error, run_stack
 
@@ -70,7 +70,7 @@ def test_root_volume_encrypted(each_stack: OfflineRun) -> None:
 
 def test_amazon_linux_2023_arm64(each_stack: OfflineRun) -> None:
     instance = _instance(each_stack)
-    assert instance.inputs["ami"] == "ami-offline-al2023-arm64"
+    assert instance.inputs["ami"] == "ami-offline-al2023-ami-kernel-default-arm64"
     assert instance.inputs["instanceType"].split(".")[0].endswith("g")  # Graviton
     assert instance.ignore_changes == ("ami",)  # a new AMI release does not replace the host
     assert instance.inputs["userDataReplaceOnChange"] is True
@@ -97,15 +97,22 @@ def test_instance_profile_role_and_its_permissions(each_stack: OfflineRun) -> No
     ]
     prefix = parameter_prefix(each_stack.stack)
     by_sid = {st["Sid"]: st for st in statements}
-    assert set(by_sid) == {"ReadOwnParameters", "ReadDatabaseMasterSecret"}
-    assert by_sid["ReadOwnParameters"]["Resource"] == [
+    assert set(by_sid) == {"ReadOwnParameters", "DenyOtherStacksParameters", "ReadSecret"}
+    own = [
         f"arn:aws:ssm:us-east-1:123456789012:parameter{prefix}",
         f"arn:aws:ssm:us-east-1:123456789012:parameter{prefix}/*",
     ]
-    assert by_sid["ReadDatabaseMasterSecret"]["Resource"] == each_stack.outputs["dbMasterSecretArn"]
-    for st in statements:
-        assert st["Effect"] == "Allow"
-        assert "*" not in st["Action"] and st["Resource"] != "*"
+    assert by_sid["ReadOwnParameters"]["Resource"] == own
+    assert by_sid["DenyOtherStacksParameters"] == {
+        "Sid": "DenyOtherStacksParameters",
+        "Effect": "Deny",
+        "Action": "ssm:GetParameter*",
+        "NotResource": own,
+    }
+    assert by_sid["ReadSecret"]["Resource"] == each_stack.outputs["dbMasterSecretArn"]
+    for st in statements:  # no wildcard grant (the Deny may be broad)
+        if st["Effect"] == "Allow":
+            assert "*" not in st["Action"] and st["Resource"] != "*"
 
 
 def test_no_secret_value_anywhere_in_clear(each_stack: OfflineRun) -> None:
@@ -134,7 +141,10 @@ def test_user_data_installs_and_runs_everything(each_stack: OfflineRun) -> None:
     assert "/usr/local/lib/docker/cli-plugins/docker-compose" in user_data
     assert "docker-compose-linux-aarch64" in user_data
     assert "cloudflared-linux-aarch64.rpm" in user_data
-    assert "systemctl enable --now prism-api.service prism-cloudflared.service" in user_data
+    units = "docker.service prism-api.service prism-cloudflared.service prism-env-refresh.timer"
+    # Every unit enabled first, then started without waiting on any (item 1 of issue 6).
+    assert f"systemctl enable {units}\nsystemctl start --no-block {units}\n" in user_data
+    assert "--now" not in user_data
     for unit in ("prism-api.service", "prism-cloudflared.service"):
         body = _heredoc(user_data, f"/etc/systemd/system/{unit}")
         assert "Restart=always" in body
@@ -201,7 +211,7 @@ def test_user_data_over_the_limit_is_a_config_error_naming_the_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Config's bound makes this unreachable with today's script; the check behind it stays.
-    monkeypatch.setattr(api_host, "USER_DATA_LIMIT", 4096)
+    monkeypatch.setattr(boot, "USER_DATA_LIMIT", 4096)
     message = config_error("staging", {})
     assert message.startswith("prism-infra:apiHost.env makes the boot script too large (")
     assert message.endswith("EC2 allows 4096): shorten or remove entries")
@@ -243,7 +253,7 @@ def test_x86_hosts_get_x86_binaries() -> None:
         },
     )
     user_data = _user_data(run)
-    assert _instance(run).inputs["ami"] == "ami-offline-al2023-x86_64"
+    assert _instance(run).inputs["ami"] == "ami-offline-al2023-ami-kernel-default-x86_64"
     assert (
         "docker-compose-linux-x86_64" in user_data and "cloudflared-linux-x86_64.rpm" in user_data
     )

@@ -10,6 +10,8 @@ from infra.config import (
     SECRET_KEYS,
     SECRET_KEYS_ENV,
     ConfigError,
+    DatabaseConfig,
+    StackConfig,
     declared_secret_keys,
     load_config,
     parse_backup_window,
@@ -17,7 +19,7 @@ from infra.config import (
     parse_section,
     windows_overlap,
 )
-from infra.offline import DELETE, read_stack_config, runtime_config
+from infra.offline import DELETE, Secret, read_stack_config, runtime_config
 from tests.infra.conftest import FAKE_SECRETS, config_error, run_stack
 
 DB = "prism-infra:database"
@@ -125,11 +127,25 @@ def test_unknown_key_is_a_typo_with_a_suggestion() -> None:
     assert "did you mean prism-infra:database.backupRetentionDays?" in message
 
 
-def test_storage_ceiling_must_exceed_the_initial_size() -> None:
-    message = config_error("staging", {f"{DB}.maxAllocatedStorageGb": 20})
-    assert (
-        message == f"{DB}.maxAllocatedStorageGb must be more than allocatedStorageGb (20) (got 20)"
+@pytest.mark.parametrize(("allocated", "ceiling"), [(20, 20), (20, 21), (50, 54), (100, 109)])
+def test_storage_ceiling_must_be_at_least_a_tenth_above(allocated: int, ceiling: int) -> None:
+    # RDS answers "Invalid max storage size" below 1.1 x the allocated storage.
+    overrides = {f"{DB}.allocatedStorageGb": allocated, f"{DB}.maxAllocatedStorageGb": ceiling}
+    message = config_error("staging", overrides)
+    least = -(-allocated * 11 // 10)
+    assert message == (
+        f"{DB}.maxAllocatedStorageGb must be at least {least} (1.1 x allocatedStorageGb "
+        f"{allocated}, what RDS accepts) (got {ceiling})"
     )
+
+
+@pytest.mark.parametrize(("allocated", "ceiling"), [(20, 22), (50, 55), (21, 24)])
+def test_storage_ceiling_of_a_tenth_above_is_accepted(allocated: int, ceiling: int) -> None:
+    run = run_stack(
+        "staging",
+        {f"{DB}.allocatedStorageGb": allocated, f"{DB}.maxAllocatedStorageGb": ceiling},
+    )
+    assert run.one("aws:rds/instance:Instance").inputs["maxAllocatedStorage"] == ceiling
 
 
 def test_replication_region_must_differ_from_the_primary() -> None:
@@ -340,3 +356,109 @@ def test_section_missing_entirely() -> None:
     with pytest.raises(Exception) as info:
         parse_section("tunnel", None)
     assert str(info.value).startswith("prism-infra:tunnel is required")
+
+
+# The rules live in the models: no caller can build a config that skips them.
+
+
+def test_a_model_built_directly_runs_its_rules() -> None:
+    raw = dict(read_stack_config("staging")[DB])
+    raw["maxAllocatedStorageGb"] = 21
+    with pytest.raises(ConfigError) as info:
+        parse_section("database", raw)
+    assert str(info.value).startswith(f"{DB}.maxAllocatedStorageGb must be at least 22")
+    with pytest.raises(ValueError, match="must be at least 22"):
+        DatabaseConfig.model_validate(raw)
+
+
+def test_a_stack_config_built_directly_runs_the_prod_rules() -> None:
+    cfg = read_stack_config("prod")
+    sections = {
+        name: parse_section(name, cfg[f"prism-infra:{name}"])
+        for name in ("network", "database", "apiHost", "tunnel", "alarms")
+    }
+    database = sections["database"].model_copy(update={"multi_az": False})
+    with pytest.raises(ConfigError) as info:
+        StackConfig(
+            stack="prod",
+            environment="prod",
+            region="us-east-1",
+            network=sections["network"],
+            database=database,
+            api_host=sections["apiHost"],
+            tunnel=sections["tunnel"],
+            alarms=sections["alarms"],
+        )
+    assert (
+        str(info.value)
+        == f"{DB}.multiAz must be true when prism-infra:environment is prod (got false)"
+    )
+
+
+HOST = "prism-infra:apiHost"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/example/prism-api@sha256:" + "0" * 64,
+        "ghcr.io/example/prism-api:1.4.2@sha256:" + "ab" * 32,
+        "registry.internal:5000/prism/api:v2",
+        "prism-api",
+    ],
+)
+def test_image_by_tag_or_digest(image: str) -> None:
+    run = run_stack("staging", {f"{HOST}.image": image})
+    user_data = run.one("aws:ec2/instance:Instance").inputs["userData"]
+    assert f"image: {image}" in user_data
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["ghcr.io/example/prism-api@sha256:abc", "ghcr.io/Example/api", "api:", "api@latest"],
+)
+def test_bad_image_reference_names_the_key(image: str) -> None:
+    message = config_error("staging", {f"{HOST}.image": image})
+    assert message.startswith(f"{HOST}.image must be an image reference like ")
+
+
+@pytest.mark.parametrize("owner", ["65532", "app:app", "-1:0", "1:2:3"])
+def test_upload_owner_must_be_numeric_uid_gid(owner: str) -> None:
+    message = config_error("staging", {f"{HOST}.importUploadOwner": owner})
+    assert (
+        message
+        == f'{HOST}.importUploadOwner must be numeric uid:gid like 65532:65532 (got "{owner}")'
+    )
+
+
+def test_upload_owner_reaches_the_boot_script() -> None:
+    run = run_stack("staging", {f"{HOST}.importUploadOwner": "65532:1000"})
+    user_data = run.one("aws:ec2/instance:Instance").inputs["userData"]
+    assert "install -d -m 0750 -o 65532 -g 1000 /var/lib/prism/imports\n" in user_data
+
+
+def test_registry_user_needs_its_password_secret() -> None:
+    message = config_error("staging", {f"{HOST}.registryUsername": "prism-bot"})
+    assert message == (
+        "prism-infra:registryPassword is not set but prism-infra:apiHost.registryUsername is: "
+        "pulumi config set --secret prism-infra:registryPassword <token> --stack staging"
+    )
+
+
+def test_registry_password_goes_to_ssm_under_the_stack_key() -> None:
+    secrets = {**FAKE_SECRETS, "prism-infra:registryPassword": "ghp_FAKEregistry0042"}
+    run = run_stack("staging", {f"{HOST}.registryUsername": "prism-bot"}, secrets=secrets)
+    param = run.one("aws:ssm/parameter:Parameter", "runtime-secrets-registry-password")
+    assert param.inputs["name"] == "/prism/staging/registry/password"
+    assert param.inputs["type"] == "SecureString"
+    assert param.inputs["value"] == Secret("ghp_FAKEregistry0042")
+    key = run.one("aws:kms/key:Key", "runtime-secrets-key")
+    assert param.inputs["keyId"] == key.outputs["arn"]
+
+
+def test_ecr_image_takes_no_registry_user() -> None:
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/prism-api:1.0"
+    message = config_error(
+        "staging", {f"{HOST}.image": image, f"{HOST}.registryUsername": "prism-bot"}
+    )
+    assert message.startswith(f"{HOST}.registryUsername is not used with an ECR image")

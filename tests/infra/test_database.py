@@ -83,7 +83,7 @@ def test_backup_replication_only_in_prod(staging: OfflineRun, prod: OfflineRun) 
     provider = prod.one("pulumi:providers:aws")
     assert provider.inputs["region"] == "us-west-2"
     assert replication.provider.startswith(provider.urn + "::")
-    key = prod.one("aws:kms/key:Key")
+    key = prod.one("aws:kms/key:Key", "database-dr-backup-key")
     assert key.provider == replication.provider
     assert replication.inputs["kmsKeyId"] == key.outputs["arn"]
     assert ":us-west-2:" in key.outputs["arn"]
@@ -109,6 +109,29 @@ def test_security_group_admits_only_the_host_on_5432(each_stack: OfflineRun) -> 
     assert rule["referencedSecurityGroupId"] == host_sg.id
     assert (rule["ipProtocol"], rule["fromPort"], rule["toPort"]) == ("tcp", 5432, 5432)
     assert "cidrIpv4" not in rule and "cidrIpv6" not in rule
+
+
+# Inputs AWS cannot change in place (a change replaces the resource): keep them constant.
+_REPLACE_ON_CHANGE = {
+    "aws:ec2/securityGroup:SecurityGroup": ("description", "name", "vpcId"),
+    "aws:rds/subnetGroup:SubnetGroup": ("name",),
+    "aws:rds/parameterGroup:ParameterGroup": ("family", "name"),
+}
+
+
+def test_port_and_identifier_changes_replace_no_group(staging: OfflineRun) -> None:
+    changed = run_stack(
+        "staging",
+        {"prism-infra:database.port": 6432, "prism-infra:database.logMinDurationStatementMs": 50},
+    )
+    assert _db(changed).inputs["port"] == 6432  # the change did take effect
+    for type_, fields in _REPLACE_ON_CHANGE.items():
+        before = {r.name: r.inputs for r in staging.of_type(type_)}
+        after = {r.name: r.inputs for r in changed.of_type(type_)}
+        assert before.keys() == after.keys()
+        for name in before:
+            for field in fields:
+                assert before[name].get(field) == after[name].get(field), (name, field)
 
 
 def test_subnet_and_parameter_groups_are_explicit(each_stack: OfflineRun) -> None:

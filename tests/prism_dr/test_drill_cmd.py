@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -103,23 +104,33 @@ def test_help_lists_the_drill_options():
         assert option in result.stdout
 
 
-def _running_clusters() -> str:
-    found = subprocess.run(["pgrep", "-af", "prism-drill-pg-"], capture_output=True, text=True)
-    return found.stdout
+def _running_clusters(tmpdir: Path) -> str:
+    found = subprocess.run(["pgrep", "-af", str(tmpdir)], capture_output=True, text=True)
+    return "\n".join(line for line in found.stdout.splitlines() if "pgrep" not in line)
 
 
 def test_demo_is_the_main_job_and_leaves_only_its_record(pg_cluster, tmp_path):
-    clusters_before = _running_clusters()
-    result = prism_dr("drill", "--demo", cwd=tmp_path)
+    # A TMPDIR of its own, traversable by the postgres OS user: other runs make clusters too.
+    tmpdir = Path(tempfile.mkdtemp(prefix="prism-demo-test-"))
+    tmpdir.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "prism_dr", "drill", "--demo"],
+        capture_output=True, text=True, cwd=work, timeout=300,
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+    )
 
     assert result.returncode == 0, result.stderr
     assert "PASSED" in result.stdout
-    records = sorted(p.name for p in (tmp_path / "demo-records").iterdir())
+    records = sorted(p.name for p in (work / "demo-records").iterdir())
     assert [n for n in records if n.endswith(".json")] == [records[0]]
     assert records[0].endswith("-demo.json")
     assert {"README.md", "rto-rpo.svg"} <= set(records)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo-records"]
-    assert _running_clusters() == clusters_before  # the source and the restored cluster
+    assert sorted(p.name for p in work.iterdir()) == ["demo-records"]
+    assert _running_clusters(tmpdir) == ""  # the source and the restored cluster
+    assert list(tmpdir.iterdir()) == []
+    tmpdir.rmdir()
 
 
 def test_exported_source_dsn_does_not_clash_with_demo(tmp_path):
@@ -142,9 +153,43 @@ def test_keep_with_json_says_how_to_reach_and_remove_the_database(sample_dump, t
     try:
         password = Path(kept["password_file"]).read_text().strip()
         assert password not in result.stdout
-        dsn = kept["dsn"].replace("postgres@", f"postgres:{password}@")
-        with psycopg.connect(dsn) as conn:
+        # the drill connects as a role of its own (prism_drill_…), not postgres
+        with psycopg.connect(kept["dsn"], password=password) as conn:
             assert conn.execute("SELECT count(*) FROM buildings").fetchone()[0] > 0
     finally:
         subprocess.run(kept["stop_command"], shell=True, check=True, capture_output=True)
     assert not Path(kept["password_file"]).exists()
+
+
+def test_no_token_or_key_reaches_any_output(sample_dump, tmp_path, capsys, monkeypatch):
+    """Secrets in the API command's output, in its arguments and in --notes: masked on
+    stdout, stderr, the .md, the .json and the log (run in-process, as the console script)."""
+    from prism_dr.app import main
+    from tests.drills.test_redact import AWS_ACCESS_KEY, CLERK_KEY, TUNNEL_TOKEN
+
+    api_token = "t0k3n-Of-The-Api"
+    api_cmd = (  # the drill records the last line the API printed before it exited
+        f"echo TUNNEL_TOKEN={TUNNEL_TOKEN}; echo starting --api-token {api_token}; "
+        f"echo CLERK_SECRET_KEY={CLERK_KEY} {TUNNEL_TOKEN}; exit 3"
+    )
+    notes = f"rotated {AWS_ACCESS_KEY}; Authorization: Bearer {api_token}"
+    records = tmp_path / "records"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main([
+            "drill", "--backup", str(sample_dump), "--record-dir", str(records),
+            "--tier", "quick", "--api-cmd", api_cmd, "--notes", notes,
+        ])
+    out, err = capsys.readouterr()
+    assert caught.value.code == 1  # the API never answered: a failed drill
+    with pytest.raises(SystemExit):
+        main(["drill", "--backup", str(sample_dump), "--record-dir", str(records),
+              "--tier", "quick", "--api-cmd", api_cmd, "--notes", notes, "--json"])
+    json_out, json_err = capsys.readouterr()
+
+    written = "".join(p.read_text() for p in records.iterdir() if p.suffix in (".md", ".json"))
+    assert "CLERK_SECRET_KEY=***" in written  # the output is there, its secrets are not
+    for secret in (CLERK_KEY, TUNNEL_TOKEN, api_token, AWS_ACCESS_KEY):
+        for where, text in (("stdout", out + json_out), ("stderr", err + json_err),
+                            ("records", written)):
+            assert secret not in text, (secret, where)

@@ -218,3 +218,105 @@ def test_restored_from_shows_in_the_posture(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["posture"]["restoredFrom"] == "prism-staging@latest"
+
+
+# Which project: the nearest Pulumi.yaml from the current directory up, as pulumi finds it.
+
+
+def _in(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "prism_dr", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR), "PYTHONIOENCODING": "utf-8"},
+        timeout=300,
+    )
+
+
+def test_plan_reads_the_checkout_it_runs_in(tmp_path: Path) -> None:
+    # A second checkout whose staging differs: plan from its subdirectory shows its stack,
+    # not the files next to the installed package.
+    other = _project_copy(
+        tmp_path, "staging", lambda c: c["prism-infra:database"].update(backupRetentionDays=9)
+    )
+    (other / "docs" / "deep").mkdir(parents=True)
+    result = _in(other / "docs" / "deep", "plan", "--stack", "staging", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["stackFile"] == str(other.resolve() / "Pulumi.staging.yaml")
+    assert report["posture"]["pointInTimeRecoveryDays"] == 9
+
+
+def test_project_dir_overrides_the_current_directory(tmp_path: Path) -> None:
+    (tmp_path / "other").mkdir()
+    other = _project_copy(
+        tmp_path / "other", "staging", lambda c: c["prism-infra:database"].update(multiAz=True)
+    )
+    here = tmp_path / "here"
+    here.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
+        shutil.copy(PROJECT_DIR / name, here)
+    result = _in(here, "plan", "--stack", "staging", "--json", "--project-dir", str(other))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["posture"]["multiAz"] is True
+
+
+def test_no_pulumi_yaml_anywhere_up_is_exit_2(tmp_path: Path) -> None:
+    message = _one_line_error(_in(tmp_path, "plan", "--stack", "staging"))
+    assert message == (
+        f"Pulumi.yaml is not in {tmp_path.resolve()} or any parent: run from a prism-infra "
+        "checkout or pass --project-dir DIR"
+    )
+
+
+def test_project_dir_without_pulumi_yaml_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.staging.yaml").write_text("config: {}\n")
+    message = _one_line_error(prism_dr("plan", "-s", "staging", "--project-dir", str(tmp_path)))
+    assert message == (
+        f"--project-dir {tmp_path} holds no Pulumi.yaml: pass the directory of prism-infra's"
+    )
+
+
+def test_another_pulumi_project_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: someone-else\nruntime: python\n")
+    message = _one_line_error(_in(tmp_path, "plan", "--stack", "staging"))
+    assert message.startswith(f"{tmp_path.resolve()}/Pulumi.yaml is the Pulumi project ")
+    assert "'someone-else', not prism-infra" in message
+
+
+def test_targets_come_from_the_drill_manifest(prod_json: dict) -> None:
+    from drills.verify.manifest import load_manifest
+
+    targets = load_manifest().targets
+    assert prod_json["posture"]["targets"] == {
+        "rpoHours": targets.rpo_hours,
+        "rtoHours": targets.rto_hours,
+    }
+    assert (targets.rpo_hours, targets.rto_hours) == (24, 4)  # spec §1
+
+
+def test_every_dr_setting_the_table_shows_exists_in_a_stacks_inputs(prod_json: dict) -> None:
+    # A key that exists in neither stack is a typo or a renamed provider input: it would
+    # silently show nothing.
+    from infra.offline import run_program
+
+    restore = {
+        "prism-infra:database.identifier": "prism-staging-r1",
+        "prism-infra:database.restore": {"point": "latest", "sourceIdentifier": "prism-staging"},
+    }
+    snapshot = {
+        "prism-infra:database.identifier": "prism-staging-r2",
+        "prism-infra:database.restore": {"point": "snapshot:pre-migration-42"},
+    }
+    runs = [run_program(s, preview=False) for s in ("staging", "prod")] + [
+        run_program("staging", preview=False, overrides=o) for o in (restore, snapshot)
+    ]
+    missing = []
+    for type_, keys in plan_cmd._DR_SETTINGS.items():
+        records = [r for run in runs for r in run.of_type(type_)]
+        assert records, f"no {type_} in either stack: drop it from _DR_SETTINGS"
+        for key in keys:
+            if all(plan_cmd._lookup(r.inputs, key) is None for r in records):
+                missing.append(f"{type_} {key}")
+    assert missing == []

@@ -9,6 +9,7 @@ import pytest
 
 from drills.cluster import free_port
 from drills.verify import Status, Tier, verify
+from drills.verify.catalog import discover
 from tests.drills.verify.conftest import (
     BACKUP_POINT,
     assert_only,
@@ -138,6 +139,29 @@ def test_identity_sequence_never_called_is_checked_too(restored, manifest):
     results = run_checks(restored, manifest, Tier.QUICK)
     assert_only(results, {"sequences"})
     assert "audit_logs.id next value 5" in results["sequences"].detail
+
+
+def test_a_sequence_used_only_by_a_column_default_is_checked(restored, manifest):
+    # Hand-written DDL: the sequence is not OWNED BY the column, only named by its DEFAULT.
+    run_sql(
+        restored,
+        "CREATE SEQUENCE invoice_no",
+        "CREATE TABLE invoices (no bigint PRIMARY KEY DEFAULT nextval('invoice_no'), "
+        "org_id bigint REFERENCES organizations (id))",
+        "INSERT INTO invoices (org_id) SELECT id FROM organizations",
+        "SELECT setval('invoice_no', 1)",  # a dump that lost its setval
+    )
+    results = run_checks(restored, manifest, Tier.QUICK)
+    assert_only(results, {"sequences"})
+    assert "invoices.no next value 2" in results["sequences"].detail
+
+
+def test_a_serial_column_is_listed_once_though_its_default_names_it_too(restored, manifest):
+    with psycopg.connect(restored) as conn:
+        catalog = discover(conn, manifest)
+    labels = [seq.label for seq in catalog.sequences]
+    assert "buildings.id" in labels
+    assert len(labels) == len(set(labels))
 
 
 def test_restore_errors_fail_restore_without_leaking_a_password(restored, manifest):

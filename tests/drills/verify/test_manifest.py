@@ -106,3 +106,30 @@ def test_models_can_be_built_in_code_without_a_file():
     manifest = Manifest(tables={"t": {"min_rows": 2}}, freshness={"max_staleness": "2h"})
     assert manifest.tables["t"].min_rows == 2
     assert manifest.freshness.max_staleness == timedelta(hours=2)
+
+
+def test_replace_states_a_table_set_outright(tmp_path):
+    path = write(tmp_path, """
+replace: [tables, freshness]
+tables:
+  users: {}
+  orders: {min_rows: 10}
+freshness: {table: orders}
+database: shop
+""")
+    manifest = load_manifest(path)
+    assert list(manifest.tables) == ["users", "orders"]
+    assert manifest.tables["orders"].min_rows == 10
+    assert manifest.freshness.table == "orders"
+    assert manifest.freshness.max_staleness == timedelta(hours=24)  # the model's default
+    assert manifest.database == "shop"
+    assert manifest.targets.rpo_hours == 24  # not replaced: still Prism's
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("replace: [tabels]\n", "replace: unknown key 'tabels'; known keys:"),
+    ("replace: {tables: true}\n", "replace must be a list of keys"),
+])
+def test_a_bad_replace_is_bad_input_naming_it(tmp_path, text, message):
+    with pytest.raises(BadInput, match=message):
+        load_manifest(write(tmp_path, text))

@@ -1,0 +1,102 @@
+"""`prism-dr drill reap`: the local reaper, and the hand-over to the AWS one."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from datetime import timedelta
+
+import pytest
+
+from drills import owner
+from prism_dr.app import main
+from prism_dr.reap_cmd import parse_duration
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    out, err = capsys.readouterr()
+    return caught.value.code, out, err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("6h", timedelta(hours=6)),
+        ("90m", timedelta(minutes=90)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("2d", timedelta(days=2)),
+        ("45s", timedelta(seconds=45)),
+        (" 1W ", timedelta(weeks=1)),
+    ],
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv(owner.STATE_DIR_ENV, str(tmp_path / "state"))
+    return tmp_path
+
+
+def test_local_with_nothing_to_reap(isolated, capsys):
+    code, out, err = run(["drill", "reap", "--local"], capsys)
+    assert (code, err) == (0, "")
+    assert "no local drill leftovers found" in out
+
+
+def test_local_json_lists_what_would_be_removed(isolated, capsys):
+    # A workdir whose owner is long gone (another boot): what a power cut leaves.
+    directory = isolated / "prism-drill-abc"
+    directory.mkdir()
+    gone = owner.Owner(pid=999_999, started="1", boot_id="an-earlier-boot")
+    (directory / owner.MARKER_NAME).write_text(json.dumps({
+        "tool": owner.TOOL, "kind": "workdir", "owner_tag": gone.tag,
+        "created_at": "2026-01-01T00:00:00+00:00", "path": str(directory),
+    }))
+
+    code, out, _ = run(["drill", "reap", "--local", "--json"], capsys)
+    assert code == 0
+    (item,) = [i for i in json.loads(out) if i["path"] == str(directory)]
+    assert (item["action"], item["owner_pid"]) == ("would remove", 999_999)
+    assert directory.is_dir()
+
+    code, out, _ = run(["drill", "reap", "--local", "--yes"], capsys)
+    assert code == 0 and "removed" in out
+    assert not directory.exists()
+
+
+def test_without_local_the_aws_reaper_runs_with_the_options(monkeypatch, capsys):
+    calls = []
+
+    def fake_run(**kwargs):
+        calls.append(kwargs)
+        return 1
+
+    monkeypatch.setitem(sys.modules, "drills.reaper", types.SimpleNamespace(run=fake_run))
+    code, _, _ = run(
+        ["drill", "reap", "--older-than", "2d", "--region", "eu-west-1", "--region",
+         "eu-central-1", "--skip-stack", "drill-20260101", "--yes", "--json"],
+        capsys,
+    )
+    assert code == 1  # the AWS reaper's exit code
+    assert calls == [{
+        "older_than": timedelta(days=2), "yes": True, "regions": ["eu-west-1", "eu-central-1"],
+        "skip_stacks": ["drill-20260101"], "as_json": True,
+    }]
+
+
+def test_without_the_aws_reaper_installed_it_is_one_line_exit_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "drills.reaper", None)  # import fails as if absent
+    code, out, err = run(["drill", "reap", "--yes"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "prism-dr: error: the AWS drill reaper is not installed in this prism-infra; use "
+        "--local for this machine's clusters"
+    ]
