@@ -235,3 +235,13 @@ def test_the_source_stacks_program_keeps_its_own_settings():
     assert db.inputs["deleteAutomatedBackups"] is False
     assert db.inputs["skipFinalSnapshot"] is False
     assert db.inputs["multiAz"] is True
+
+
+def test_a_private_images_registry_password_reaches_the_drill_stack_as_a_secret(latest):
+    plan = latest[0]
+    result = run_program(
+        "prod", program=drill_program(plan, SECRETS, "ghp_notreal0registry0token"), preview=False
+    )
+    params = {r.inputs["name"]: r for r in result.of_type("aws:ssm/parameter:Parameter")}
+    stored = params[f"/prism/{plan.stack_name}/registry/password"].inputs["value"]
+    assert isinstance(stored, Secret) and stored.value == "ghp_notreal0registry0token"
