@@ -204,3 +204,125 @@ def test_compare_with_a_bad_stack_is_bad_input(
 ) -> None:
     with pytest.raises(error, match=expected.replace(".", r"\.").replace("(", r"\(")):
         plan_policy.check(prod_run, None, compare=other)
+
+
+# --- through the command line -------------------------------------------------------------------
+
+
+def _plan_app() -> Any:
+    import typer
+
+    from prism_dr import plan_cmd
+
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _root() -> None:
+        """prism-dr (test)"""
+
+    plan_cmd.register(app)
+    return app
+
+
+def _invoke(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(_plan_app(), ["plan", *args], env={"COLUMNS": "200"})
+
+
+def _rewritten(monkeypatch: pytest.MonkeyPatch, rewrite: Rewrite) -> None:
+    # `plan` runs infra.offline's default program: make it the rewritten one.
+    monkeypatch.setattr("infra.offline._default_program", _with_rewrite(rewrite))
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "policy", "finding"),
+    [
+        (_set(DB, backup_retention_period=3), "rds-backup-retention", "is 3 days"),
+        (_set(DB, deletion_protection=False), "rds-prod-deletion-protection", "not true on prod"),
+        (
+            lambda t, n, p: (
+                {**p, "policy": WIDE}
+                if t == "aws:iam/rolePolicy:RolePolicy" and n.startswith("api-host")
+                else None
+            ),
+            "instance-role-own-parameters-only",
+            "can read parameters outside /prism/prod",
+        ),
+    ],
+    ids=["retention-3", "no-deletion-protection", "host-role-widened"],
+)
+def test_plan_exits_1_on_a_mandatory_violation(
+    monkeypatch: pytest.MonkeyPatch, rewrite: Rewrite, policy: str, finding: str
+) -> None:
+    _rewritten(monkeypatch, rewrite)
+    result = _invoke("--stack", "prod")
+    assert result.exit_code == 1, result.output
+    assert "mandatory violation(s)" in result.stdout
+    assert f"mandatory {policy}" in result.stdout and finding in result.stdout
+
+
+def test_json_carries_the_violations(monkeypatch: pytest.MonkeyPatch) -> None:
+    _rewritten(monkeypatch, _set(DB, backup_retention_period=3))
+    result = _invoke("--stack", "prod", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)["policies"]
+    assert doc["passed"] is False and doc["configFile"].endswith("policy/config/prod.json")
+    [violation] = [v for v in doc["violations"] if v["policy"] == "rds-backup-retention"]
+    assert violation["resource"] == "database-instance" and violation["enforcement"] == "mandatory"
+    assert violation["message"] and violation["fix"]
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_the_stacks_as_committed_pass_the_pack(stack: str) -> None:
+    result = _invoke("--stack", stack)
+    assert result.exit_code == 0, result.output
+    assert f"Policies (policy/config/{stack}.json): no violations" in " ".join(
+        result.stdout.split()
+    )
+
+
+def test_compare_on_the_command_line() -> None:
+    result = _invoke("--stack", "prod", "--compare", "staging")
+    assert result.exit_code == 0, result.output
+    lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    assert "DR settings: prod vs staging" in result.stdout
+    for setting, prod, staging in [
+        ("backup retention (days)", "30", "7"),
+        ("multi-AZ", "true", "false"),
+        ("deletion protection", "true", "false"),
+        ("backup replication", "to us-west-2, 30 days", "off"),
+    ]:
+        cells = [c.strip() for c in lines[setting].split("│")[1:-1]]
+        assert cells == [setting, prod, staging]
+    doc = json.loads(_invoke("--stack", "prod", "--compare", "staging", "--json").stdout)
+    assert doc["policies"]["compare"]["stack"] == "staging"
+
+
+def _one_line(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """prism-dr's real entry point, in this process: exit 2 and one line on stderr."""
+    from prism_dr.app import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    assert info.value.code == 2, err
+    assert "Traceback" not in err and out == ""
+    [line] = err.splitlines()
+    return line.removeprefix("prism-dr: error: ")
+
+
+def test_a_bad_policy_config_is_exit_2_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path, {"rds-backup-retention": {"minRetentionDays": "seven"}})
+    message = _one_line(capsys, "plan", "--stack", "prod", "--project-dir", str(project))
+    assert message.startswith(str(project / "policy" / "config" / "prod.json"))
+    assert "rds-backup-retention.minRetentionDays" in message
+
+
+def test_compare_with_an_unknown_stack_is_exit_2_on_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    message = _one_line(capsys, "plan", "--stack", "prod", "--compare", "nope")
+    assert message.startswith("Pulumi.nope.yaml does not exist")
