@@ -315,10 +315,10 @@ def stack_config(target: Target) -> StackConfig:
         s: parse_section(s, raw.get(full_key(s)))
         for s in ("network", "apiHost", "tunnel", "alarms")
     }
-    cfg = StackConfig(
-        # The drill stack's config, not its source's: prod's own rules don't apply to it.
-        stack=f"drill-of-{target.stack or target.db_instance}",
-        environment="drill",
+    # The source stack's own config, checked by its own rules (StackConfig runs them).
+    return StackConfig(
+        stack=target.stack or "",
+        environment=target.environment or "staging",
         region=target.region,
         network=sections["network"],  # type: ignore[arg-type]
         database=target.database,  # type: ignore[arg-type]
@@ -326,9 +326,6 @@ def stack_config(target: Target) -> StackConfig:
         tunnel=sections["tunnel"],  # type: ignore[arg-type]
         alarms=sections["alarms"],  # type: ignore[arg-type]
     )
-    # Each section's own rules ran when it was parsed (model validators), the cross-field
-    # ones when the StackConfig was built.
-    return cfg
 
 
 def _latest_snapshot(rds: Any, db_instance: str, region: str) -> Point:

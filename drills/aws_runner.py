@@ -29,6 +29,7 @@ from drills.engine import (
     EngineError,
     EventKind,
     OnEvent,
+    Program,
     ResourceEvent,
     StackEngine,
 )
@@ -234,6 +235,7 @@ def run_aws_drill(
     *,
     secrets: Mapping[str, str],
     access: DatabaseAccess,
+    registry_password: str | None = None,
     manifest_path: Path | None = None,
     smoke_cmd: str | None = None,
     base_url: Callable[[str], str] = https_url,
@@ -267,7 +269,7 @@ def run_aws_drill(
                 _stand_up_and_verify(
                     plan,
                     engine,
-                    secrets,
+                    drill_program(plan, secrets, registry_password),
                     access,
                     manifest,
                     smoke_cmd,
@@ -360,7 +362,7 @@ def _stand_up_name(events: EventLog) -> str:
 def _stand_up_and_verify(
     plan: AwsDrillPlan,
     engine: StackEngine,
-    secrets: Mapping[str, str],
+    program: Program,
     access: DatabaseAccess,
     manifest: Any,
     smoke_cmd: str | None,
@@ -382,7 +384,7 @@ def _stand_up_and_verify(
     try:
         result = engine.up(
             plan.stack_name,
-            drill_program(plan, secrets),
+            program,
             config=drill_config(plan),
             tags=plan.drill_tags(),
             on_event=events,

@@ -18,12 +18,15 @@ from drills.aws_plan import AwsDrillPlan
 from drills.engine import Program
 
 
-def drill_program(plan: AwsDrillPlan, secrets: Mapping[str, str]) -> Program:
+def drill_program(
+    plan: AwsDrillPlan, secrets: Mapping[str, str], registry_password: str | None = None
+) -> Program:
     """The program the engine runs; `secrets` (the source stack's runtime values, read by
-    the drill process) reach the drill stack's own parameters as Pulumi secrets only."""
+    the drill process) reach the drill stack's own parameters as Pulumi secrets only, and so
+    does the private registry's password when the stack's image needs one."""
 
     def program() -> None:
-        build_drill(plan, secrets)
+        build_drill(plan, secrets, registry_password)
 
     return program
 
@@ -39,7 +42,9 @@ def drill_config(plan: AwsDrillPlan) -> dict[str, str]:
     }
 
 
-def build_drill(plan: AwsDrillPlan, secrets: Mapping[str, str]) -> dict[str, Any]:
+def build_drill(
+    plan: AwsDrillPlan, secrets: Mapping[str, str], registry_password: str | None = None
+) -> dict[str, Any]:
     import pulumi
 
     from infra.api_host import ApiHost, ApiHostArgs, DatabaseParameterNames
@@ -129,6 +134,11 @@ def build_drill(plan: AwsDrillPlan, secrets: Mapping[str, str]) -> dict[str, Any
         ),
     )
 
+    registry = pulumi.Output.secret(registry_password) if registry_password else None
+    secrets_ = runtime_secrets(
+        name, host, database, secret_env, cfg.database.db_name, plan.region, tags, registry
+    )
+
     tunnel = None
     if plan.hostname is not None:
         tunnel = ApiTunnel(
@@ -142,11 +152,10 @@ def build_drill(plan: AwsDrillPlan, secrets: Mapping[str, str]) -> dict[str, Any
                 stack=name,
                 api_port=cfg.api_host.port,
                 token_parameter=token_parameter,
+                key_id=secrets_.key_arn,
                 extra_tags=tags,
             ),
         )
-
-    runtime_secrets(name, host, database, secret_env, cfg.database.db_name, tags)
 
     exports: dict[str, Any] = {
         "drillId": plan.run_id,
@@ -173,11 +182,13 @@ def runtime_secrets(
     database: Any,
     secret_env: Mapping[str, Any],
     db_name: str,
+    region: str,
     tags: Mapping[str, str],
+    registry_password: Any = None,
 ) -> Any:
-    """The drill stack's own `/prism/drill-<id>/` parameters, decryptable by the drill host
-    only, and the host's read grant on the restored instance's managed master secret (each
-    component owns its IAM: RuntimeSecrets grants the host nothing by itself)."""
+    """The drill stack's own `/prism/drill-<id>/` parameters (encrypted with its own key, which
+    only the drill host may decrypt), and the host's read grant on the restored instance's
+    managed master secret, made through the host itself."""
     from infra.secrets import RuntimeSecrets, RuntimeSecretsArgs
 
     secrets = RuntimeSecrets(
@@ -189,10 +200,12 @@ def runtime_secrets(
             database_port=database.port,
             database_name=db_name,
             database_secret_arn=database.master_secret_arn,
-            extra_tags=tags,
             reader_role_arn=host.role_arn,
-            # A drill stack lives hours: its key should not outlive it by a month.
+            registry_password=registry_password,
+            region=region,
+            # Nothing of a drill outlives it for long: the shortest window KMS allows.
             key_deletion_window_days=7,
+            extra_tags=tags,
         ),
     )
     host.allow_reading_secret("db-master", database.master_secret_arn)

@@ -10,6 +10,7 @@ the resources, the TTL and the cost estimate.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from drills.forward import (
     check_forward_tools,
     secrets_manager_credentials,
 )
-from drills.plan import _check_record_dir as check_record_dir
+from drills.preflight import check_record_dir
 from drills.record import format_duration, redacted
 from drills.verify.model import Tier
 from runbook.aws import client
@@ -104,7 +105,9 @@ def run(options: AwsDrillOptions) -> int:
 
     reject_example_values(plan.cfg)
     check_record_dir(plan.record_dir)  # the local drill's probe: the same refusal
-    secrets = runtime_secrets(client("ssm", plan.home_region), plan.stack)
+    ssm = client("ssm", plan.home_region)
+    secrets = runtime_secrets(ssm, plan.stack)
+    registry_password = _registry_password(ssm, plan)
     access = make_access(plan)
     engine = make_engine()
     for label, value in plan.lines():
@@ -118,6 +121,7 @@ def run(options: AwsDrillOptions) -> int:
         plan,
         engine,
         secrets=secrets,
+        registry_password=registry_password,
         access=access,
         manifest_path=options.manifest,
         smoke_cmd=options.smoke_cmd,
@@ -136,6 +140,28 @@ def run(options: AwsDrillOptions) -> int:
     if outcome.interrupted:
         return 128 + outcome.interrupted
     return 0 if outcome.passed else 1
+
+
+def _registry_password(ssm: object, plan: AwsDrillPlan) -> str | None:
+    """A private image needs the source stack's registry password (its SSM parameter, else
+    PRISM_RECOVERY_REGISTRY_PASSWORD); an ECR or public image none."""
+    if plan.cfg.api_host.registry_username is None:
+        return None
+    from infra.boot import registry_password_parameter
+    from runbook.aws import aws_errors
+
+    name = registry_password_parameter(plan.stack)
+    try:
+        with aws_errors("reading the registry password"):
+            return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]  # type: ignore[attr-defined]
+    except BadInput:
+        value = os.environ.get("PRISM_RECOVERY_REGISTRY_PASSWORD")
+        if value:
+            return value
+        raise BadInput(
+            f"the image needs a registry password and {name} is out of reach; set "
+            "PRISM_RECOVERY_REGISTRY_PASSWORD"
+        ) from None
 
 
 def _report(record, record_path: Path, plan: AwsDrillPlan) -> None:

@@ -152,13 +152,6 @@ def register(app: typer.Typer) -> None:
             False, "--keep", help="Leave the restored database running and print how to reach it."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
-        pg_bindir: Path | None = typer.Option(
-            None,
-            "--pg-bindir",
-            envvar="PRISM_DR_PG_BINDIR",
-            show_envvar=True,
-            help="PostgreSQL bin directory to restore with (default: found by the backup's major).",
-        ),
         # The AWS drill (prism_dr/aws_drill_cmd.py): a restored stack from RDS backups.
         stack: str | None = typer.Option(
             None, "--stack", help="AWS drill: restore this stack's database (Pulumi.<stack>.yaml)."
@@ -186,6 +179,13 @@ def register(app: typer.Typer) -> None:
         ),
         project_dir: Path | None = typer.Option(
             None, "--project-dir", help="AWS drill: where Pulumi.<stack>.yaml lives.", hidden=True
+        ),
+        pg_bindir: Path | None = typer.Option(
+            None,
+            "--pg-bindir",
+            envvar="PRISM_DR_PG_BINDIR",
+            show_envvar=True,
+            help="PostgreSQL bin directory to restore with (default: found by the backup's major).",
         ),
     ) -> None:
         if ctx.invoked_subcommand:

@@ -137,3 +137,17 @@ def test_a_real_drill_through_the_fake_engine(
     assert engine.left() == {}
     assert (tmp_path / "rec" / "README.md").exists()
     assert [c for c, _ in engine.calls] == ["up", "destroy"]
+
+
+def test_a_private_image_without_its_registry_password_is_refused(
+    account, project, capsys, no_engine
+):
+    import yaml
+
+    path = project / "Pulumi.prod.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["prism-infra:apiHost"]["registryUsername"] = "prism-deploy"
+    path.write_text(yaml.safe_dump(doc))
+    result = drill(capsys, project, "--direct")
+    assert result.code == 2
+    assert "PRISM_RECOVERY_REGISTRY_PASSWORD" in result.err

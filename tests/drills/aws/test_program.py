@@ -235,3 +235,35 @@ def test_the_source_stacks_program_keeps_its_own_settings():
     assert db.inputs["deleteAutomatedBackups"] is False
     assert db.inputs["skipFinalSnapshot"] is False
     assert db.inputs["multiAz"] is True
+
+
+def test_a_private_images_registry_password_reaches_the_drill_stack_as_a_secret(latest):
+    plan = latest[0]
+    result = run_program(
+        "prod", program=drill_program(plan, SECRETS, "ghp_notreal0registry0token"), preview=False
+    )
+    params = {r.inputs["name"]: r for r in result.of_type("aws:ssm/parameter:Parameter")}
+    stored = params[f"/prism/{plan.stack_name}/registry/password"].inputs["value"]
+    assert isinstance(stored, Secret) and stored.value == "ghp_notreal0registry0token"
+
+
+def test_the_policy_pack_passes_the_drill_stack(latest_run, latest):
+    """The DR pack (policy/) on the drill program, as `pulumi up --policy-pack` would run it on
+    the stack `drill-<id>`: drill tags on every taggable resource, nothing that resists
+    deletion, the host reading only its own stack's parameters. (Offline, the program runs
+    under the source stack's name; the URNs are put back to the drill stack's.)"""
+    from policy.config import PackConfig
+    from policy.offline import evaluate, to_resource
+
+    stack = latest[0].stack_name
+    resources = [
+        replace(to_resource(r), urn=r.urn.replace("urn:pulumi:prod::", f"urn:pulumi:{stack}::"))
+        for r in latest_run.resources
+        if r.custom
+    ]
+    violations = evaluate(resources, PackConfig())
+    assert [v.as_dict() for v in violations if v.enforcement == "mandatory"] == []
+    # And the pack does see drill resources: one without its expiry is refused.
+    db = next(r for r in resources if r.type == RDS)
+    untagged = replace(db, props={**db.props, "tags": {"prism:stack": stack}})
+    assert any(v.policy.startswith("drill") for v in evaluate([untagged], PackConfig()))
