@@ -56,6 +56,8 @@ class PrismDatabaseArgs:
         (RestoreSpec.description); keeps the instance as the restore left it. Not with restore.
     protect: Pulumi `protect` on the instance, the replication and its key (prod).
     extra_tags: added to every resource (e.g. prism:drill, prism:expires-at).
+    ephemeral: a drill's instance: backups off, automated backups deleted with it, no final
+        snapshot (nothing of a drill outlives its teardown).
     """
 
     settings: DatabaseConfig
@@ -68,6 +70,7 @@ class PrismDatabaseArgs:
     restored_from: str | None = None
     protect: bool = False
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    ephemeral: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, when the arguments are built: before any resource is registered.
@@ -225,14 +228,14 @@ class PrismDatabase(pulumi.ComponentResource):
             parameter_group_name=params.name,
             publicly_accessible=False,
             multi_az=s.multi_az,
-            backup_retention_period=s.backup_retention_days,
+            backup_retention_period=0 if args.ephemeral else s.backup_retention_days,
             backup_window=s.backup_window,
             maintenance_window=s.maintenance_window,
             copy_tags_to_snapshot=True,
-            delete_automated_backups=False,
-            skip_final_snapshot=not s.final_snapshot,
+            delete_automated_backups=args.ephemeral,
+            skip_final_snapshot=args.ephemeral or not s.final_snapshot,
             final_snapshot_identifier=pulumi.Output.concat(s.identifier, "-final-", suffix.hex)
-            if s.final_snapshot
+            if s.final_snapshot and not args.ephemeral
             else None,
             deletion_protection=s.deletion_protection,
             auto_minor_version_upgrade=True,

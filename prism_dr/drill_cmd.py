@@ -153,6 +153,34 @@ def register(app: typer.Typer) -> None:
             False, "--keep", help="Leave the restored database running and print how to reach it."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
+        # The AWS drill (prism_dr/aws_drill_cmd.py): a restored stack from RDS backups.
+        stack: str | None = typer.Option(
+            None, "--stack", help="AWS drill: restore this stack's database (Pulumi.<stack>.yaml)."
+        ),
+        db_instance: str | None = typer.Option(
+            None, "--db-instance", help="AWS drill: restore this instance instead of the stack's."
+        ),
+        region: str | None = typer.Option(
+            None, "--region", help="AWS drill: restore from the backups replicated to this region."
+        ),
+        direct: bool = typer.Option(
+            False, "--direct", help="AWS drill: connect to the DB directly (runner in the VPC)."
+        ),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="AWS drill: show what would be created, and the cost."
+        ),
+        ttl: str | None = typer.Option(
+            None, "--ttl", help="AWS drill: expiry tag for the reaper (default 6h)."
+        ),
+        no_tunnel: bool = typer.Option(
+            False, "--no-tunnel", help="AWS drill: no drill hostname and tunnel."
+        ),
+        smoke_cmd: str | None = typer.Option(
+            None, "--smoke-cmd", help="AWS drill: run this with BASE_URL set to the drill hostname."
+        ),
+        project_dir: Path | None = typer.Option(
+            None, "--project-dir", help="AWS drill: where Pulumi.<stack>.yaml lives.", hidden=True
+        ),
         pg_bindir: Path | None = typer.Option(
             None,
             "--pg-bindir",
@@ -163,6 +191,33 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         if ctx.invoked_subcommand:
             return
+        if stack or db_instance or region or direct or dry_run:
+            from prism_dr import aws_drill_cmd
+
+            if not stack:
+                raise BadInput("the AWS drill needs --stack STACK (its host and tunnel settings)")
+            if demo or backup:
+                raise BadInput("--stack drills AWS backups; drop --demo/--backup")
+            options = aws_drill_cmd.AwsDrillOptions(
+                stack=stack,
+                point=point or "latest",
+                db_instance=db_instance,
+                region=region,
+                tier=tier,
+                ttl=ttl,
+                tunnel=False if no_tunnel else None,
+                keep=keep,
+                direct=direct,
+                dry_run=dry_run,
+                as_json=as_json,
+                record_dir=record_dir or DEFAULT_RECORD_DIR,
+                manifest=manifest,
+                smoke_cmd=smoke_cmd,
+                operator=operator,
+                notes=notes,
+                project_dir=project_dir,
+            )
+            raise typer.Exit(aws_drill_cmd.run(options))
         # An exported PRISM_DR_SOURCE_DSN is the user's default, not a clash with --demo.
         dsn_source = ctx.get_parameter_source("source_dsn")
         dsn_given = dsn_source is not None and dsn_source.name == "COMMANDLINE"

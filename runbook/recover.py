@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +20,7 @@ from typing import Any
 
 from drills.engine import EngineError, StackEngine
 from drills.errors import BadInput
+from drills.verify.smoke import probe as probe_ready
 from runbook.cloudflare import Cutover, tunnel_target
 from runbook.errors import OperationFailed
 from runbook.recovery_stack import RecoveryPlan, recovery_program
@@ -53,17 +52,6 @@ class Outcome:
 
 def https_url(hostname: str) -> str:
     return f"https://{hostname}"
-
-
-def probe_ready(url: str, timeout: float = 10.0) -> int | None:
-    """The HTTP status of GET url, None when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (OSError, ValueError):
-        return None
 
 
 def stand_up(

@@ -1,0 +1,228 @@
+"""`prism-dr drill --stack STACK …`: the AWS drill (prism_dr/drill_cmd.py hands over here).
+
+Everything that can be refused is refused before anything is created: the stack file, the
+point against the restorable window, the DR region's replica, the network, the record
+directory, the runtime secrets, the port-forward tools, the engine's settings.
+`--dry-run` stops after the plan: it runs the drill program under Pulumi's mocks and prints
+the resources, the TTL and the cost estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from drills.aws_plan import DEFAULT_TTL, AwsDrillPlan, cost_estimate, parse_ttl, plan_aws_drill
+from drills.engine import EngineError, StackEngine
+from drills.errors import BadInput
+from drills.forward import (
+    DatabaseAccess,
+    Direct,
+    SsmPortForward,
+    check_forward_tools,
+    secrets_manager_credentials,
+)
+from drills.preflight import check_record_dir
+from drills.record import format_duration, redacted
+from drills.verify.model import Tier
+from runbook.aws import client
+
+err = Console(stderr=True)
+out = Console()
+ASSUMED_DRILL_HOURS = 1.0  # the dry run's estimate: a 20-30 min restore, checks, teardown
+
+
+@dataclass(frozen=True)
+class AwsDrillOptions:
+    stack: str
+    point: str = "latest"
+    db_instance: str | None = None
+    region: str | None = None
+    tier: Tier = Tier.STANDARD
+    ttl: str | None = None
+    tunnel: bool | None = None
+    keep: bool = False
+    direct: bool = False
+    dry_run: bool = False
+    as_json: bool = False
+    record_dir: Path = Path("docs/audit/restore-drills")
+    manifest: Path | None = None
+    smoke_cmd: str | None = None
+    operator: str | None = None
+    notes: str = ""
+    project_dir: Path | None = None
+
+
+def make_engine() -> StackEngine:
+    from drills.engine import AutomationEngine
+
+    try:
+        return AutomationEngine("prism-infra")
+    except EngineError as error:  # e.g. no passphrase for the drill stack's secrets
+        raise BadInput(str(error)) from None
+
+
+def make_access(plan: AwsDrillPlan) -> DatabaseAccess:
+    credentials = secrets_manager_credentials(plan.region)
+    if plan.direct:
+        return Direct(credentials=credentials)
+    check_forward_tools()
+    return SsmPortForward(region=plan.region, credentials=credentials)
+
+
+base_url = None  # tests replace it: the stand-in API answers on http://127.0.0.1:<port>
+
+
+def run(options: AwsDrillOptions) -> int:
+    """The exit code: 0 passed, 1 failed, 128+n interrupted by signal n (recorded)."""
+    ttl = parse_ttl(options.ttl, DEFAULT_TTL) if options.ttl else None  # None: the stack's
+    plan = plan_aws_drill(
+        stack=options.stack,
+        point_text=options.point,
+        db_instance=options.db_instance,
+        region=options.region,
+        tier=options.tier,
+        ttl=ttl,
+        tunnel=options.tunnel,
+        record_dir=options.record_dir,
+        keep=options.keep,
+        direct=options.direct,
+        notes=options.notes,
+        project_dir=options.project_dir,
+        actor=options.operator,
+    )
+    if options.dry_run:
+        _dry_run(plan, options.as_json, options.project_dir)
+        return 0
+
+    from infra.config import reject_example_values
+    from runbook.recovery_stack import runtime_secrets
+
+    reject_example_values(plan.cfg)
+    check_record_dir(plan.record_dir)  # the local drill's probe: the same refusal
+    ssm = client("ssm", plan.home_region)
+    secrets = runtime_secrets(ssm, plan.stack)
+    registry_password = _registry_password(ssm, plan)
+    access = make_access(plan)
+    engine = make_engine()
+    for label, value in plan.lines():
+        err.print(f"[bold]{label}[/]: {value}", highlight=False)
+
+    from drills.aws_runner import run_aws_drill
+    from prism_dr.drill_cmd import ConsoleObserver
+
+    extra = {"base_url": base_url} if base_url is not None else {}
+    outcome = run_aws_drill(
+        plan,
+        engine,
+        secrets=secrets,
+        registry_password=registry_password,
+        access=access,
+        manifest_path=options.manifest,
+        smoke_cmd=options.smoke_cmd,
+        observer=ConsoleObserver(err),
+        **extra,
+    )
+    record = redacted(outcome.record)
+    if options.as_json:
+        payload = json.loads(record.model_dump_json())
+        payload["record_files"] = [str(p) for p in outcome.record_paths]
+        payload["stack"] = plan.stack_name
+        payload["kept_stack"] = outcome.kept_stack
+        out.print_json(data=payload)
+    else:
+        _report(record, outcome.record_paths[0], plan)
+    if outcome.interrupted:
+        return 128 + outcome.interrupted
+    return 0 if outcome.passed else 1
+
+
+def _registry_password(ssm: object, plan: AwsDrillPlan) -> str | None:
+    """A private image needs the source stack's registry password (its SSM parameter, else
+    PRISM_RECOVERY_REGISTRY_PASSWORD); an ECR or public image none."""
+    if plan.cfg.api_host.registry_username is None:
+        return None
+    from infra.boot import registry_password_parameter
+    from runbook.aws import aws_errors
+
+    name = registry_password_parameter(plan.stack)
+    try:
+        with aws_errors("reading the registry password"):
+            return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]  # type: ignore[attr-defined]
+    except BadInput:
+        value = os.environ.get("PRISM_RECOVERY_REGISTRY_PASSWORD")
+        if value:
+            return value
+        raise BadInput(
+            f"the image needs a registry password and {name} is out of reach; set "
+            "PRISM_RECOVERY_REGISTRY_PASSWORD"
+        ) from None
+
+
+def _report(record, record_path: Path, plan: AwsDrillPlan) -> None:
+    table = Table(title=f"AWS restore drill {plan.stack_name}: {record.result.value.upper()}")
+    for column in ("check", "status", "time", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in record.checks:
+        table.add_row(check.name, check.status.value, f"{check.seconds:.2f} s", check.detail)
+    out.print(table)
+    out.print(
+        f"RTO {format_duration(record.rto_seconds)} (target {record.targets.rto_hours:g} h) · "
+        f"RPO {format_duration(record.rpo_seconds)} · cost {record.cost_estimate}",
+        highlight=False,
+    )
+    out.print(f"record: {record_path}", highlight=False)
+
+
+def _dry_run(plan: AwsDrillPlan, as_json: bool, project_dir: Path | None) -> None:
+    """The drill program under mocks: what would be created, for how long, at what cost."""
+    from drills.program import drill_program
+    from infra.offline import run_program
+
+    placeholders = {env: "dry-run-placeholder" for env in _secret_envs()}
+    result = run_program(
+        plan.stack,
+        project_dir=project_dir,
+        program=drill_program(plan, placeholders),
+        preview=True,
+    )
+    resources = [(r.type, r.name) for r in result.resources if r.custom]
+    hours = ASSUMED_DRILL_HOURS * 3600
+    ttl_seconds = (plan.expires_at - plan.started_at).total_seconds()
+    estimate = cost_estimate(plan, hours, hours)
+    worst = cost_estimate(plan, ttl_seconds, ttl_seconds)
+    if as_json:
+        out.print_json(
+            data={
+                "stack": plan.stack_name,
+                "plan": dict(plan.lines()),
+                "resources": [{"type": t, "name": n} for t, n in resources],
+                "expires_at": plan.drill_tags()["prism:expires-at"],
+                "cost_estimate": estimate,
+                "cost_if_kept_until_ttl": worst,
+                "created": [],
+            }
+        )
+        return
+    for label, value in plan.lines():
+        out.print(f"[bold]{label}[/]: {value}", highlight=False)
+    table = Table(title=f"{len(resources)} resources the drill would create (dry run)")
+    table.add_column("type")
+    table.add_column("name")
+    for type_, name in resources:
+        table.add_row(type_, name)
+    out.print(table)
+    out.print(f"cost estimate ({ASSUMED_DRILL_HOURS:g} h): {estimate}", highlight=False)
+    out.print(f"if kept until its TTL: {worst}", highlight=False)
+    out.print("dry run: nothing was created", highlight=False)
+
+
+def _secret_envs() -> list[str]:
+    from infra.config import SECRET_SETTINGS
+
+    return list(SECRET_SETTINGS.values())

@@ -1,0 +1,153 @@
+"""`prism-dr drill --stack …` through the real entry point, against moto: bad input is one
+line and exit 2 with nothing created; --dry-run creates nothing; a real drill runs through
+the fake engine and records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prism_dr import aws_drill_cmd
+from tests.drills.aws.runner_support import StandinStack, access_for, http_url
+from tests.fakes.engine import FakeStackEngine
+from tests.runbook.cli import run
+
+
+class NoEngine:
+    def __getattr__(self, name):
+        raise AssertionError(f"the engine was used ({name}) although nothing may be created")
+
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    monkeypatch.setattr(aws_drill_cmd, "make_engine", NoEngine)
+
+
+def drill(capsys, project, *extra):
+    return run(capsys, "drill", "--stack", "prod", "--project-dir", str(project), *extra)
+
+
+def _instances(account):
+    return sorted(
+        i["DBInstanceIdentifier"] for i in account.rds.describe_db_instances()["DBInstances"]
+    )
+
+
+def test_dry_run_lists_resources_ttl_and_cost_and_creates_nothing(
+    account, project, capsys, no_engine
+):
+    result = drill(capsys, project, "--dry-run", "--json", "--ttl", "3h")
+    assert result.code == 0, result.err
+    payload = json.loads(result.out)
+    types = {r["type"] for r in payload["resources"]}
+    assert "aws:rds/instance:Instance" in types and "aws:ec2/instance:Instance" in types
+    assert payload["stack"].startswith("drill-")
+    assert payload["cost_estimate"].startswith("$")
+    assert payload["plan"]["expires"].endswith("(TTL 3 h)")
+    assert _instances(account) == ["prism-prod"]
+
+
+def test_dry_run_as_a_table(account, project, capsys, no_engine):
+    result = drill(capsys, project, "--dry-run")
+    assert result.code == 0, result.err
+    assert "resources the drill would create" in result.out
+    assert "dry run: nothing was created" in result.out
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (("--point", "2020-01-01T00:00:00Z"), "outside the restorable window"),
+        (("--db-instance", "prism-gone"), "DB instance prism-gone does not exist"),
+        (("--point", "snapshot:nope"), "snapshot nope does not exist"),
+        (("--region", "us-west-2"), "us-west-2"),
+        (("--ttl", "forever"), "--ttl"),
+        (("--region", "mars-1"), "not an AWS region"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_created(
+    account, project, capsys, no_engine, extra, says
+):
+    result = drill(capsys, project, *extra)
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prism-dr: error:")
+    assert says in lines[0]
+    assert "Traceback" not in result.err
+    assert _instances(account) == ["prism-prod"]
+
+
+def test_the_committed_example_values_are_refused_for_a_real_drill(account, capsys, no_engine):
+    from infra.offline import PROJECT_DIR
+
+    result = drill(capsys, PROJECT_DIR)
+    assert result.code == 2
+    assert "example value" in result.err
+
+
+def test_missing_runtime_secrets_are_refused_before_anything_is_created(
+    account, project, capsys, no_engine
+):
+    import boto3
+
+    boto3.client("ssm", region_name="us-east-1").delete_parameter(Name="/prism/prod/api/REDIS_URL")
+    result = drill(capsys, project, "--direct")
+    assert result.code == 2
+    assert "PRISM_RECOVERY_REDIS_URL" in result.err
+
+
+def test_the_port_forward_needs_its_tools(account, project, capsys, no_engine, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = drill(capsys, project)
+    assert result.code == 2
+    assert "session-manager-plugin" in result.err and "--direct" in result.err
+
+
+def test_stack_with_backup_is_refused(capsys, project, tmp_path):
+    result = drill(capsys, project, "--backup", str(tmp_path / "x.dump"))
+    assert result.code == 2 and "drop --demo/--backup" in result.err
+
+
+def test_a_real_drill_through_the_fake_engine(
+    account, project, capsys, monkeypatch, pg_cluster, fresh_db, tmp_path
+):
+    database = fresh_db.rsplit("/", 1)[1].split("?")[0]
+    engine = FakeStackEngine(
+        project_dir=project, local=StandinStack(pg_cluster, database), offline=False
+    )
+    monkeypatch.setattr(aws_drill_cmd, "make_engine", lambda: engine)
+    monkeypatch.setattr(aws_drill_cmd, "make_access", lambda plan: access_for(pg_cluster))
+    monkeypatch.setattr(aws_drill_cmd, "base_url", http_url)
+    result = drill(
+        capsys,
+        project,
+        "--direct",
+        "--tier",
+        "quick",
+        "--json",
+        "--record-dir",
+        str(tmp_path / "rec"),
+    )
+    payload = json.loads(result.out)
+    # An empty database: the drill runs, fails its data checks, and is torn down.
+    assert result.code == 1
+    assert payload["result"] == "failed"
+    assert payload["environment"] == "aws-prod"
+    assert engine.left() == {}
+    assert (tmp_path / "rec" / "README.md").exists()
+    assert [c for c, _ in engine.calls] == ["up", "destroy"]
+
+
+def test_a_private_image_without_its_registry_password_is_refused(
+    account, project, capsys, no_engine
+):
+    import yaml
+
+    path = project / "Pulumi.prod.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["prism-infra:apiHost"]["registryUsername"] = "prism-deploy"
+    path.write_text(yaml.safe_dump(doc))
+    result = drill(capsys, project, "--direct")
+    assert result.code == 2
+    assert "PRISM_RECOVERY_REGISTRY_PASSWORD" in result.err

@@ -1,0 +1,223 @@
+"""The reaper against moto: expired drill-tagged resources go in dependency order; untagged,
+unexpired, expiry-less and skipped ones stay; a crashed drill's stack is found by its name."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from drills import reaper
+from drills.engine import EngineError
+from tests.fakes.engine import FakeStackEngine, StackState
+
+REGION = "us-east-1"
+NOW = datetime.now(UTC)
+PAST = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+FUTURE = (NOW + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def drill_tags(drill: str, expires: str | None) -> list[dict[str, str]]:
+    tags = [
+        {"Key": "prism:drill", "Value": drill},
+        {"Key": "prism:stack", "Value": f"drill-{drill}"},
+    ]
+    if expires:
+        tags.append({"Key": "prism:expires-at", "Value": expires})
+    return tags
+
+
+def make_set(
+    drill: str, expires: str | None, *, tagged: bool = True, full: bool = True
+) -> dict[str, str]:
+    """One drill's leftovers: host + its SG, DB + snapshot, an SSM parameter (without `full`:
+    the SG and the parameter only, the cheap kinds)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    rds = boto3.client("rds", region_name=REGION)
+    ssm = boto3.client("ssm", region_name=REGION)
+    tags = drill_tags(drill, expires) if tagged else [{"Key": "team", "Value": "prism"}]
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    sg = ec2.create_security_group(
+        GroupName=f"sg-{drill}",
+        Description="drill host",
+        VpcId=vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
+    )["GroupId"]
+    param = f"/prism/drill-{drill}/api/REDIS_URL"
+    ssm.put_parameter(Name=param, Value="x", Type="SecureString", Tags=tags)
+    if not full:
+        return {"sg": sg, "param": param}
+    ami = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["arm64"]}])["Images"][0][
+        "ImageId"
+    ]
+    instance = ec2.run_instances(
+        ImageId=ami,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t4g.small",
+        SecurityGroupIds=[sg],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )["Instances"][0]["InstanceId"]
+    db = f"prism-prod-drill-{drill}"
+    rds.create_db_instance(
+        DBInstanceIdentifier=db,
+        DBInstanceClass="db.t4g.small",
+        Engine="postgres",
+        MasterUsername="prism_admin",
+        MasterUserPassword="not-a-real-password-1",
+        AllocatedStorage=20,
+        Tags=tags,
+    )
+    rds.create_db_snapshot(DBInstanceIdentifier=db, DBSnapshotIdentifier=f"{db}-snap", Tags=tags)
+    return {"sg": sg, "instance": instance, "db": db, "snapshot": f"{db}-snap", "param": param}
+
+
+def exists(ids: dict[str, str]) -> dict[str, bool]:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    rds = boto3.client("rds", region_name=REGION)
+    ssm = boto3.client("ssm", region_name=REGION)
+    sgs = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    params = {p["Name"] for p in ssm.describe_parameters()["Parameters"]}
+    if "instance" not in ids:
+        return {"sg": ids["sg"] in sgs, "param": ids["param"] in params}
+    state = ec2.describe_instances(InstanceIds=[ids["instance"]])["Reservations"][0]["Instances"][0]
+    dbs = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
+    snaps = {s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]}
+    return {
+        "instance": state["State"]["Name"] != "terminated",
+        "sg": ids["sg"] in sgs,
+        "db": ids["db"] in dbs,
+        "snapshot": ids["snapshot"] in snaps,
+        "param": ids["param"] in params,
+    }
+
+
+ALL = {"instance": True, "sg": True, "db": True, "snapshot": True, "param": True}
+NONE = dict.fromkeys(ALL, False)
+
+
+@pytest.fixture(autouse=True)
+def quick_waiters(monkeypatch):
+    # moto changes state on the next describe; the waiters need not sleep between polls.
+    monkeypatch.setattr(reaper, "INSTANCE_WAIT", {"Delay": 0, "MaxAttempts": 5})
+    monkeypatch.setattr(reaper, "DB_WAIT", {"Delay": 0, "MaxAttempts": 5})
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    fake = FakeStackEngine(offline=False)
+    monkeypatch.setattr(reaper, "make_engine", lambda: fake)
+    return fake
+
+
+def reap(capsys, *, yes, skip=(), older_than=timedelta(hours=6)):
+    code = reaper.run(
+        older_than=older_than, yes=yes, regions=[REGION], skip_stacks=list(skip), as_json=True
+    )
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_only_expired_drill_resources_are_deleted_and_only_with_yes(moto, engine, capsys):
+    expired = make_set("20261101-000000", PAST)
+    fresh = make_set("20261202-000000", FUTURE)
+    no_expiry = make_set("20261103-000000", None, full=False)
+    untagged = make_set("untagged", None, tagged=False, full=False)
+
+    code, dry = reap(capsys, yes=False)
+    assert code == 0 and dry["dry_run"] is True
+    assert {f["action"] for f in dry["findings"] if f["drill"] == "20261101-000000"} == {
+        "would delete"
+    }
+    assert exists(expired) == ALL  # a dry run deletes nothing
+
+    code, done = reap(capsys, yes=True)
+    assert code == 0, done
+    assert exists(expired) == NONE
+    assert exists(fresh) == ALL
+    assert exists(no_expiry) == exists(untagged) == {"sg": True, "param": True}
+    mine = [f for f in done["findings"] if f["drill"] == "20261101-000000"]
+    # Dependency order: the host before the DB, instances before the security group.
+    assert [f["kind"] for f in mine] == [
+        "ec2:instance",
+        "rds:db",
+        "rds:snapshot",
+        "ec2:security-group",
+        "ssm:parameter",
+    ]
+    assert {f["action"] for f in mine} == {"deleted"}
+    left = {f["drill"]: f["action"] for f in done["findings"] if f["action"].startswith("left")}
+    assert left["20261202-000000"] == "left: not expired"
+    assert left["20261103-000000"] == "left: no readable prism:expires-at tag"
+    assert "untagged" not in left  # never even listed
+
+
+def test_a_resource_whose_drill_tag_is_gone_by_delete_time_is_refused(moto):
+    ids = make_set("20261101-000000", PAST)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.delete_tags(Resources=[ids["sg"]], Tags=[{"Key": "prism:drill"}])
+    arn = f"arn:aws:ec2:{REGION}:123456789012:security-group/{ids['sg']}"
+    clients = lambda service, region: boto3.client(service, region_name=region)  # noqa: E731
+    action = reaper._delete(clients, REGION, "ec2:security-group", ids["sg"], arn, set(), NOW)
+    assert action.startswith("left: no prism:drill tag")
+    assert exists(ids)["sg"] is True
+
+
+def test_skipped_drills_are_left(moto, engine, capsys):
+    ids = make_set("20261101-000000", PAST)
+    code, done = reap(capsys, yes=True, skip=["drill-20261101-000000"])
+    assert code == 0
+    assert exists(ids) == ALL
+    assert all(
+        f["action"] == "left: its drill is skipped"
+        for f in done["findings"]
+        if f["kind"] != "stack"
+    )
+
+
+def test_stacks_past_their_ttl_or_crashed_untagged_are_destroyed(moto, engine, capsys):
+    old = (NOW - timedelta(days=2)).strftime("%Y%m%d-%H%M%S")
+    recent = (NOW - timedelta(minutes=30)).strftime("%Y%m%d-%H%M%S")
+    engine.stacks[f"drill-{old}"] = StackState(pending=["urn:db"])  # crashed before tagging
+    engine.stacks[f"drill-{recent}"] = StackState(resources=["urn:db"])  # running now
+    engine.stacks["drill-tagged"] = StackState(resources=["urn:x"], tags={"prism:expires-at": PAST})
+    engine.stacks["prod"] = StackState(resources=["urn:prod"])  # never a drill's
+    code, dry = reap(capsys, yes=False)
+    assert code == 0 and len(engine.stacks) == 4
+    assert {f["name"]: f["action"] for f in dry["findings"]} == {
+        f"drill-{old}": "would destroy",
+        f"drill-{recent}": "left: not expired",
+        "drill-tagged": "would destroy",
+    }
+    code, _ = reap(capsys, yes=True)
+    assert code == 0
+    assert set(engine.stacks) == {f"drill-{recent}", "prod"}
+    assert ("refresh", f"drill-{old}") in engine.calls  # its pending creates read back first
+
+
+def test_a_stack_that_cannot_be_destroyed_is_exit_1(moto, engine, capsys, monkeypatch):
+    monkeypatch.setattr(reaper, "DESTROY_BACKOFF", 0)
+    engine.stacks["drill-20200101-000000"] = StackState(resources=["urn:db"])
+    engine.destroy_errors = [EngineError("pulumi failed: AccessDenied")] * 3
+    code, done = reap(capsys, yes=True)
+    assert code == 1
+    [finding] = done["findings"]
+    assert finding["action"].startswith("failed:") and "AccessDenied" in finding["action"]
+    assert "drill-20200101-000000" in engine.stacks
+
+
+def test_no_backend_still_reaps_tagged_resources_and_says_so(moto, capsys, monkeypatch):
+    def broken():
+        raise EngineError("the Pulumi CLI is not installed")
+
+    monkeypatch.setattr(reaper, "make_engine", broken)
+    ids = make_set("20261101-000000", PAST)
+    code, done = reap(capsys, yes=True)
+    assert code == 1  # the stacks could not be checked: not a clean reap
+    assert exists(ids) == NONE
+    assert "stacks not checked" in done["findings"][0]["action"]
+
+
+def test_default_regions_are_the_stacks_and_their_dr_region():
+    assert reaper._default_regions() == ["us-east-1", "us-west-2"]

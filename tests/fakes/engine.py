@@ -1,0 +1,253 @@
+"""A StackEngine that stands up local equivalents of a drill stack.
+
+`up` runs the program it is given for real, under Pulumi's mocks (infra/offline.py), so the
+resources it declares are the program's own; it then reports a STARTED and a DONE event per
+resource on a simulated clock (provider durations: the RDS restore, the EC2 host, the
+Cloudflare tunnel), from worker threads as the Automation API does, and starts the local
+equivalents: the "restored DB" is a PostgreSQL database loaded from a sample dump, the
+"host" the stand-in API on it, the "tunnel hostname" its local address.
+
+Faults are knobs: a failed or partial up, a hook that runs while resources are pending (a
+signal arrives there), destroys that fail, a lock on destroy that `cancel` releases. The
+state (which stacks exist, what they hold) can be mirrored to a JSON file, for tests that
+drive a drill in a child process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from drills.engine import (
+    ConcurrentUpdate,
+    EngineError,
+    EventKind,
+    OnEvent,
+    Program,
+    ResourceEvent,
+    StackInfo,
+    UpResult,
+)
+
+# What the bench and the issue simulate: RDS restore 20 min, host 2 min, tunnel 30 s.
+DEFAULT_DURATIONS = {
+    "aws:rds/instance:Instance": 1200.0,
+    "aws:ec2/instance:Instance": 120.0,
+    "cloudflare:": 30.0,
+}
+OTHER_SECONDS = 2.0
+
+
+class SimClock:
+    """Simulated time for provider durations."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class LocalEquivalents:
+    """Starts and stops what a drill stack would be, locally; returns the stack's outputs."""
+
+    def start(self, stack: str) -> dict[str, Any]:
+        return {}
+
+    def stop(self, stack: str) -> None:
+        pass
+
+
+@dataclass
+class StackState:
+    resources: list[str] = field(default_factory=list)  # URNs created
+    pending: list[str] = field(default_factory=list)  # URNs whose create never finished
+    outputs: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    last_update: datetime | None = None
+
+
+@dataclass
+class FakeStackEngine:
+    project_dir: Path | None = None
+    source_stack: str = "prod"  # whose file feeds the offline runtime's config
+    local: LocalEquivalents = field(default_factory=LocalEquivalents)
+    clock: SimClock = field(default_factory=SimClock)
+    durations: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DURATIONS))
+    offline: bool = True  # run the program under mocks (False: a fixed small resource list)
+    fail_up: EngineError | None = None
+    created_before_failure: int | None = None  # a partial up: this many, then fail_up
+    during_up: Callable[[], None] | None = None  # runs while every create is pending
+    destroy_errors: list[Exception] = field(default_factory=list)
+    lock_on_destroy: bool = False
+    state_file: Path | None = None
+    stacks: dict[str, StackState] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    runs: dict[str, Any] = field(default_factory=dict)
+
+    # -- StackEngine ------------------------------------------------------------------------
+
+    def up(
+        self,
+        stack: str,
+        program: Program,
+        *,
+        config: Mapping[str, str],
+        tags: Mapping[str, str] = {},
+        on_event: OnEvent | None = None,
+    ) -> UpResult:
+        self.calls.append(("up", stack))
+        state = self.stacks.setdefault(stack, StackState())
+        state.config, state.tags = dict(config), dict(tags)
+        declared = self._declare(stack, program)
+        state.pending = [urn for urn, _ in declared]
+        self._save()
+        start = self.clock.now
+        self._emit(on_event, [(urn, ty, EventKind.STARTED, start) for urn, ty in declared])
+        if self.during_up is not None:
+            self.during_up()
+        if self.fail_up is not None:
+            done = declared[: self.created_before_failure or 0]
+            self._finish(state, done, start, on_event)
+            state.pending = []  # a failed update records its failures; nothing stays pending
+            self._save()
+            raise self.fail_up
+        self._finish(state, declared, start, on_event)
+        self.clock.advance(max((self._seconds(ty) for _, ty in declared), default=0.0))
+        state.outputs = {**self._offline_outputs(stack), **self.local.start(stack)}
+        state.last_update = self.clock.now
+        self._save()
+        return UpResult(outputs=dict(state.outputs))
+
+    def outputs(self, stack: str) -> Mapping[str, Any]:
+        self.calls.append(("outputs", stack))
+        return dict(self.stacks[stack].outputs) if stack in self.stacks else {}
+
+    def destroy(self, stack: str, *, remove: bool = True, on_event: OnEvent | None = None) -> None:
+        self.calls.append(("destroy", stack))
+        if stack not in self.stacks:
+            return
+        if self.lock_on_destroy:
+            raise ConcurrentUpdate(f"stack {stack} is locked by another update")
+        if self.destroy_errors:
+            raise self.destroy_errors.pop(0)
+        self.local.stop(stack)
+        state = self.stacks[stack]
+        state.resources = []
+        if remove:
+            del self.stacks[stack]
+        self._save()
+
+    def cancel(self, stack: str) -> None:
+        self.calls.append(("cancel", stack))
+        self.lock_on_destroy = False
+
+    def refresh(self, stack: str, *, clear_pending_creates: bool = True) -> None:
+        self.calls.append(("refresh", stack))
+        state = self.stacks.get(stack)
+        if state is not None and clear_pending_creates:
+            # What --clear-pending-creates does with creates whose outcome is unknown: the
+            # refresh reads them back, so the destroy that follows deletes them.
+            state.resources += state.pending
+            state.pending = []
+            self._save()
+
+    def list_stacks(self, prefix: str = "") -> list[StackInfo]:
+        return [
+            StackInfo(
+                name=name,
+                last_update=s.last_update,
+                tags={**s.tags},
+                resource_count=len(s.resources),
+            )
+            for name, s in self.stacks.items()
+            if name.startswith(prefix)
+        ]
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def left(self) -> dict[str, list[str]]:
+        """Whatever a test must find empty after a drill: stacks and their resources."""
+        return {name: s.resources + s.pending for name, s in self.stacks.items()}
+
+    def _seconds(self, type_: str) -> float:
+        for prefix, seconds in self.durations.items():
+            if type_.startswith(prefix):
+                return seconds
+        return OTHER_SECONDS
+
+    def _declare(self, stack: str, program: Program) -> list[tuple[str, str]]:
+        if not self.offline:
+            names = [
+                ("aws:rds/instance:Instance", "database-instance"),
+                ("aws:ec2/instance:Instance", "api-host-instance"),
+                ("cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared", "t"),
+            ]
+            return [(f"urn:pulumi:{stack}::prism-infra::{t}::{n}", t) for t, n in names]
+        from infra.offline import run_program
+
+        run = run_program(
+            self.source_stack, project_dir=self.project_dir, program=program, preview=False
+        )
+        self.runs[stack] = run
+        return [(r.urn, r.type) for r in run.resources if r.custom]
+
+    def _offline_outputs(self, stack: str) -> dict[str, Any]:
+        from infra.offline import Secret
+
+        run = self.runs.get(stack)
+        if run is None:
+            return {}
+        return {k: v for k, v in run.outputs.items() if not isinstance(v, Secret)}
+
+    def _finish(
+        self,
+        state: StackState,
+        done: list[tuple[str, str]],
+        start: datetime,
+        on_event: OnEvent | None,
+    ) -> None:
+        self._emit(
+            on_event,
+            [
+                (urn, ty, EventKind.DONE, start + timedelta(seconds=self._seconds(ty)))
+                for urn, ty in done
+            ],
+        )
+        finished = {urn for urn, _ in done}
+        state.resources += [u for u in state.pending if u in finished]
+        state.pending = [u for u in state.pending if u not in finished]
+
+    def _emit(
+        self, on_event: OnEvent | None, items: list[tuple[str, str, EventKind, datetime]]
+    ) -> None:
+        if on_event is None:
+            return
+
+        def send() -> None:
+            for urn, ty, kind, at in items:
+                name = urn.rsplit("::", 1)[-1]
+                on_event(ResourceEvent(urn=urn, type=ty, name=name, op="create", kind=kind, at=at))
+
+        # The Automation API calls on_event from its own threads.
+        worker = threading.Thread(target=send)
+        worker.start()
+        worker.join()
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        data = {
+            name: {"resources": s.resources, "pending": s.pending}
+            for name, s in self.stacks.items()
+        }
+        data["_calls"] = [list(c) for c in self.calls]  # type: ignore[assignment]
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.state_file)
