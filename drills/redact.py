@@ -51,10 +51,11 @@ _KEY_VALUE_PASSWORD = re.compile(
     rf"""(?i)((?<![\w.-]){_SECRET_NAME}\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|\S+)"""
 )
 
-# A command-line flag naming a credential, its value after a space: `--api-token x`.
-# pulumi's `--secret` and `--show-secrets` are switches: what follows them is a key name.
+# A command-line flag naming a credential, its value after a space: `--api-token x`. Pulumi's
+# `--secret` and `--show-secrets` are switches: what follows them is a key name, not a value.
 _FLAG_VALUE = re.compile(
-    r"(?i)((?<!\S)(?!--secret\s|--show-secrets\s)--?[\w-]*(?:secret|token|credential|password|passwd|passphrase|key)[\w-]*"
+    r"(?i)((?<!\S)(?:--|-(?!-))(?!(?:show-)?secrets?\s)"
+    r"[\w-]*(?:secret|token|credential|password|passwd|passphrase|key)[\w-]*"
     r"\s+)(?!-)('(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\S+)"
 )
 

@@ -313,6 +313,9 @@ SECRET_UNCHANGED = [
     pytest.param("CLERK_PUBLISHABLE = the public one", id="no-secret-name"),
     pytest.param("prism-dr drill --tier quick --skip-stack drill-1", id="other-flags"),
     pytest.param("sk_live is the prefix of a live key", id="prefix-alone"),
+    pytest.param("pulumi config set --secret prism-infra:clerkSecretKey <value> -s staging",
+                 id="pulumi-secret-switch"),
+    pytest.param("pulumi stack output --show-secrets dbEndpoint", id="pulumi-show-secrets"),
     pytest.param("the bearer of the news", id="bearer-prose"),
     pytest.param('{"monkeys": 3, "key": "organizations"}', id="bare-key-in-json"),
 ]
