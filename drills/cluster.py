@@ -186,13 +186,13 @@ class EphemeralPostgres:
         if os.geteuid() != 0:
             return
         try:
-            owner = pwd.getpwnam("postgres")
+            postgres_user = pwd.getpwnam("postgres")
         except KeyError as err:
             raise BadInput(
                 "running as root needs the 'postgres' OS user to own the ephemeral cluster: "
                 "install the Debian package 'postgresql' or run as a non-root user"
             ) from err
-        os.chown(self._root, owner.pw_uid, owner.pw_gid)
+        os.chown(self._root, postgres_user.pw_uid, postgres_user.pw_gid)
         self._run_as = "postgres"
         if self._run(["test", "-w", str(self._root)], check=False).returncode != 0:
             raise BadInput(
@@ -206,8 +206,8 @@ class EphemeralPostgres:
         pwfile.write_text(password + "\n")
         os.chmod(pwfile, 0o600)
         if self._run_as:
-            owner = pwd.getpwnam(self._run_as)
-            os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+            run_as = pwd.getpwnam(self._run_as)
+            os.chown(pwfile, run_as.pw_uid, run_as.pw_gid)
         try:
             self._run(
                 [

@@ -249,7 +249,10 @@ def dump_source(source_dsn: str, dest: Path, pg_bindir: Path) -> Backup:
             f"--source-dsn {mask_dsn(source_dsn)}: pg_dump failed ({reason}); "
             "check the DSN, the password and that the server is reachable"
         )
-    return Backup(dest, BackupFormat.CUSTOM, created_at=started, point_source="dump start")
+    backup = Backup(dest, BackupFormat.CUSTOM, created_at=started, point_source="dump start")
+    with contextlib.suppress(HeaderError, OSError):
+        backup.versions = archive_versions(dest)  # the record names what made it
+    return backup
 
 
 # -- restoring --------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def reap_local(*, yes: bool, kept_older_than: timedelta | None = None) -> list[F
     strays = [
         pid
         for pid, tag in _tagged_process_table().items()
-        if tag not in orphan_tags | spared_tags and _tag_dead(tag)
+        if tag not in orphan_tags | spared_tags and _tag_dead(tag) and not _in_kept_dir(pid)
     ]
     if strays:
         item = Found(Path("-"), "processes", None, "", "would remove", strays)
@@ -164,6 +164,20 @@ def _tagged_process_table() -> dict[int, str]:
 
 def _tagged_processes(tags: set[str]) -> list[int]:
     return sorted(pid for pid, tag in _tagged_process_table().items() if tag in tags)
+
+
+def _in_kept_dir(pid: int) -> bool:
+    """Whether the process works in a cluster kept on purpose (a kept server, found even when
+    its directory is neither registered nor in this TMPDIR)."""
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    for directory in (cwd, *list(cwd.parents)[:2]):
+        marker = owner.read_marker(directory)
+        if marker is not None:
+            return marker.kept
+    return False
 
 
 def _tag_dead(tag: str) -> bool:

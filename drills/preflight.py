@@ -13,11 +13,16 @@ import stat
 import tempfile
 import urllib.parse
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from drills.errors import BadInput
-from drills.local import Backup, inspect_backup
+from drills.local import Backup, choose_installation, inspect_backup
+from drills.pgbin import Installation
+from drills.plan import LocalDrillPlan, check_plan
 from drills.redact import mask_dsn, shown
+from drills.verify import load_manifest
+from drills.verify.manifest import Manifest
 
 SOURCE_CONNECT_TIMEOUT = 10  # seconds; a firewalled host would otherwise hang for minutes
 
@@ -60,7 +65,7 @@ def check_backup_path(path: Path) -> None:
         raise BadInput(f"--backup {shown(path)}: {_why(err)}; pass a file you can read") from err
 
 
-def inspect(path: Path, bindir: Path) -> Backup:
+def inspect(path: Path, bindir: Path | None = None) -> Backup:
     """The backup's format and time; a file that cannot even be read that far is bad input."""
     try:
         return inspect_backup(path, bindir)
@@ -186,3 +191,47 @@ def _kind(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "socket"
     return "special file"
+
+
+@dataclass
+class LocalInputs:
+    """What the checks before the drill found out: nothing of it exists on disk yet."""
+
+    manifest: Manifest
+    installation: Installation
+    backup: Backup | None
+    source_dsn: str | None
+
+    @property
+    def bindir(self) -> Path:
+        return self.installation.bindir
+
+
+def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> LocalInputs:
+    """Every input checked, before any cluster, temp dir or record is created.
+
+    `probe`: connect to --source-dsn to prove it usable (off for the demo's own source, which
+    only exists once the inputs have passed)."""
+    check_record_dir(plan.record_dir)
+    check_plan(plan)
+    if plan.api_url:
+        check_api_url(plan.api_url)
+    if plan.api_cmd is not None:
+        check_api_cmd(plan.api_cmd)
+    if plan.backup is not None:
+        check_backup_path(plan.backup)
+    if plan.manifest is not None:
+        check_regular_file("--manifest", plan.manifest)
+    manifest = load_manifest(plan.manifest)
+    backup = inspect(plan.backup, None) if plan.backup else None
+    if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
+        raise BadInput(
+            f"--backup {shown(plan.backup)}: a plain SQL dump records no creation "
+            "time; pass --point ISO-TIME (when the dump was taken)"
+        )
+    source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
+    if source_dsn is not None and probe:
+        check_source(source_dsn)
+    # Without the probe the source does not exist yet (the demo's): its major is then unknown.
+    installation = choose_installation(backup, source_dsn if probe else None, plan.pg_bindir)
+    return LocalInputs(manifest, installation, backup, source_dsn)

@@ -52,8 +52,9 @@ _KEY_VALUE_PASSWORD = re.compile(
 )
 
 # A command-line flag naming a credential, its value after a space: `--api-token x`.
+# pulumi's `--secret` and `--show-secrets` are switches: what follows them is a key name.
 _FLAG_VALUE = re.compile(
-    r"(?i)((?<!\S)--?[\w-]*(?:secret|token|credential|password|passwd|passphrase|key)[\w-]*"
+    r"(?i)((?<!\S)(?!--secret\s|--show-secrets\s)--?[\w-]*(?:secret|token|credential|password|passwd|passphrase|key)[\w-]*"
     r"\s+)(?!-)('(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\S+)"
 )
 

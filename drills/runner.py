@@ -1,7 +1,10 @@
-"""The local drill: obtain the backup → stand up → restore → verify → tear down → record.
+"""The local drill: check inputs → reap → obtain the backup → stand up → restore → verify →
+tear down → record.
 
-Teardown is guaranteed on success, failure, exception, SIGINT and SIGTERM: every resource the
-drill creates is entered into one ExitStack that is closed in a `finally`.
+Teardown is guaranteed on success, failure, exception, SIGINT, SIGTERM and SIGHUP: every
+resource the drill creates is entered into one ExitStack that is closed in a `finally`. Once
+started, a drill always ends with its record; a failure of the machine rather than the backup
+(disk full, a crash of this tool) is recorded as Result.ERROR.
 """
 
 from __future__ import annotations
@@ -21,17 +24,10 @@ from typing import Protocol
 from drills import owner, preflight
 from drills.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres
 from drills.errors import BadInput
-from drills.local import (
-    Backup,
-    RestoreOutcome,
-    choose_installation,
-    dump_source,
-    restore,
-    restore_facts,
-)
+from drills.lag import DataLag, measure_data_lag
+from drills.local import Backup, RestoreOutcome, dump_source, restore, restore_facts
 from drills.local_reaper import Found, reap_local
-from drills.pgbin import Installation
-from drills.plan import LocalDrillPlan, check_plan
+from drills.plan import LocalDrillPlan
 from drills.record import (
     DrillRecord,
     Phase,
@@ -44,8 +40,7 @@ from drills.record import (
     write_record,
 )
 from drills.redact import mask_dsn, printable
-from drills.verify import VerifyTarget, load_manifest, verify
-from drills.verify.manifest import Manifest
+from drills.verify import VerifyTarget, verify
 from drills.verify.model import CheckResult, Status
 
 
@@ -127,56 +122,12 @@ class _Phases:
             self.observer.phase_finished(name, seconds)
 
 
-@dataclass
-class _Inputs:
-    """What the checks before the drill found out: nothing of it exists on disk yet."""
-
-    manifest: Manifest
-    installation: Installation
-    backup: Backup | None
-    source_dsn: str | None
-
-    @property
-    def bindir(self) -> Path:
-        return self.installation.bindir
-
-
-def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> _Inputs:
-    """Every input checked, before any cluster, temp dir or record is created.
-
-    `probe`: connect to --source-dsn to prove it usable (off for the demo's own source, which
-    only exists once the inputs have passed)."""
-    preflight.check_record_dir(plan.record_dir)
-    check_plan(plan)
-    if plan.api_url:
-        preflight.check_api_url(plan.api_url)
-    if plan.api_cmd is not None:
-        preflight.check_api_cmd(plan.api_cmd)
-    if plan.backup is not None:
-        preflight.check_backup_path(plan.backup)
-    if plan.manifest is not None:
-        preflight.check_regular_file("--manifest", plan.manifest)
-    manifest = load_manifest(plan.manifest)
-    backup = preflight.inspect(plan.backup, None) if plan.backup else None
-    if backup and not backup.is_archive and plan.point is None and backup.created_at is None:
-        raise BadInput(
-            f"--backup {preflight.shown(plan.backup)}: a plain SQL dump records no creation "
-            "time; pass --point ISO-TIME (when the dump was taken)"
-        )
-    source_dsn = plan.source_dsn.get_secret_value() if plan.source_dsn else None
-    if source_dsn is not None and probe:
-        preflight.check_source(source_dsn)
-    # Without the probe the source does not exist yet (the demo's): its major is then unknown.
-    installation = choose_installation(backup, source_dsn if probe else None, plan.pg_bindir)
-    return _Inputs(manifest, installation, backup, source_dsn)
-
-
 def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None) -> DrillOutcome:
     """Run the drill and record it. Bad input raises BadInput before anything is created;
     once started, the drill always ends with its record: passed, failed, or error when the
     machine gave out (then the caller exits 2)."""
     observer = observer or SilentObserver()
-    inputs = check_inputs(plan)
+    inputs = preflight.check_inputs(plan)
     backup = inputs.backup
     # What earlier drills killed by SIGKILL, OOM or a power cut left behind: only theirs.
     reaped = [item for item in reap_local(yes=True) if item.action == "removed"]
@@ -187,10 +138,20 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
     outcome: RestoreOutcome | None = None
     point = plan.point or (backup.created_at if backup else None)
     rto_seconds = None
+    lag = None
     error = None
     kept = None
 
     def on_check(result: CheckResult) -> None:
+        if result.name == "freshness" and point is None:
+            # Judged against the drill's start, any data would look fresh: "RPO 0 s".
+            result = CheckResult(
+                name=result.name,
+                status=Status.WARN,
+                detail="not judged: the backup point is unknown (the archive header gives "
+                "none); pass --point ISO-TIME to judge the data's age and the RPO",
+                seconds=result.seconds,
+            )
         checks.append(result)
         observer.check_finished(result)
 
@@ -218,9 +179,9 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                 with phases.run("verify"):
                     target = VerifyTarget(
                         dsn=cluster.dsn(outcome.database),
-                        # An archive whose header cannot be read has no known point:
-                        # freshness is then judged against the drill's start, and the
-                        # record leaves the point and RPO out.
+                        # An archive whose header cannot be read has no known point: the
+                        # suite needs one, so the drill's start stands in, and on_check
+                        # turns the freshness verdict into a warning; no RPO is recorded.
                         backup_point=point or started_at,
                         drill_started=started_at,
                         restore_errors=outcome.errors,
@@ -234,6 +195,10 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                     )
                     verify(target, inputs.manifest, plan.tier, on_check=on_check)
                 rto_seconds = round(time.monotonic() - clock, 3)
+                if inputs.source_dsn:
+                    lag = measure_data_lag(
+                        inputs.source_dsn, cluster.dsn(outcome.database), inputs.manifest
+                    )
                 if plan.keep:
                     kept = _keep(ephemeral, cluster, outcome.database)
         finally:
@@ -260,12 +225,13 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         result=result,
         notes=_notes(
             plan, point, error, restore_errors, outcome.ignored if outcome else [], checks,
-            reaped,
+            reaped, lag,
         ),
         completed_by=plan.completed_by or default_completed_by(),
         tier=plan.tier,
         rto_kind=RtoKind.LOCAL,
         rto_seconds=rto_seconds,
+        data_lag_seconds=lag.seconds if lag else None,
         error=error,
         targets=inputs.manifest.targets,
         phases=phases.done,
@@ -336,6 +302,7 @@ def _notes(
     ignored: list[str],
     checks: list[CheckResult],
     reaped: list[Found],
+    lag: DataLag | None,
 ) -> str:
     parts = [plan.notes] if plan.notes else []
     if error:
@@ -350,6 +317,8 @@ def _notes(
     if failed:
         parts.append("failed checks: " + ", ".join(failed))
     summary = "; ".join(parts) if error else "; ".join(parts) or "all checks passed"
+    if lag is not None and lag.seconds is None:
+        summary += f"; {lag.detail}"
     if reaped:
         pids = ", ".join(sorted({str(item.owner_pid) for item in reaped}))
         summary += f"; first reaped {len(reaped)} directories left by killed drills (pids {pids})"

@@ -68,6 +68,10 @@ def full_key(path: str) -> str:
     return path if ":" in path else f"{NAMESPACE}:{path}"
 
 
+# Hints for secret keys put `--secret` last: the command line masks the word after any
+# secret-looking flag in its error output (drills/redact.py), which would hide the key's name.
+
+
 def _set_hint(key: str, placeholder: str = "<value>") -> str:
     if ":" in key and "." not in key.split(":", 1)[1]:
         return f"pulumi config set {key} {placeholder}"
@@ -343,6 +347,9 @@ class NetworkConfig(_Model):
     host_subnet_id: SubnetId | None = None
     host_public_ip: bool = False
 
+    def check(self, key: str) -> None:
+        """Kept for callers: the rules already ran when the model was built."""
+
     @model_validator(mode="after")
     def _rules(self) -> NetworkConfig:
         key = full_key("network")
@@ -424,6 +431,10 @@ class DatabaseConfig(_Model):
     @property
     def replication_retention_days(self) -> int:
         return self.backup_replication.retention_days or self.backup_retention_days
+
+    def check(self, key: str, region: str) -> None:
+        """Kept for callers: the rules within the section ran when the model was built; the
+        one against aws:region runs when a StackConfig is built (environment_rules)."""
 
     @model_validator(mode="after")
     def _rules(self) -> DatabaseConfig:
@@ -511,6 +522,9 @@ class ApiHostConfig(_Model):
     ) = None
     extra_egress_tcp_ports: list[Annotated[int, _between(1, 65535)]] = [6379]
 
+    def check(self, key: str) -> None:
+        """Kept for callers: the rules already ran when the model was built."""
+
     @model_validator(mode="after")
     def _rules(self) -> ApiHostConfig:
         key = full_key("apiHost")
@@ -553,7 +567,8 @@ class ApiHostConfig(_Model):
                 raise FieldProblem(
                     f"env.{name}",
                     "looks like a secret, and plain env lands in user data in clear: store it "
-                    "with pulumi config set --secret and list it in SECRET_SETTINGS "
+                    "as a Pulumi secret (pulumi config set <key> <value> --secret) and list it in "
+                    "SECRET_SETTINGS "
                     "(infra/config.py)",
                 )
             if HEREDOC_MARKER in name or HEREDOC_MARKER in value:
@@ -628,7 +643,7 @@ class StackConfig:
 
     @model_validator(mode="after")
     def _rules(self) -> StackConfig:
-        check_rules(self)
+        environment_rules(self)
         return self
 
 
@@ -699,8 +714,20 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def check_rules(cfg: StackConfig) -> None:
-    """Rules across sections and the environment's rules; raises the first ConfigError.
-    (Rules within one section are the sections' own model validators.)"""
+    """Every rule of a stack file: the stack called prod says prod, then environment_rules."""
+    if cfg.stack == "prod" and cfg.environment != "prod":
+        raise ConfigError(
+            full_key("environment"),
+            f"must be prod for the stack named prod {_got(cfg.environment)}",
+        )
+    environment_rules(cfg)
+
+
+def environment_rules(cfg: StackConfig) -> None:
+    """Rules across sections and the environment's rules; raises the first ConfigError. Run
+    whenever a StackConfig is built (rules within one section are the sections' own model
+    validators). Not the stack-name rule: a program may describe a stack it derives from
+    another (a drill of prod)."""
     env_key = full_key("environment")
     if cfg.environment not in ENVIRONMENTS:
         raise ConfigError(
@@ -715,8 +742,6 @@ def check_rules(cfg: StackConfig) -> None:
             f"must differ from aws:region {_got(repl.region)}: "
             "a copy in the same region does not survive its loss",
         )
-    if cfg.stack == "prod" and cfg.environment != "prod":
-        raise ConfigError(env_key, f"must be prod for the stack named prod {_got(cfg.environment)}")
     db, db_key = cfg.database, full_key("database")
     if cfg.environment in ("staging", "prod") and not db.final_snapshot:
         raise ConfigError(
@@ -825,12 +850,12 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
         value = config.get_secret(name)
         if value is None:
             raise ConfigError(
-                key, f"is not set: pulumi config set --secret {key} <value> --stack {stack}"
+                key, f"is not set: pulumi config set {key} <value> --stack {stack} --secret"
             )
         if known_secret is not None and key not in known_secret:
             raise ConfigError(
                 key,
-                f"is stored in clear text: pulumi config set --secret {key} <value> -s {stack}",
+                f"is stored in clear text: pulumi config set {key} <value> -s {stack} --secret",
             )
         secret_env[env] = value
 
@@ -843,12 +868,12 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
             raise ConfigError(
                 key,
                 f"is not set but {full_key('apiHost')}.registryUsername is: "
-                f"pulumi config set --secret {key} <token> --stack {stack}",
+                f"pulumi config set {key} <token> --stack {stack} --secret",
             )
         if known_secret is not None and key not in known_secret:
             raise ConfigError(
                 key,
-                f"is stored in clear text: pulumi config set --secret {key} <token> -s {stack}",
+                f"is stored in clear text: pulumi config set {key} <token> -s {stack} --secret",
             )
 
     # Validating the whole runs the rules across sections (check_rules).
@@ -864,6 +889,7 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
         secret_env=secret_env,
         registry_password=registry_password,
     )
+    check_rules(cfg)  # the stack-name rule; the others ran when cfg was built
     if not examples_allowed:
         reject_example_values(cfg)
     return cfg

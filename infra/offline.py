@@ -203,7 +203,7 @@ def reject_clear_text_secrets(config: Mapping[str, Any], stack: str) -> None:
             raise ConfigError(
                 key,
                 f"is stored in clear text in Pulumi.{stack}.yaml: "
-                f"pulumi config set --secret {key} <value> -s {stack}",
+                f"pulumi config set {key} <value> -s {stack} --secret",
             )
 
 

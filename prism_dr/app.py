@@ -5,6 +5,7 @@ Exit codes: 0 success or drill passed, 1 drill or checks failed, 2 bad input or 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -13,7 +14,6 @@ from typer.exceptions import Abort, TyperException
 from drills.errors import BadInput
 from drills.redact import mask_secrets
 from infra.errors import ConfigError
-from prism_dr import audit_cmd, drill_cmd, plan_cmd, reap_cmd, recover_cmd, snapshot_cmd
 from runbook.errors import OperationFailed
 
 app = typer.Typer(
@@ -23,12 +23,36 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-plan_cmd.register(app)
-drill_cmd.register(app)
-reap_cmd.register(app)  # `drill reap`: after the drill group it joins
-snapshot_cmd.register(app)
-audit_cmd.register(app)
-recover_cmd.register(app)
+
+
+@app.callback()
+def _root() -> None:
+    # A callback keeps prism-dr a group of commands even when only one is registered (below).
+    pass
+
+
+# Command modules, imported only for the command that runs: between them they load pulumi,
+# boto3, psycopg and matplotlib, and a command should pay only for its own (startup time).
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "plan": ("plan_cmd",),
+    "drill": ("drill_cmd", "reap_cmd"),  # `drill reap`: after the drill group it joins
+    "snapshot": ("snapshot_cmd",),
+    "audit": ("audit_cmd",),
+    "recover": ("recover_cmd",),
+}
+_registered: set[str] = set()
+
+
+def _register(argv: list[str]) -> None:
+    """Register the command named first in argv, or every command (help, a typo)."""
+    words = [a for a in argv if not a.startswith("-")]
+    wanted = [words[0]] if words and words[0] in _COMMANDS else list(_COMMANDS)
+    for name in wanted:
+        if name not in _registered:
+            for module in _COMMANDS[name]:
+                importlib.import_module(f"prism_dr.{module}").register(app)
+            _registered.add(name)
+
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -36,6 +60,8 @@ EXIT_BAD_INPUT = 2
 
 def main(argv: list[str] | None = None) -> None:
     """Run the app; bad input becomes one line on stderr and exit 2, never a traceback."""
+    argv = sys.argv[1:] if argv is None else argv
+    _register(argv)
     try:
         code = app(args=argv, prog_name="prism-dr", standalone_mode=False)
     except TyperException as error:  # typer's own usage errors: bad flag, bad value, no command

@@ -169,6 +169,9 @@ def register(app: typer.Typer) -> None:
             help="Directory holding Pulumi.yaml and the stack files (default: the nearest "
             "Pulumi.yaml from the current directory up, as pulumi finds it).",
         ),
+        compare: str | None = typer.Option(
+            None, "--compare", help="Another stack: its DR settings side by side with STACK's."
+        ),
     ) -> None:
         """Offline: each resource of STACK with its DR-relevant settings (no cloud, no CLI)."""
         if not _STACK_NAME.fullmatch(stack):
@@ -181,10 +184,18 @@ def register(app: typer.Typer) -> None:
         run = run_program(stack, project_dir=root, preview=True)
         report = build_report(run)
         report["awsRules"] = _check_aws_rules(run)
+        # The DR policy pack (policy/), as `pulumi preview --policy-pack policy` runs it.
+        from prism_dr import plan_policy
+
+        policies = plan_policy.check(run, root, compare)
+        report["policies"] = policies.as_dict()
         if as_json:
             typer.echo(json.dumps(report, indent=2))
         else:
             _print(report)
+            plan_policy.render(policies)
+        if policies.exit_code:
+            raise typer.Exit(policies.exit_code)
 
 
 def _check_aws_rules(run: OfflineRun) -> str:

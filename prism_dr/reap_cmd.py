@@ -74,8 +74,11 @@ def register(app: typer.Typer) -> None:
         try:
             import drills.reaper as aws_reaper
         except ModuleNotFoundError as err:
-            if err.name not in ("drills.reaper",):
-                raise
+            if err.name != "drills.reaper":
+                raise BadInput(
+                    f"the AWS drill reaper needs the Python module {err.name!r}, which is not "
+                    "installed: run scripts/bootstrap (or use --local)"
+                ) from err
             raise BadInput(
                 "the AWS drill reaper is not installed in this prism-infra; use --local for "
                 "this machine's clusters"

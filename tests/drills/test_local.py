@@ -14,6 +14,7 @@ import pytest
 from drills.cluster import Cluster, EphemeralPostgres
 from drills.errors import BadInput
 from drills.local import BackupFormat, dump_source, inspect_backup, restore
+from drills.pgbin import inspect_bindir
 
 _targets = itertools.count()
 
@@ -180,6 +181,9 @@ def test_dump_source_takes_a_custom_archive_timed_at_its_start(pg_cluster, sourc
     backup = dump_source(source_dsn, tmp_path / "source.dump", pg_cluster.bindir)
     assert backup.format == BackupFormat.CUSTOM
     assert before <= backup.created_at <= datetime.now(UTC)
+    assert backup.point_source == "dump start"
+    major = inspect_bindir(pg_cluster.bindir, "test").major
+    assert backup.versions.dumper_major == backup.versions.server_major == major
     assert inspect_backup(backup.path, pg_cluster.bindir).format == BackupFormat.CUSTOM
 
 

@@ -18,14 +18,14 @@ import pytest
 from drills import owner
 from drills.local_reaper import reap_local
 
-# A stand-in drill: marks a directory as `kind`, starts a long-lived child in a session of its
-# own (as the drill starts its server and API), prints both and waits to be killed.
+# A stand-in drill: marks a directory as `kind`, starts a long-lived child working in it in a
+# session of its own (as the drill starts its server), prints both and waits to be killed.
 DRILL = """
 import pathlib, subprocess, sys, tempfile, time
 from drills import owner
 path = pathlib.Path(tempfile.mkdtemp(prefix=sys.argv[1]))
 owner.mark(path, sys.argv[2])
-child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+child = subprocess.Popen(["sleep", "300"], start_new_session=True, cwd=path)
 print(path, child.pid, flush=True)
 time.sleep(300)
 """
@@ -197,3 +197,18 @@ def test_processes_of_a_killed_drill_whose_directory_is_gone_are_stopped(isolate
     strays = [i for i in found if i.kind == "processes"]
     assert strays and child in strays[0].processes
     assert not running(child)
+
+
+def test_a_kept_server_is_spared_even_where_no_registry_points(isolated, tmp_path, cleanup):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc, path, child = start_drill(env={**os.environ, "TMPDIR": str(elsewhere)})
+    cleanup.append(child)
+    owner.mark_kept(path)
+    kill(proc)
+    owner.unregister(path)  # e.g. reaped under another HOME: only the server itself is seen
+
+    found = reap_local(yes=True)
+
+    assert not [i for i in found if child in i.processes]
+    assert running(child) and path.is_dir()

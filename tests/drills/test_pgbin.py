@@ -203,16 +203,6 @@ def test_a_pg18_archive_is_drilled_with_pg18_while_the_system_has_an_older_major
                             if c.status == Status.FAIL]
 
 
-def test_pg_dumpall_quote_all_identifiers_of_pg18_restores(pg18, tmp_path):
-    path = tmp_path / "cluster18.sql"
-    subprocess.run([pg18.tool("pg_dumpall"), "--quote-all-identifiers", f"--file={path}"],
-                   env=pg18.env(), check=True, capture_output=True)
-    outcome = run_local_drill(LocalDrillPlan(backup=path, point=datetime.now(UTC),
-                                             record_dir=tmp_path / "r", tier=Tier.QUICK))
-    assert outcome.passed, [(c.name, c.detail) for c in outcome.record.checks
-                            if c.status == Status.FAIL]
-
-
 def test_a_live_pg18_source_is_dumped_by_pg18s_pg_dump(pg18, tmp_path):
     installation = choose_installation(None, pg18.dsn("prism"))
     assert installation.major == 18
@@ -243,14 +233,17 @@ def test_an_unreadable_archive_header_leaves_the_versions_unknown(tmp_path):
         archive_versions(path)
 
 
-def test_after_a_cluster_restore_the_database_holding_the_tables_is_checked(pg18, tmp_path):
+def test_a_pg18_pg_dumpall_restores_into_the_database_holding_the_tables(pg18, tmp_path):
+    # --quote-all-identifiers: the dump's `ALTER ROLE "postgres" … PASSWORD` must not lock
+    # the drill out (it connects as a role of its own).
     path = tmp_path / "cluster18.sql"
-    subprocess.run([pg18.tool("pg_dumpall"), f"--file={path}"],
+    subprocess.run([pg18.tool("pg_dumpall"), "--quote-all-identifiers", f"--file={path}"],
                    env=pg18.env(), check=True, capture_output=True)
     outcome = run_local_drill(LocalDrillPlan(backup=path, point=datetime.now(UTC),
                                              record_dir=tmp_path / "r", tier=Tier.QUICK))
     record = outcome.record
-    assert outcome.passed and record.database == "prism"  # not postgres, which is empty
+    assert outcome.passed, [(c.name, c.detail) for c in record.checks if c.status == Status.FAIL]
+    assert record.database == "prism"  # not postgres, which is empty
     assert record.restored_with.version.startswith("18.")
     assert record.backup_versions.server.startswith("18.")
     assert record.point_source == "--point"
@@ -277,3 +270,38 @@ def test_every_blocking_error_is_recorded_up_to_the_cap_with_the_total(tmp_path)
     restore_check = next(c for c in record.checks if c.name == "restore")
     assert restore_check.detail.startswith("31 restore errors")
     assert "… and 11 more" in outcome.record_paths[0].read_text()
+
+
+def _prism_dr(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "prism_dr", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.skipif(not SYSTEM or SYSTEM[0].major >= 18,
+                    reason="needs a system PostgreSQL older than the wheel's")
+def test_the_command_line_names_the_major_needed_in_one_line(pg18, tmp_path):
+    path = _dump(pg18, tmp_path / "prism18.dump", "-Fc")
+    records = tmp_path / "r"
+    for args, env in (
+        (["--pg-bindir", str(SYSTEM[0].bindir)], None),
+        ([], {pgbin.BINDIR_ENV: str(SYSTEM[0].bindir)}),
+    ):
+        result = _prism_dr("drill", "--backup", str(path), "--record-dir", str(records),
+                           *args, env=env)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "needs PostgreSQL 18 or newer" in lines[0]
+        assert not records.exists()
+
+
+def test_the_command_line_refuses_a_bin_directory_without_postgresql(tmp_path):
+    backup = tmp_path / "x.sql"
+    backup.write_text("SET client_encoding = 'UTF8';\n")
+    result = _prism_dr("drill", "--backup", str(backup), "--point", "2026-01-01T00:00:00Z",
+                       "--pg-bindir", str(tmp_path), "--record-dir", str(tmp_path / "r"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--pg-bindir {tmp_path}: not a PostgreSQL bin" in lines[0]
+    assert not (tmp_path / "r").exists()

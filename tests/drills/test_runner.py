@@ -92,6 +92,32 @@ def test_source_comparison_drill_dumps_the_source_first(pg_cluster, sample_dump,
     assert pg_cluster.password not in outcome.record_paths[1].read_text()
     org_counts = next(c for c in outcome.record.checks if c.name == "org_counts")
     assert org_counts.status == Status.PASS
+    assert outcome.record.data_lag_seconds == 0  # a fresh dump lacks nothing of its source
+    assert "Data lag (newest source row → newest restored row): 0.0 s" in (
+        outcome.record_paths[0].read_text()
+    )
+
+
+def test_an_unknown_backup_point_is_never_rpo_0(monkeypatch, sample_dump, tmp_path):
+    # An archive whose header gives no creation time.
+    real_inspect = runner.preflight.inspect
+
+    def without_time(*args, **kwargs):
+        backup = real_inspect(*args, **kwargs)
+        backup.created_at = None
+        return backup
+
+    monkeypatch.setattr(runner.preflight, "inspect", without_time)
+    outcome = runner.run_local_drill(
+        LocalDrillPlan(backup=sample_dump, record_dir=tmp_path, tier=Tier.QUICK)
+    )
+    record = outcome.record
+    assert (record.backup_point, record.rpo_seconds, record.rpo_met) == (None, None, None)
+    freshness = next(c for c in record.checks if c.name == "freshness")
+    assert freshness.status == Status.WARN
+    assert "backup point is unknown" in freshness.detail and "--point" in freshness.detail
+    assert "RPO 0" not in outcome.record_paths[0].read_text()
+    assert outcome.passed  # a warning, not a failure: the data itself restored fine
 
 
 @pytest.fixture

@@ -257,3 +257,26 @@ def test_x86_hosts_get_x86_binaries() -> None:
     assert (
         "docker-compose-linux-x86_64" in user_data and "cloudflared-linux-x86_64.rpm" in user_data
     )
+
+
+def test_allow_reading_secret_grants_one_secret_to_the_host() -> None:
+    # The AWS drill's use: the restored instance's own managed secret, next to the stack's.
+    from infra.api_host import ApiHost
+    from infra.stack import main
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-drill-AbCdEf"
+
+    def program() -> None:
+        stack = main(examples_allowed=True)
+        host: ApiHost = stack.host
+        host.allow_reading_secret("drill-db", arn)
+
+    run = run_stack("staging", program=program)
+    role = run.one("aws:iam/role:Role")
+    policy = run.one("aws:iam/rolePolicy:RolePolicy", "api-host-read-drill-db")
+    assert policy.inputs["role"] == role.outputs["name"]
+    assert policy.parent == next(r.urn for r in run.resources if r.type == "prism:infra:ApiHost")
+    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    assert statement["Resource"] == arn
+    assert statement["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    assert run.one("aws:iam/rolePolicy:RolePolicy", "api-host-read-database-secret")

@@ -221,7 +221,7 @@ def test_missing_secret_names_the_set_command() -> None:
     message = config_error("staging", {}, secrets=secrets, fill_missing_secrets=False)
     assert message == (
         "prism-infra:redisUrl is not set: "
-        "pulumi config set --secret prism-infra:redisUrl <value> --stack staging"
+        "pulumi config set prism-infra:redisUrl <value> --stack staging --secret"
     )
 
 
@@ -237,7 +237,7 @@ def test_all_secrets_in_clear_text_are_refused() -> None:
     message = config_error("staging", plain, secrets={}, fill_missing_secrets=False)
     assert message == (
         "prism-infra:clerkSecretKey is stored in clear text in Pulumi.staging.yaml: "
-        "pulumi config set --secret prism-infra:clerkSecretKey <value> -s staging"
+        "pulumi config set prism-infra:clerkSecretKey <value> -s staging --secret"
     )
 
 
@@ -441,7 +441,7 @@ def test_registry_user_needs_its_password_secret() -> None:
     message = config_error("staging", {f"{HOST}.registryUsername": "prism-bot"})
     assert message == (
         "prism-infra:registryPassword is not set but prism-infra:apiHost.registryUsername is: "
-        "pulumi config set --secret prism-infra:registryPassword <token> --stack staging"
+        "pulumi config set prism-infra:registryPassword <token> --stack staging --secret"
     )
 
 

@@ -143,6 +143,6 @@ def test_a_secret_key_in_clear_in_the_stack_file_is_refused() -> None:
         reject_clear_text_secrets({"prism-infra:redisUrl": "rediss://plain"}, "prod")
     assert str(info.value) == (
         "prism-infra:redisUrl is stored in clear text in Pulumi.prod.yaml: "
-        "pulumi config set --secret prism-infra:redisUrl <value> -s prod"
+        "pulumi config set prism-infra:redisUrl <value> -s prod --secret"
     )
     reject_clear_text_secrets({"prism-infra:redisUrl": {"secure": "v1:AAAA"}}, "prod")  # fine

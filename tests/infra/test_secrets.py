@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from infra.offline import OfflineRun, Secret
 from tests.infra.conftest import FAKE_SECRETS
 
@@ -45,3 +47,61 @@ def test_no_database_password_is_stored_anywhere(each_stack: OfflineRun) -> None
 
 def test_every_parameter_lives_under_the_stack_prefix(each_stack: OfflineRun) -> None:
     assert all(n.startswith(f"/prism/{each_stack.stack}/") for n in _params(each_stack))
+
+
+def test_secure_strings_use_the_stacks_own_key(each_stack: OfflineRun) -> None:
+    key = each_stack.one("aws:kms/key:Key", "runtime-secrets-key")
+    secure = [p for p in each_stack.of_type(PARAM) if p.inputs["type"] == "SecureString"]
+    assert len(secure) == 4  # three runtime secrets and the tunnel token
+    assert {p.inputs["keyId"] for p in secure} == {key.outputs["arn"]}
+    assert key.inputs["enableKeyRotation"] is True
+    expected_window = 30 if each_stack.stack == "prod" else 7
+    assert key.inputs["deletionWindowInDays"] == expected_window
+    alias = each_stack.one("aws:kms/alias:Alias", "runtime-secrets-key-alias")
+    assert alias.inputs["name"] == f"alias/prism-{each_stack.stack}-secrets"
+
+
+def test_key_policy_names_the_host_role_and_the_deployer_only(each_stack: OfflineRun) -> None:
+    key = each_stack.one("aws:kms/key:Key", "runtime-secrets-key")
+    policy = json.loads(key.inputs["policy"])
+    by_sid = {st["Sid"]: st for st in policy["Statement"]}
+    assert set(by_sid) == {"AccountAdministersKeyOnly", "DeployerUsesKey", "HostDecryptsThroughSsm"}
+    root = by_sid["AccountAdministersKeyOnly"]
+    assert root["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert not any(
+        a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt"))
+        for a in root["Action"]
+    )
+    # The offline caller is the IAM user arn:aws:iam::123456789012:user/offline.
+    assert by_sid["DeployerUsesKey"]["Principal"] == {
+        "AWS": "arn:aws:iam::123456789012:user/offline"
+    }
+    host = by_sid["HostDecryptsThroughSsm"]
+    assert host["Principal"] == {"AWS": each_stack.one("aws:iam/role:Role").outputs["arn"]}
+    assert host["Action"] == "kms:Decrypt"
+    assert host["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-1.amazonaws.com"}}
+
+
+def test_runtime_secrets_attach_nothing_to_the_host_role(each_stack: OfflineRun) -> None:
+    component = next(r for r in each_stack.resources if r.type == "prism:infra:RuntimeSecrets")
+    children = [r for r in each_stack.resources if r.parent == component.urn]
+    assert children and not [r for r in children if r.type.startswith("aws:iam/")]
+
+
+def test_an_assumed_role_deployer_is_named_by_its_role(staging: OfflineRun) -> None:
+    # The key policy needs the IAM role (with its path), not the STS session: the program asks
+    # aws.iam.getSessionContext for the issuer, as the deployer's CI role would be.
+    from infra.secrets import key_policy
+
+    policy = key_policy(
+        partition="aws",
+        account="123456789012",
+        region="eu-west-1",
+        deployer_arn="arn:aws:iam::123456789012:role/ci/prism-deployer",
+        reader_role_arn=None,
+    )
+    principals = [st["Principal"]["AWS"] for st in policy["Statement"]]
+    assert principals == [
+        "arn:aws:iam::123456789012:root",
+        "arn:aws:iam::123456789012:role/ci/prism-deployer",
+    ]

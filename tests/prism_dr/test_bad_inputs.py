@@ -5,6 +5,7 @@ The command runs in-process (`prism_dr.app.main`), which is what the console scr
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import os
@@ -270,3 +271,82 @@ def test_an_unusable_source_is_refused_before_anything_is_created(
     assert pg_cluster.password not in err + out
     assert sorted(p.name for p in workdir.iterdir()) == before
     assert cluster_dirs() == clusters
+
+
+def test_a_really_full_tmpdir_mid_restore_is_an_environment_error(tmp_path):
+    """A tmpfs as TMPDIR, filled up while the restore runs: pg_restore/psql fail for want of
+    space, which is the machine's fault, not the backup's."""
+    import subprocess
+    import sys
+    import time
+
+    fs = Path(tempfile.mkdtemp(prefix="prism-full-disk-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256m,mode=0755", "tmpfs", str(fs)],
+        capture_output=True, text=True,
+    )
+    if mounted.returncode != 0:
+        fs.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}): the simulated "
+                    "full-disk tests above cover the same path")
+    script = tmp_path / "big.sql"
+    script.write_text(
+        "-- PostgreSQL database dump\n"
+        "CREATE TABLE t (id int, body text);\n"
+        "SELECT pg_sleep(3);\n"  # the test fills the disk meanwhile
+        "INSERT INTO t SELECT g, repeat('x', 500) FROM generate_series(1, 200000) g;\n"
+        "-- PostgreSQL database dump complete\n"
+    )
+    records = tmp_path / "records"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prism_dr", "drill", "--backup", str(script),
+         "--point", "2026-01-01T00:00:00Z", "--record-dir", str(records)],
+        env={**os.environ, "TMPDIR": str(fs), "PRISM_DR_STATE_DIR": str(tmp_path / "s")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _psql_of(proc.pid):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with open(fs / "filler", "wb", buffering=0) as filler:  # fill it to the last block
+            chunk = b"\0" * (1 << 20)
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(chunk)
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0" * 4096)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a failed test: stop the drill the way a terminal would
+            proc.terminate()
+            proc.communicate(timeout=60)
+        (fs / "filler").unlink(missing_ok=True)
+        leftovers = sorted(p.name for p in fs.iterdir())
+        subprocess.run(["umount", "--lazy", str(fs)], check=True)
+        fs.rmdir()
+
+    line = one_line(proc.returncode, err)
+    assert "No space left on device" in line and "environment error" in line
+    (record,) = records.glob("*-local.json")
+    assert '"result": "error"' in record.read_text()
+    assert leftovers == []  # the cluster was torn down all the same
+
+
+def _psql_of(drill_pid: int) -> bool:
+    from drills.owner import OWNER_ENV
+
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "psql":
+                continue
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"{OWNER_ENV}={drill_pid}:".encode() in environ:
+            return True
+    return False

@@ -193,3 +193,48 @@ def test_no_token_or_key_reaches_any_output(sample_dump, tmp_path, capsys, monke
         for where, text in (("stdout", out + json_out), ("stderr", err + json_err),
                             ("records", written)):
             assert secret not in text, (secret, where)
+
+
+def test_a_backup_whose_name_is_not_utf8_is_drilled_and_recorded(
+    sample_dump, tmp_path, capsys, monkeypatch
+):
+    from prism_dr.app import main
+
+    backup = tmp_path / os.fsdecode(b"caf\xe9.dump")  # Latin-1, as an old system names it
+    backup.write_bytes(sample_dump.read_bytes())
+    records = tmp_path / "records"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(["drill", "--backup", str(backup), "--record-dir", str(records), "--tier", "quick"])
+    _, err = capsys.readouterr()
+    assert caught.value.code == 0, err
+    (record,) = records.glob("*-local.json")
+    assert json.loads(record.read_text())["backup_source"].startswith("caf\\xe9.dump")
+
+
+def test_progress_lines_wait_for_the_outcome():
+    """Phase and check lines are printed once the drill has an outcome, so an exit-2 error
+    after them stays the only line; closed without flushing, nothing is printed."""
+    import io
+
+    from rich.console import Console
+
+    from drills.verify.model import CheckResult, Status
+    from prism_dr.drill_cmd import ConsoleObserver
+
+    buffer = io.StringIO()
+    observer = ConsoleObserver(Console(file=buffer, width=100))
+    observer.phase_started("restore")
+    observer.phase_finished("restore", 1.25)
+    observer.check_finished(
+        CheckResult(name="freshness", status=Status.WARN,
+                    detail="see postgresql://u:pw@h/db", seconds=0.5)
+    )
+    assert buffer.getvalue() == ""
+    observer.close()
+    assert buffer.getvalue() == ""  # an error now would be the only line
+
+    observer.flush()
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == "restore done in 1.2 s"
+    assert "warn freshness" in lines[1] and "u:***@h" in lines[1]

@@ -193,7 +193,7 @@ def test_secrets_in_clear_in_the_stack_file_are_one_line_and_exit_2(tmp_path: Pa
     result = prism_dr("plan", "--stack", "staging", "--project-dir", str(project))
     assert _one_line_error(result) == (
         "prism-infra:clerkSecretKey is stored in clear text in Pulumi.staging.yaml: "
-        "pulumi config set --secret prism-infra:clerkSecretKey <value> -s staging"
+        "pulumi config set prism-infra:clerkSecretKey <value> -s staging --secret"
     )
 
 
@@ -320,3 +320,43 @@ def test_every_dr_setting_the_table_shows_exists_in_a_stacks_inputs(prod_json: d
             if all(plan_cmd._lookup(r.inputs, key) is None for r in records):
                 missing.append(f"{type_} {key}")
     assert missing == []
+
+
+def test_plan_loads_no_other_commands_module() -> None:
+    # prism_dr.app registers only the command that runs: plan pays for no boto3 (runbook) and
+    # no matplotlib (drill records); --help still lists every command.
+    code = (
+        "import sys; from prism_dr import app\n"
+        "app._register(['plan', '--stack', 'prod'])\n"
+        "heavy = [m for m in ('boto3', 'matplotlib', 'prism_dr.drill_cmd', 'prism_dr.audit_cmd')"
+        " if m in sys.modules]\n"
+        "sys.exit(f'loaded {heavy}' if heavy else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    help_text = prism_dr("--help").stdout
+    for command in ("plan", "drill", "snapshot", "audit", "recover"):
+        assert f" {command} " in help_text
+
+
+def test_a_mandatory_policy_violation_is_exit_1_after_the_plan(tmp_path: Path) -> None:
+    # The project's own policy config is stricter than the stack file: the plan still prints,
+    # then the violation, and exits 1 (a failed check, not bad input).
+    project = _project_copy(tmp_path, "staging", lambda c: None)
+    (project / "policy" / "config").mkdir(parents=True)
+    (project / "policy" / "config" / "staging.json").write_text(
+        json.dumps({"rds-backup-retention": {"environment": "staging", "minRetentionDays": 14}})
+    )
+    result = prism_dr("plan", "--stack", "staging", "--json", "--project-dir", str(project))
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["policies"]["passed"] is False
+    assert [v["policy"] for v in report["policies"]["violations"]] == ["rds-backup-retention"]
+
+
+def test_compare_lines_up_both_stacks(app: typer.Typer, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["plan", "-s", "prod", "--compare", "staging", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["policies"]["passed"] is True
+    assert report["policies"]["compare"]["stack"] == "staging"

@@ -100,3 +100,21 @@ def test_without_the_aws_reaper_installed_it_is_one_line_exit_2(monkeypatch, cap
         "prism-dr: error: the AWS drill reaper is not installed in this prism-infra; use "
         "--local for this machine's clusters"
     ]
+
+
+def test_an_aws_reaper_missing_a_dependency_is_one_line_exit_2(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_boto3(name, *args, **kwargs):
+        if name == "drills.reaper":
+            raise ModuleNotFoundError("No module named 'boto3'", name="boto3")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "drills.reaper", raising=False)
+    monkeypatch.setattr(builtins, "__import__", without_boto3)
+    code, _, err = run(["drill", "reap"], capsys)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert "'boto3'" in line and "--local" in line
