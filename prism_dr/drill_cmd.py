@@ -17,9 +17,10 @@ from rich.text import Text
 
 from drills.errors import BadInput, EnvironmentFault
 from drills.plan import LocalDrillPlan, parse_point
+from drills.preflight import check_inputs
 from drills.record import DEFAULT_RECORD_DIR, Result, format_duration, rebuild_log, redacted
 from drills.redact import mask_dsn, shown
-from drills.runner import DrillOutcome, check_inputs, run_local_drill, terminate_as_interrupt
+from drills.runner import DrillOutcome, run_local_drill, terminate_as_interrupt
 from drills.verify.model import CheckResult, Status, Tier
 
 err = Console(stderr=True)
@@ -336,10 +337,17 @@ def _report(outcome: DrillOutcome, as_json: bool) -> None:
             check.name, f"[{style}]{check.status.value}[/]", f"{check.seconds:.2f} s", check.detail
         )
     out.print(table)
+    lag = (
+        f" · data lag {format_duration(record.data_lag_seconds)} (newest source row → newest "
+        "restored row)"
+        if record.data_lag_seconds is not None
+        else ""
+    )
     out.print(
-        f"RTO {format_duration(record.rto_seconds)} (target {record.targets.rto_hours:g} h) · "
-        f"RPO {format_duration(record.rpo_seconds)} (target {record.targets.rpo_hours:g} h) · "
-        f"backup point {record.backup_point_used}",
+        f"RTO {format_duration(record.rto_seconds)} ({record.rto_kind.label}; target "
+        f"{record.targets.rto_hours:g} h) · RPO {format_duration(record.rpo_seconds)} (backup "
+        f"age at drill start; target {record.targets.rpo_hours:g} h){lag} · backup point "
+        f"{record.backup_point_used}",
         highlight=False,
     )
     out.print(f"record: {outcome.record_paths[0]}  log: {outcome.log_path}", highlight=False)
