@@ -58,7 +58,9 @@ def stack(pg_cluster, restored):
 
 @pytest.fixture
 def engine(module_plan, stack):
-    return FakeStackEngine(project_dir=module_plan[1], local=stack)
+    # The program itself runs (under mocks) in the first test; the faults need only its
+    # main resources, which keeps the module fast.
+    return FakeStackEngine(project_dir=module_plan[1], local=stack, offline=False)
 
 
 def drill(plan, engine, pg_cluster, **kwargs):
@@ -80,6 +82,7 @@ def _check(outcome, name):
 
 
 def test_a_drill_stands_up_verifies_records_and_tears_down(plan, engine, stack, pg_cluster):
+    engine.offline = True
     outcome = drill(plan, engine, pg_cluster)
     record = outcome.record
     assert record.result == Result.PASSED, record.notes
@@ -116,7 +119,7 @@ def test_a_failed_verification_is_a_failed_record_and_the_stack_goes(
     plan, module_plan, pg_cluster, fresh_db
 ):
     empty = StandinStack(pg_cluster, fresh_db.rsplit("/", 1)[1].split("?")[0])
-    engine = FakeStackEngine(project_dir=module_plan[1], local=empty)
+    engine = FakeStackEngine(project_dir=module_plan[1], local=empty, offline=False)
     outcome = drill(plan, engine, pg_cluster)
     assert outcome.record.result == Result.FAILED
     assert "failed checks" in outcome.record.notes
@@ -140,8 +143,7 @@ def test_an_exception_during_up_is_recorded_and_destroyed(plan, engine, pg_clust
 
 def test_a_partial_up_is_destroyed_whole(plan, engine, pg_cluster):
     engine.fail_up = EngineError("pulumi failed on stack: quota exceeded")
-    engine.created_before_failure = 7
-    engine.offline = False
+    engine.created_before_failure = 2
     outcome = drill(plan, engine, pg_cluster)
     assert outcome.record.result == Result.ERROR
     assert engine.left() == {}
