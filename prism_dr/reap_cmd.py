@@ -73,15 +73,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(_reap_local(yes=yes, kept_older_than=age, as_json=as_json))
         try:
             import drills.reaper as aws_reaper
-        except ModuleNotFoundError as err:
-            if err.name != "drills.reaper":
-                raise BadInput(
-                    f"the AWS drill reaper needs the Python module {err.name!r}, which is not "
-                    "installed: run scripts/bootstrap (or use --local)"
-                ) from err
+        except ModuleNotFoundError as err:  # boto3 or pulumi missing from a partial install
             raise BadInput(
-                "the AWS drill reaper is not installed in this prism-infra; use --local for "
-                "this machine's clusters"
+                f"the AWS drill reaper needs the Python module {err.name!r}, which is not "
+                "installed: run scripts/bootstrap (or use --local)"
             ) from err
         raise typer.Exit(
             aws_reaper.run(
