@@ -141,6 +141,7 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
     lag = None
     error = None
     kept = None
+    interrupted: KeyboardInterrupt | None = None
 
     def on_check(result: CheckResult) -> None:
         if result.name == "freshness" and point is None:
@@ -204,8 +205,11 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
         finally:
             with phases.run("teardown"):
                 resources.close()
-    except KeyboardInterrupt:
-        raise  # stopped on purpose: torn down, nothing judged, nothing recorded
+    except KeyboardInterrupt as stop:
+        # Stopped on purpose: torn down and not judged, but a drill that ran leaves its record.
+        interrupted = stop
+        error = f"interrupted by {_stop_signal(stop)} before the drill finished: not judged"
+        kept = None
     except Exception as err:  # once started, whatever breaks is the machine's, not the backup's
         error = _one_line(err)
         kept = None
@@ -248,7 +252,15 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
     )
     paths = write_record(record, plan.record_dir)
     log_path = rebuild_log(plan.record_dir)
+    if interrupted is not None:
+        raise interrupted  # the caller exits 130 (or 128 + the signal)
     return DrillOutcome(record, paths, log_path, kept)
+
+
+def _stop_signal(stop: KeyboardInterrupt) -> str:
+    """SIGINT for Ctrl-C; the signal terminate_as_interrupt turned into the interrupt."""
+    match = re.fullmatch(r"signal (\d+)", str(stop))
+    return signal.Signals(int(match.group(1))).name if match else "SIGINT"
 
 
 # What a restore error says when the machine, not the backup, gave out.

@@ -78,7 +78,12 @@ def test_signal_mid_drill_tears_everything_down(sample_dump, tmp_path, signum):
     assert list(tmpdir.iterdir()) == []
     assert _processes_mentioning(str(tmpdir)) == []
     assert _processes_mentioning(f"sleep {marker}") == []
-    assert not records.exists()
+    # Torn down and not judged, yet recorded: a drill that ran always leaves its record.
+    (record,) = records.glob("*.json")
+    written = json.loads(record.read_text())
+    assert written["result"] == "error"
+    assert f"interrupted by {signal.Signals(signum).name}" in written["error"]
+    assert record.with_suffix(".md").exists()
     tmpdir.rmdir()
 
 
