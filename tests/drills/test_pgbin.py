@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -107,12 +109,26 @@ def test_no_installation_new_enough_names_the_major_and_how_to_get_it(machine):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands clusters to the postgres user")
-def test_as_root_binaries_the_postgres_user_cannot_reach_are_refused(monkeypatch, tmp_path):
+def test_as_root_binaries_the_postgres_user_cannot_reach_are_used_through_a_readable_copy(
+    monkeypatch, tmp_path
+):
+    # A venv under /root or a checkout under a 0700 directory: the postgres user can't go there.
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     bindir = _fake_bindir(private, "16.2")
-    with pytest.raises(BadInput, match="postgres OS user cannot run its binaries"):
-        pgbin.choose(16, bindir)
+    cache = Path(tempfile.mkdtemp(prefix="prism-copy-cache-", dir=pgbin.copy_cache()))
+    cache.chmod(0o755)  # pytest's own tmp root is 0700: the copy must live elsewhere
+    monkeypatch.setattr(pgbin, "copy_cache", lambda: cache)
+    try:
+        chosen = pgbin.choose(16, bindir)
+        assert chosen.bindir != bindir and chosen.bindir.is_relative_to(cache)
+        assert chosen.version == "16.2" and "copied for the postgres user" in chosen.source
+        reach = subprocess.run(["test", "-x", chosen.tool("initdb")], user="postgres")
+        assert reach.returncode == 0
+        assert pgbin.choose(16, bindir).bindir == chosen.bindir  # made once, then reused
+        assert [p.name for p in cache.iterdir()] == [chosen.bindir.parents[2].name]  # no staging
+    finally:
+        shutil.rmtree(cache)
 
 
 def test_an_explicit_bin_directory_is_the_only_candidate(monkeypatch, tmp_path):
