@@ -171,7 +171,7 @@ def check_runnable(installation: Installation) -> Installation:
     """
     if os.geteuid() != 0 or _postgres_can_run(installation.bindir) is not False:
         return installation
-    bindir = for_postgres_user(installation.bindir)
+    bindir = _readable_copy(installation.bindir)
     if _postgres_can_run(bindir) is False:
         raise BadInput(
             f"{installation.describe()}: the postgres OS user cannot run its binaries (run as "
@@ -205,6 +205,10 @@ def for_postgres_user(bindir: Path) -> Path:
     not running us or the postgres user reaches it already."""
     if os.geteuid() != 0 or _postgres_can_run(bindir) is not False:
         return bindir
+    return _readable_copy(bindir)
+
+
+def _readable_copy(bindir: Path) -> Path:
     root = bindir.resolve().parent  # the installation: bin, lib, share
     package = root.parent
     # auditwheel keeps a wheel's shared libraries in `<package>.libs` beside the package, found
