@@ -27,15 +27,19 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_SECONDS = 3.0
+EAGER_IMPORTS_ENV = "PRISM_DR_EAGER_IMPORTS"  # prism_dr/plan_cmd.py
 _PROVIDERS = (
     "import pulumi_aws, pulumi_cloudflare, pulumi_random\n"
     "from pulumi_aws import cloudwatch, ec2, iam, kms, rds, sns, ssm, vpc\n"
 )
 
 
-def _timed(argv: list[str], root: Path = ROOT) -> dict[str, float]:
+def _timed(argv: list[str], root: Path = ROOT, *, eager: bool = False) -> dict[str, float]:
     load = os.getloadavg()[0]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {k: v for k, v in os.environ.items() if k != EAGER_IMPORTS_ENV}
+    env["PYTHONPATH"] = str(root)
+    if eager:
+        env[EAGER_IMPORTS_ENV] = "1"
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -69,9 +73,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     plan = [sys.executable, "-m", "prism_dr", "plan", "--stack", args.stack]
-    ours, theirs = [], []
+    ours, eager, theirs = [], [], []
     for _ in range(args.runs):
         ours.append(_timed(plan))
+        eager.append(_timed(plan, eager=True))
         if args.baseline:
             theirs.append(_timed(plan, args.baseline.resolve()))
     result = {
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "goal_wall_seconds": GOAL_SECONDS,
         "plan": _summary(ours),
+        "plan_eager_imports": _summary(eager),
         **({"baseline": {"dir": str(args.baseline), **_summary(theirs)}} if theirs else {}),
         "provider_imports": _summary(
             [_timed([sys.executable, "-c", _PROVIDERS]) for _ in range(args.runs)]

@@ -1,3 +1,3 @@
-from prism_dr.app import main
+from prism_dr.app import cli
 
-main()
+cli()

@@ -5,7 +5,9 @@ Exit codes: 0 success or drill passed, 1 drill or checks failed, 2 bad input or 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 
 import typer
@@ -14,6 +16,7 @@ from typer.exceptions import Abort, TyperException
 from drills.errors import BadInput
 from drills.redact import mask_secrets
 from infra.errors import ConfigError
+from prism_dr import teardown
 from runbook.errors import OperationFailed
 
 app = typer.Typer(
@@ -77,6 +80,25 @@ def main(argv: list[str] | None = None) -> None:
     except Abort:
         _fail("aborted", code=130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def cli() -> None:
+    """The console script (and `python -m prism_dr`): main(), ending the process at once when
+    the command allowed it. Tests call main(), which always returns through SystemExit."""
+    try:
+        main()
+    except SystemExit as done:
+        if teardown.needed():
+            raise
+        code = done.code
+        if not isinstance(code, int):
+            if code is not None:
+                print(code, file=sys.stderr)
+            code = 0 if code is None else 1
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to reach
+                stream.flush()
+        os._exit(code)
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:

@@ -11,8 +11,10 @@ imported only when the command runs, so the other commands of prism-dr never loa
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drills.errors import BadInput
+from prism_dr import teardown
 
 if TYPE_CHECKING:
     from infra.offline import OfflineRun, ResourceRecord
@@ -153,6 +156,8 @@ _SG_RULES = {
     "ingress": "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
     "egress": "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
 }
+# Set: import the provider SDKs whole, without infra/slim_import.py (an escape hatch).
+EAGER_IMPORTS_ENV = "PRISM_DR_EAGER_IMPORTS"
 _STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -179,23 +184,39 @@ def register(app: typer.Typer) -> None:
         from infra.project import resolve_project_dir
 
         root = resolve_project_dir(project_dir)
-        from infra.offline import run_program  # here: loads pulumi, which only plan needs
+        teardown.skip()  # plan holds nothing but memory
+        # The provider SDKs build ~10,000 typing objects while they load, and the AWS data is
+        # 10 MB of JSON: the cycle collector scanning them again and again was a seventh of
+        # the command's time, and nothing here needs it (bench/README.md has the figures).
+        gc.disable()
+        try:
+            _plan(stack, root, compare, as_json)
+        finally:
+            gc.enable()
 
-        run = run_program(stack, project_dir=root, preview=True)
-        report = build_report(run)
-        report["awsRules"] = _check_aws_rules(run)
-        # The DR policy pack (policy/), as `pulumi preview --policy-pack policy` runs it.
-        from prism_dr import plan_policy
 
-        policies = plan_policy.check(run, root, compare)
-        report["policies"] = policies.as_dict()
-        if as_json:
-            typer.echo(json.dumps(report, indent=2))
-        else:
-            _print(report)
-            plan_policy.render(policies)
-        if policies.exit_code:
-            raise typer.Exit(policies.exit_code)
+def _plan(stack: str, root: Path, compare: str | None, as_json: bool) -> None:
+    if not os.environ.get(EAGER_IMPORTS_ENV):
+        from infra import slim_import
+
+        slim_import.install()  # a one-shot process: load only the resources it declares
+    from infra.offline import run_program  # here: loads pulumi, which only plan needs
+
+    run = run_program(stack, project_dir=root, preview=True)
+    report = build_report(run)
+    report["awsRules"] = _check_aws_rules(run)
+    # The DR policy pack (policy/), as `pulumi preview --policy-pack policy` runs it.
+    from prism_dr import plan_policy
+
+    policies = plan_policy.check(run, root, compare)
+    report["policies"] = policies.as_dict()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print(report)
+        plan_policy.render(policies)
+    if policies.exit_code:
+        raise typer.Exit(policies.exit_code)
 
 
 def _check_aws_rules(run: OfflineRun) -> str:

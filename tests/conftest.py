@@ -4,6 +4,7 @@ and a dump of the sample Prism database."""
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -15,6 +16,11 @@ from drills.cluster import Cluster, EphemeralPostgres
 from drills.sample import build_sample
 
 _db_names = itertools.count()
+
+# `prism-dr plan` run in this process (CliRunner) imports the provider SDKs as they are, so the
+# suite's own imports never depend on test order; tests/infra/test_slim_import.py proves the
+# slim import the command uses by default gives the same plan.
+os.environ.setdefault("PRISM_DR_EAGER_IMPORTS", "1")
 
 
 def pytest_sessionstart(session) -> None:

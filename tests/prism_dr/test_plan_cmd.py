@@ -118,7 +118,13 @@ def test_staging_posture(app: typer.Typer, runner: CliRunner) -> None:
     assert posture["backupReplication"] is None
 
 
-# Errors: the real entry point (`python -m prism_dr`, i.e. prism_dr.app.main), as a user runs it.
+# Errors: the real entry point (`python -m prism_dr`, i.e. prism_dr.app.cli), as a user runs
+# it: with the slim SDK import and the exit without teardown.
+
+
+def _user_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != plan_cmd.EAGER_IMPORTS_ENV}
+    return {**env, "PYTHONIOENCODING": "utf-8", **extra}
 
 
 def prism_dr(*args: str) -> subprocess.CompletedProcess:
@@ -127,7 +133,7 @@ def prism_dr(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         encoding="utf-8",
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        env=_user_env(),
         timeout=300,
     )
 
@@ -140,6 +146,16 @@ def _one_line_error(result: subprocess.CompletedProcess) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("prism-dr: error: ")
     return lines[0].removeprefix("prism-dr: error: ")
+
+
+def test_the_console_entry_delivers_the_whole_plan(prod_json: dict) -> None:
+    # cli() ends the process without teardown: everything written must still arrive.
+    result = prism_dr("plan", "--stack", "prod", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == prod_json
+    table = prism_dr("plan", "--stack", "prod")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.rstrip().endswith("no violations")
 
 
 def test_unknown_stack_is_one_line_and_exit_2() -> None:
@@ -229,7 +245,7 @@ def _in(cwd: Path, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR), "PYTHONIOENCODING": "utf-8"},
+        env=_user_env(PYTHONPATH=str(PROJECT_DIR)),
         timeout=300,
     )
 
