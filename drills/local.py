@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from drills import archive
 from drills.cluster import Cluster, pg_tool
 from drills.dumpheader import (
     DumpVersions,
@@ -40,7 +41,7 @@ from drills.errors import BadInput
 from drills.pgbin import Installation, choose
 from drills.record.model import BackupVersions, RestoredWith
 from drills.redact import mask_dsn
-from drills.supabase import Kind, ScriptTrace, SkippedCopy, unquote
+from drills.supabase import Kind, ScriptTrace, SkippedCopy, Verdict, unquote
 from drills.verify.manifest import Manifest
 
 RESTORE_DB = "prism"  # where single-database backups are restored
@@ -314,10 +315,14 @@ def become_drill_superuser(cluster: Cluster) -> None:
         )
 
 
-def _restore_archive(backup: Backup, cluster: Cluster, jobs: int, database: str) -> RestoreOutcome:
+def _restore_archive(
+    backup: Backup, cluster: Cluster, jobs: int, database: str
+) -> RestoreOutcome:
     _create_database(cluster, database)
+    pg_restore = cluster.tool("pg_restore")
     argv = [
-        cluster.tool("pg_restore"),
+        pg_restore,
+        "--verbose",  # names the entry before its first error (drills/archive.py)
         f"--dbname={database}",
         # Roles are cluster-wide and not in a pg_dump archive, though its owners and grants
         # name them. The drill verifies data, so ownership and ACLs are not restored here
@@ -328,15 +333,84 @@ def _restore_archive(backup: Backup, cluster: Cluster, jobs: int, database: str)
     if backup.format != BackupFormat.TAR and jobs > 1:
         argv.append(f"--jobs={jobs}")  # pg_restore cannot run tar archives in parallel
     argv.append(str(backup.path))
-    result = subprocess.run(argv, capture_output=True, text=True, env=cluster.env())
-    errors = [
-        line.removeprefix("pg_restore: error: ").strip()
-        for line in result.stderr.splitlines()
-        if line.startswith("pg_restore: error:")
-    ]
-    if result.returncode != 0 and not errors:
-        errors.append(f"pg_restore exited with status {result.returncode}")
-    return RestoreOutcome(database=database, errors=errors)
+    result = subprocess.run(
+        argv, capture_output=True, text=True, errors="replace", env=cluster.env()
+    )
+    outcome = RestoreOutcome(database=database)
+    failures = archive.entry_errors(result.stderr)
+    if failures:
+        _judge_archive_errors(backup, cluster, pg_restore, failures, outcome)
+    if result.returncode != 0 and not failures:
+        # pg_restore exits 1 after errors it reported (each judged above); without any, the
+        # status is all there is to say.
+        outcome.errors.append(f"pg_restore exited with status {result.returncode}")
+    return outcome
+
+
+def _judge_archive_errors(
+    backup: Backup,
+    cluster: Cluster,
+    pg_restore: str,
+    failures: list[tuple[int | None, str]],
+    outcome: RestoreOutcome,
+) -> None:
+    """Each pg_restore error judged by its entry: a platform extension's, an application
+    object built on one, or blocking (drills/supabase.py has the rules)."""
+    env = cluster.env()
+    toc = archive.list_toc(pg_restore, backup.path, env)
+    by_id = {item.dump_id: item for item in toc}
+    platform = backup.supabase or any(i.owner in archive.SUPABASE_OWNERS for i in toc)
+    trace = ScriptTrace(_available_extensions(cluster), platform=platform)
+    extensions = [i for i in toc if i.type == "EXTENSION"]
+    if any(i.tag not in trace.available_extensions for i in extensions):
+        for name, schema in archive.extension_schemas(pg_restore, backup.path,
+                                                      extensions, env).items():
+            trace.add_extension(name, schema)
+    for position, item in enumerate(toc):
+        trace.add_entry(position, item.entry)
+    lost_data: list[tuple[archive.TocItem, str, Verdict | None]] = []
+    for dump_id, text in failures:
+        item = by_id.get(dump_id) if dump_id is not None else None
+        verdict = trace.judge_entry(item.entry if item else None, archive.server_message(text))
+        if item is not None and item.type == "TABLE DATA":
+            lost_data.append((item, text, verdict))  # reported with its row count, below
+            continue
+        where = f"{_entry_name(item)}: " if item is not None else ""
+        _record_verdict(outcome, where, text, verdict)
+    if lost_data:
+        rows = archive.count_rows(pg_restore, backup.path, [i for i, _, _ in lost_data], env)
+        for item, text, verdict in lost_data:
+            skipped = SkippedCopy(None, item.entry.label, rows.get(item.dump_id, 0))
+            if verdict is None:  # not a missing extension's doing: the error says why
+                outcome.errors.append(f"{skipped.describe().removesuffix(' ()')}: {text}")
+            elif trace.judge_copy(skipped) == Kind.BLOCKING:
+                outcome.errors.append(f"{skipped.describe()}: {text}")
+            else:
+                outcome.ignored_copies.append(skipped.describe())
+    outcome.missing_extensions = sorted(
+        {name for by_name in trace.missing.values() for name in by_name}
+    )
+
+
+def _entry_name(item: archive.TocItem) -> str:
+    """`TABLE DATA cron.job`, `COMMENT EXTENSION pg_cron`: the entry as a reader finds it."""
+    if item.type in ("COMMENT", "ACL", "DEFAULT ACL"):  # the tag names what it is about
+        return f"{item.type} {item.tag}"
+    return f"{item.type} {item.entry.label}"
+
+
+def _record_verdict(
+    outcome: RestoreOutcome, where: str, message: str, verdict: Verdict | None
+) -> None:
+    if verdict is None:
+        outcome.errors.append(f"{where}{message}")
+    elif verdict.kind == Kind.BLOCKING:
+        outcome.errors.append(f"{where}{message} ({verdict.reason})")
+    elif verdict.kind == Kind.WARNING:
+        outcome.warnings.append(verdict.reason)
+        outcome.ignored.append(f"{where}{message} (ignored: {verdict.reason})")
+    else:
+        outcome.ignored.append(f"{where}{message} (ignored: {verdict.reason})")
 
 
 def _create_database(cluster: Cluster, name: str) -> None:
@@ -471,17 +545,8 @@ def _restore_script(
             f"{backup.path.name} ends before pg_dump's completion footer: the backup is truncated"
         )
     for line_no, message in _psql_errors(b"".join(psql.stderr).decode(errors="replace")):
-        verdict = trace.judge(line_no, message)
         where = f"line {feed.backup_line(line_no)}: " if line_no else ""
-        if verdict is None:
-            outcome.errors.append(f"{where}{message}")
-        elif verdict.kind == Kind.BLOCKING:
-            outcome.errors.append(f"{where}{message} ({verdict.reason})")
-        elif verdict.kind == Kind.WARNING:
-            outcome.warnings.append(verdict.reason)
-            outcome.ignored.append(f"{where}{message} (ignored: {verdict.reason})")
-        else:
-            outcome.ignored.append(f"{where}{message} (ignored: {verdict.reason})")
+        _record_verdict(outcome, where, message, trace.judge(line_no, message))
     for skipped in feed.skipped:
         if trace.judge_copy(skipped) == Kind.BLOCKING:
             outcome.errors.append(skipped.describe())

@@ -157,27 +157,33 @@ class ScriptTrace:
             match = _TOC.match(line)
             if match:
                 name, type_, schema, _owner = (g.decode(errors="replace") for g in match.groups())
-                self._lines.append(line_no)
-                self._entries.append(TocEntry(self.database, name, type_, schema))
+                self.add_entry(line_no, TocEntry(self.database, name, type_, schema))
         elif line.startswith(b"\\connect"):
             match = _CONNECT.match(line)
             if match:
                 self.database = _connect_target(match.group(1).decode(errors="replace"))
-                self._lines.append(line_no)
-                self._entries.append(TocEntry(self.database, "", "CONNECT", "-"))
+                self.add_entry(line_no, TocEntry(self.database, "", "CONNECT", "-"))
         elif line.startswith(b"CREATE EXTENSION"):
-            match = _CREATE_EXTENSION.match(line)
-            if match:
-                name = unquote(match.group(1).decode(errors="replace"))
-                schema = unquote(match.group(2).decode(errors="replace")) if match.group(2) \
-                    else None
-                if name not in self.available_extensions:
-                    schemas = set(EXTENSION_CREATES_SCHEMAS.get(name, ()))
-                    if schema and schema not in ("pg_catalog", "public"):
-                        schemas.add(schema)
-                    self.missing.setdefault(self.database, {})[name] = MissingExtension(
-                        name, schemas, self.platform and name in PLATFORM_EXTENSIONS
-                    )
+            created = parse_create_extension(line)
+            if created:
+                self.add_extension(*created)
+
+    def add_entry(self, position: int, entry: TocEntry) -> None:
+        """An entry of the dump's table of contents, at its script line (or list position)."""
+        self._lines.append(position)
+        self._entries.append(entry)
+        self._created_labels = None
+
+    def add_extension(self, name: str, schema: str | None) -> None:
+        """The dump creates extension `name` (WITH SCHEMA `schema`) in the current database."""
+        if name in self.available_extensions:
+            return
+        schemas = set(EXTENSION_CREATES_SCHEMAS.get(name, ()))
+        if schema and schema not in ("pg_catalog", "public"):
+            schemas.add(schema)
+        self.missing.setdefault(self.database, {})[name] = MissingExtension(
+            name, schemas, self.platform and name in PLATFORM_EXTENSIONS
+        )
 
     def has_missing(self) -> bool:
         return bool(self.missing.get(self.database))
@@ -209,7 +215,10 @@ class ScriptTrace:
 
     def judge(self, line_no: int | None, message: str) -> Verdict | None:
         """The verdict on one psql error, or None when no missing extension explains it."""
-        entry = self.entry_at(line_no) if line_no is not None else None
+        return self.judge_entry(self.entry_at(line_no) if line_no is not None else None, message)
+
+    def judge_entry(self, entry: TocEntry | None, message: str) -> Verdict | None:
+        """The verdict on an error of `entry`, or None when no missing extension explains it."""
         if entry is None or entry.type == "CONNECT":
             return None
         if (self.platform and entry.type == "EVENT TRIGGER"
@@ -293,6 +302,16 @@ class ScriptTrace:
                 if e.type not in ("ACL", "COMMENT", "DEFAULT ACL", "CONNECT")
             }
         return (entry.database, entry.label) in self._created_labels
+
+
+def parse_create_extension(line: bytes) -> tuple[str, str | None] | None:
+    """(name, WITH SCHEMA or None) of a `CREATE EXTENSION` statement's first line."""
+    match = _CREATE_EXTENSION.match(line)
+    if not match:
+        return None
+    name = unquote(match.group(1).decode(errors="replace"))
+    schema = unquote(match.group(2).decode(errors="replace")) if match.group(2) else None
+    return name, schema
 
 
 def _connect_target(argument: str) -> str:
