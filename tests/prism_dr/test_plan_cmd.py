@@ -148,11 +148,9 @@ def _one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0].removeprefix("prism-dr: error: ")
 
 
-def test_the_console_entry_delivers_the_whole_plan(prod_json: dict) -> None:
-    # cli() ends the process without teardown: everything written must still arrive.
-    result = prism_dr("plan", "--stack", "prod", "--json")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == prod_json
+def test_the_console_entry_delivers_the_whole_plan() -> None:
+    # cli() ends the process without teardown: everything written must still arrive (the
+    # JSON of the same entry is compared in tests/infra/test_slim_import.py).
     table = prism_dr("plan", "--stack", "prod")
     assert table.returncode == 0, table.stderr
     assert table.stdout.rstrip().endswith("no violations")
