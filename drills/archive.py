@@ -6,11 +6,11 @@ Run with `--verbose`, pg_restore says which entry it was processing before that 
 error (`from TOC entry 2611; 0 16654 TABLE DATA job supabase_admin`). With both, an archive's
 errors are judged by what their entry is, as a plain script's are (drills/supabase.py).
 
-pg_restore's parallel workers share one stderr, so their lines can interleave: an error is
-placed in the entry named last before it. The verdicts this feeds stay safe when that is
-wrong: an error is waved through only when its own message names a missing extension's
-schema or an object that already failed because of one, or when it comes from the
-pre-data section (extensions and their comments), which pg_restore runs alone.
+pg_restore's parallel workers share one stderr and write their lines in pieces, so an error
+can sit next to another worker's entry. The drill therefore restores an archive that needs an
+extension the PostgreSQL lacks in one process (drills/local.py); a parallel restore's errors
+are placed in the entry named last before each, and every one of them blocks unless its own
+message explains it.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ _MULTI_WORD_TYPES = sorted(
 )  # fmt: skip
 _LISTED = re.compile(r"^(\d+); (\d+) (\d+) (.*)$")
 _FROM_ENTRY = re.compile(r"from TOC entry (\d+);")
+_PREFIX = "pg_restore: "
 _ERROR = re.compile(r"pg_restore: error: (.*)$")
 _DATA_HEADER = re.compile(rb"^-- Data for Name: (.*); Type: TABLE DATA; Schema: (.*?);")
 # Owners Supabase's platform creates its objects as: an archive holding them is a Supabase
@@ -97,15 +98,27 @@ def list_toc(pg_restore: str, archive: Path, env: Mapping[str, str]) -> list[Toc
 
 def entry_errors(stderr: str) -> list[tuple[int | None, str]]:
     """pg_restore's errors, each with the dump id of the entry it came from (None before any:
-    a connection or archive error)."""
+    a connection or archive error).
+
+    pg_restore writes a log line in pieces ("pg_restore: ", "error: ", the message), so in a
+    parallel restore another worker's line can land between the marker and its message; the
+    message then starts the next line of its own.
+    """
     errors: list[tuple[int | None, str]] = []
     current: int | None = None
+    waiting = False  # an error marker whose message has not come yet
     for line in stderr.splitlines():
         for match in _FROM_ENTRY.finditer(line):
             current = int(match.group(1))
         error = _ERROR.search(line)
         if error:
-            errors.append((current, error.group(1).strip()))
+            message = error.group(1).strip()
+            waiting = not message or message.startswith(_PREFIX)
+            if not waiting:
+                errors.append((current, message))
+        elif waiting and line.strip() and not line.startswith(_PREFIX):
+            errors.append((current, line.strip()))
+            waiting = False
     return errors
 
 

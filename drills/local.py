@@ -320,6 +320,10 @@ def _restore_archive(
 ) -> RestoreOutcome:
     _create_database(cluster, database)
     pg_restore = cluster.tool("pg_restore")
+    env = cluster.env()
+    toc = archive.list_toc(pg_restore, backup.path, env)
+    available = _available_extensions(cluster)
+    lacking = {i.tag for i in toc if i.type == "EXTENSION"} - available
     argv = [
         pg_restore,
         "--verbose",  # names the entry before its first error (drills/archive.py)
@@ -330,16 +334,17 @@ def _restore_archive(
         "--no-owner",
         "--no-privileges",
     ]
-    if backup.format != BackupFormat.TAR and jobs > 1:
-        argv.append(f"--jobs={jobs}")  # pg_restore cannot run tar archives in parallel
+    # pg_restore cannot run tar archives in parallel. An archive needing extensions this
+    # PostgreSQL lacks will have errors to judge, and parallel workers write their messages
+    # into one another's lines: such a restore runs in one process, each error by its entry.
+    if backup.format != BackupFormat.TAR and jobs > 1 and not lacking:
+        argv.append(f"--jobs={jobs}")
     argv.append(str(backup.path))
-    result = subprocess.run(
-        argv, capture_output=True, text=True, errors="replace", env=cluster.env()
-    )
+    result = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env)
     outcome = RestoreOutcome(database=database)
     failures = archive.entry_errors(result.stderr)
     if failures:
-        _judge_archive_errors(backup, cluster, pg_restore, failures, outcome)
+        _judge_archive_errors(backup, pg_restore, env, toc, available, failures, outcome)
     if result.returncode != 0 and not failures:
         # pg_restore exits 1 after errors it reported (each judged above); without any, the
         # status is all there is to say.
@@ -349,22 +354,22 @@ def _restore_archive(
 
 def _judge_archive_errors(
     backup: Backup,
-    cluster: Cluster,
     pg_restore: str,
+    env: dict[str, str],
+    toc: list[archive.TocItem],
+    available: frozenset[str],
     failures: list[tuple[int | None, str]],
     outcome: RestoreOutcome,
 ) -> None:
     """Each pg_restore error judged by its entry: a platform extension's, an application
     object built on one, or blocking (drills/supabase.py has the rules)."""
-    env = cluster.env()
-    toc = archive.list_toc(pg_restore, backup.path, env)
     by_id = {item.dump_id: item for item in toc}
     platform = backup.supabase or any(i.owner in archive.SUPABASE_OWNERS for i in toc)
-    trace = ScriptTrace(_available_extensions(cluster), platform=platform)
+    trace = ScriptTrace(available, platform=platform)
     extensions = [i for i in toc if i.type == "EXTENSION"]
-    if any(i.tag not in trace.available_extensions for i in extensions):
-        for name, schema in archive.extension_schemas(pg_restore, backup.path,
-                                                      extensions, env).items():
+    if any(i.tag not in available for i in extensions):
+        schemas = archive.extension_schemas(pg_restore, backup.path, extensions, env)
+        for name, schema in schemas.items():
             trace.add_extension(name, schema)
     for position, item in enumerate(toc):
         trace.add_entry(position, item.entry)

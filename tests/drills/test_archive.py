@@ -85,6 +85,16 @@ pg_restore: warning: errors ignored on restore: 2
         (8, 'could not execute query: ERROR:  extension "pg_cron" is not available'),
         (2689, 'could not execute query: ERROR:  relation "storage.objects" does not exist'),
     ]
+    # Another worker's line between "error: " and its message (seen in a -j2 restore).
+    garbled = """\
+pg_restore: from TOC entry 2689; 1259 16517 INDEX bucketid_objname supabase_storage_admin
+pg_restore: error: pg_restore: from TOC entry 2690; 1259 16518 INDEX name_prefix_search x
+could not execute query: ERROR:  relation "storage.objects" does not exist
+Command was: CREATE INDEX name_prefix_search ON storage.objects USING btree (name);
+"""
+    assert archive.entry_errors(garbled) == [
+        (2690, 'could not execute query: ERROR:  relation "storage.objects" does not exist')
+    ]
     assert archive.entry_errors("pg_restore: error: could not open input file") == [
         (None, "could not open input file")
     ]
@@ -194,3 +204,35 @@ def test_an_archive_error_no_extension_explains_blocks_naming_its_entry(tmp_path
         'VIEW app.v: could not execute query: ERROR:  relation "public.t" does not exist'
     ]
     assert outcome.ignored == [] and outcome.warnings == [] and outcome.missing_extensions == []
+
+
+def _restore_argv(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record the argv of every pg_restore the drill runs."""
+    import drills.local
+
+    seen: list[list[str]] = []
+    real = drills.local.subprocess.run
+
+    def run(argv, *args, **kwargs):
+        if Path(argv[0]).name == "pg_restore":
+            seen.append(list(argv))
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(drills.local.subprocess, "run", run)
+    return seen
+
+
+def test_an_archive_needing_a_missing_extension_restores_in_one_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sample_dump: Path
+) -> None:
+    # Parallel workers write into one another's lines: errors to judge need one process.
+    wheel_without_contrib()
+    needs_uuid = dump_uuid_app(tmp_path / "app.dump", "-Fc")
+    seen = _restore_argv(monkeypatch)
+    restore_without_contrib(needs_uuid)
+    with EphemeralPostgres() as target:
+        restore(inspect_backup(sample_dump), target, jobs=2)
+    restores = [argv for argv in seen if "--list" not in argv]
+    assert len(restores) == 2
+    assert not any(a.startswith("--jobs") for a in restores[0])
+    assert "--jobs=2" in restores[1]  # a clean archive keeps its parallel restore
