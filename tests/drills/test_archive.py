@@ -168,15 +168,27 @@ def test_a_drill_of_a_supabase_archive_passes_with_a_warning(supabase_archive, t
     assert "public.cron_job_health" in checks["restore"].detail
 
 
-def test_a_missing_non_platform_extension_in_an_archive_blocks_with_the_rows_lost(tmp_path):
+def test_a_missing_non_platform_extension_in_an_archive_blocks_with_the_rows_lost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sample_dump: Path
+) -> None:
     wheel_without_contrib()
-    outcome, notes = restore_without_contrib(dump_uuid_app(tmp_path / "app.dump", "-Fc"))
+    needs_uuid = dump_uuid_app(tmp_path / "app.dump", "-Fc")
+    seen = _restore_argv(monkeypatch)
+    outcome, notes = restore_without_contrib(needs_uuid)
     assert notes == 1
     text = "\n".join(outcome.errors)
     assert "EXTENSION uuid-ossp" in text and "needs extension uuid-ossp" in text
     assert "--pg-bindir" in text
     assert "COPY public.api_keys: 2 row(s) not restored" in text
     assert outcome.ignored_copies == []
+    # Parallel workers write into one another's lines: errors to judge need one process,
+    # while a clean archive keeps its parallel restore.
+    with EphemeralPostgres() as target:
+        restore(inspect_backup(sample_dump), target, jobs=2)
+    restores = [argv for argv in seen if "--list" not in argv]
+    assert len(restores) == 2
+    assert not any(a.startswith("--jobs") for a in restores[0])
+    assert "--jobs=2" in restores[1]
 
 
 def test_an_archive_error_no_extension_explains_blocks_naming_its_entry(tmp_path, pg_cluster):
@@ -221,18 +233,3 @@ def _restore_argv(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     monkeypatch.setattr(drills.local.subprocess, "run", run)
     return seen
 
-
-def test_an_archive_needing_a_missing_extension_restores_in_one_process(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sample_dump: Path
-) -> None:
-    # Parallel workers write into one another's lines: errors to judge need one process.
-    wheel_without_contrib()
-    needs_uuid = dump_uuid_app(tmp_path / "app.dump", "-Fc")
-    seen = _restore_argv(monkeypatch)
-    restore_without_contrib(needs_uuid)
-    with EphemeralPostgres() as target:
-        restore(inspect_backup(sample_dump), target, jobs=2)
-    restores = [argv for argv in seen if "--list" not in argv]
-    assert len(restores) == 2
-    assert not any(a.startswith("--jobs") for a in restores[0])
-    assert "--jobs=2" in restores[1]  # a clean archive keeps its parallel restore
