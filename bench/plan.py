@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prism_dr.plan_cmd import EAGER_IMPORTS_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_SECONDS = 3.0
-EAGER_IMPORTS_ENV = "PRISM_DR_EAGER_IMPORTS"  # prism_dr/plan_cmd.py
 _PROVIDERS = (
     "import pulumi_aws, pulumi_cloudflare, pulumi_random\n"
     "from pulumi_aws import cloudwatch, ec2, iam, kms, rds, sns, ssm, vpc\n"

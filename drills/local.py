@@ -344,7 +344,7 @@ def _restore_archive(
     outcome = RestoreOutcome(database=database)
     failures = archive.entry_errors(result.stderr)
     if failures:
-        _judge_archive_errors(backup, pg_restore, env, toc, available, failures, outcome)
+        _judge_archive_errors(backup, pg_restore, env, toc, available, lacking, failures, outcome)
     if result.returncode != 0 and not failures:
         # pg_restore exits 1 after errors it reported (each judged above); without any, the
         # status is all there is to say.
@@ -358,6 +358,7 @@ def _judge_archive_errors(
     env: dict[str, str],
     toc: list[archive.TocItem],
     available: frozenset[str],
+    lacking: set[str],
     failures: list[tuple[int | None, str]],
     outcome: RestoreOutcome,
 ) -> None:
@@ -366,8 +367,8 @@ def _judge_archive_errors(
     by_id = {item.dump_id: item for item in toc}
     platform = backup.supabase or any(i.owner in archive.SUPABASE_OWNERS for i in toc)
     trace = ScriptTrace(available, platform=platform)
-    extensions = [i for i in toc if i.type == "EXTENSION"]
-    if any(i.tag not in available for i in extensions):
+    if lacking:
+        extensions = [i for i in toc if i.type == "EXTENSION"]
         schemas = archive.extension_schemas(pg_restore, backup.path, extensions, env)
         for name, schema in schemas.items():
             trace.add_extension(name, schema)

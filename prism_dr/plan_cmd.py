@@ -185,9 +185,9 @@ def register(app: typer.Typer) -> None:
 
         root = resolve_project_dir(project_dir)
         teardown.skip()  # plan holds nothing but memory
-        # The provider SDKs build ~10,000 typing objects while they load, and the AWS data is
-        # 10 MB of JSON: the cycle collector scanning them again and again was a seventh of
-        # the command's time, and nothing here needs it (bench/README.md has the figures).
+        # The provider SDKs build ~8,000 classes of typing objects while they load, and the
+        # AWS data is 10 MB of JSON: the cycle collector scanning them again and again was a
+        # seventh of the command's time, and nothing here needs it (bench/README.md).
         gc.disable()
         try:
             _plan(stack, root, compare, as_json)

@@ -2,7 +2,7 @@
 
 A command that leaves nothing to clean up (no files, child processes or connections) calls
 `skip()`; the console script (prism_dr.app.cli) then ends the process at once. `plan` loads the
-provider SDKs' ~10,000 generated types, and freeing them one by one at exit took 0.9 s of a
+provider SDKs' ~8,000 generated classes, and freeing them one by one at exit took 0.9 s of a
 3 s command (bench/README.md).
 """
 

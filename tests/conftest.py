@@ -14,13 +14,14 @@ import pytest
 
 from drills.cluster import Cluster, EphemeralPostgres
 from drills.sample import build_sample
+from prism_dr.plan_cmd import EAGER_IMPORTS_ENV
 
 _db_names = itertools.count()
 
 # `prism-dr plan` run in this process (CliRunner) imports the provider SDKs as they are, so the
 # suite's own imports never depend on test order; tests/infra/test_slim_import.py proves the
 # slim import the command uses by default gives the same plan.
-os.environ.setdefault("PRISM_DR_EAGER_IMPORTS", "1")
+os.environ.setdefault(EAGER_IMPORTS_ENV, "1")
 
 
 def pytest_sessionstart(session) -> None:
