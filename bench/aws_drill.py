@@ -25,13 +25,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from drills.aws_plan import AwsDrillPlan, DrillSettings, stack_config
-from drills.aws_runner import run_aws_drill
-from drills.cluster import EphemeralPostgres
-from drills.sample import build_sample
+from drills.aws.plan import AwsDrillPlan, DrillSettings, stack_config
+from drills.aws.runner import run_aws_drill
+from drills.local.cluster import EphemeralPostgres
+from drills.local.sample import build_sample
 from drills.verify.model import Tier
-from runbook.aws import resolve_target
-from runbook.recovery_point import Point, Source
+from recovery.aws import resolve_target
+from recovery.points import Point, Source
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
 from tests.fakes.engine import DEFAULT_DURATIONS, FakeStackEngine
 

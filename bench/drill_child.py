@@ -19,8 +19,8 @@ def main(argv: list[str]) -> int:
     dump, record_dir, jobs, tier, result_path = argv
     # Imported here so that the import time is not part of the measured drill, as it would
     # not be for a long-running caller; the process-level wall time is measured by the parent.
-    from drills.plan import LocalDrillPlan
-    from drills.runner import run_local_drill
+    from drills.local.plan import LocalDrillPlan
+    from drills.local.runner import run_local_drill
     from drills.verify.model import Tier
 
     plan = LocalDrillPlan(

@@ -45,8 +45,8 @@ from typing import Any
 import psycopg
 
 from bench.cpuwatch import CpuWatch
-from drills.cluster import Cluster, EphemeralPostgres, find_bindir
-from drills.sample import build_sample
+from drills.local.cluster import Cluster, EphemeralPostgres, find_bindir
+from drills.local.sample import build_sample
 
 # About 2 MB of custom-format dump per unit of scale (measured: 18.7 MB at 10, 195.8 MB at
 # 100, 1,198 MB = 1.12 GiB at 600); 600 is the smallest round scale comfortably above 1 GiB.
@@ -125,7 +125,8 @@ def make_dump(
         log(f"built in {build_seconds:.1f}s ({db_bytes / 1e6:.0f} MB on disk); dumping")
         dumped_at = datetime.now(UTC)
         argv = [cluster.tool("pg_dump"), "--format=custom", f"--file={path}", RESTORE_DB]
-        # TZ=UTC: the drill reads the archive header's zone-less time as UTC (drills/local.py).
+        # TZ=UTC: the drill reads the archive header's zone-less time as UTC
+        # (drills/local/restore.py).
         dump_seconds, result = timed(
             lambda: subprocess.run(
                 argv, env={**cluster.env(), "TZ": "UTC"}, capture_output=True, text=True
@@ -355,7 +356,7 @@ def _run(
     dump = make_dump(out, scale, reuse_dump, source_bindir(source_pg))
     dump_file = Path(dump["path"])
     # The binaries the drill picks for this dump: the bare restore uses the same ones.
-    from drills.local import choose_installation, inspect_backup
+    from drills.local.restore import choose_installation, inspect_backup
 
     backup = inspect_backup(dump_file)
     installation = choose_installation(backup, None)

@@ -69,7 +69,7 @@ def full_key(path: str) -> str:
 
 
 # Hints for secret keys put `--secret` last: the command line masks the word after any
-# secret-looking flag in its error output (drills/redact.py), which would hide the key's name.
+# secret-looking flag in its error output (recovery/redact.py), which would hide the key's name.
 
 
 def _set_hint(key: str, placeholder: str = "<value>") -> str:

@@ -4,7 +4,7 @@ offline plan both run.
 A policy is a plain function. A resource rule gets one `Resource` and the policy config and
 yields violation messages; a stack rule gets every resource of the stack and yields
 (resource or None, message) pairs. Neither knows whether it runs inside `pulumi preview
---policy-pack` (policy/pack.py) or on `prism-dr plan`'s offline run (policy/offline.py): each
+--policy-pack` (policy/pack.py) or on `prism-dr plan`'s offline run (infra/policy_check.py): each
 adapter turns its own representation into `Resource` first. Nothing here imports Pulumi.
 """
 

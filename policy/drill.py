@@ -2,7 +2,7 @@
 
 A drill stack (`drill-<timestamp>`, or anything tagged as a drill) must carry `prism:drill`
 and an RFC 3339 `prism:expires-at` on every taggable resource: the reaper and the audit find
-orphans by those tags alone (runbook/audit.py, drills/reaper.py). And nothing in it may
+orphans by those tags alone (runbook/audit.py, drills/aws/reaper.py). And nothing in it may
 resist deletion: no RDS deletion protection, no EC2 termination protection, no Pulumi
 `protect`, or a crashed drill leaves a database that bills until someone notices.
 """

@@ -14,9 +14,9 @@ import typer
 from typer.exceptions import Abort, TyperException
 
 from drills.errors import BadInput
-from drills.redact import mask_secrets
 from infra.errors import ConfigError
 from prism_dr import teardown
+from recovery.redact import mask_secrets
 from runbook.errors import OperationFailed
 
 app = typer.Typer(

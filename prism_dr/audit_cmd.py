@@ -16,8 +16,8 @@ from rich.table import Table
 
 from drills.record import DEFAULT_RECORD_DIR, load_records
 from prism_dr.runbook_options import DB_HELP, PROJECT_DIR_HELP, STACK_HELP
+from recovery.aws import client, resolve_target
 from runbook import audit
-from runbook.aws import client, resolve_target
 
 out = Console()
 

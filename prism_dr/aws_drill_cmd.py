@@ -17,20 +17,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from drills.aws_plan import DEFAULT_TTL, AwsDrillPlan, cost_estimate, parse_ttl, plan_aws_drill
-from drills.engine import EngineError, StackEngine
-from drills.errors import BadInput
-from drills.forward import (
+from drills.aws.forward import (
     DatabaseAccess,
     Direct,
     SsmPortForward,
     check_forward_tools,
     secrets_manager_credentials,
 )
-from drills.preflight import check_record_dir
+from drills.aws.plan import DEFAULT_TTL, AwsDrillPlan, cost_estimate, parse_ttl, plan_aws_drill
+from drills.errors import BadInput
+from drills.local.preflight import check_record_dir
 from drills.record import format_duration, redacted
 from drills.verify.model import Tier
-from runbook.aws import client
+from recovery.aws import client
+from recovery.engine import EngineError, StackEngine
 
 err = Console(stderr=True)
 out = Console()
@@ -59,7 +59,7 @@ class AwsDrillOptions:
 
 
 def make_engine() -> StackEngine:
-    from drills.engine import AutomationEngine
+    from recovery.engine import AutomationEngine
 
     try:
         return AutomationEngine("prism-infra")
@@ -101,7 +101,7 @@ def run(options: AwsDrillOptions) -> int:
         return 0
 
     from infra.config import reject_example_values
-    from runbook.recovery_stack import runtime_secrets
+    from recovery.stack import runtime_secrets
 
     reject_example_values(plan.cfg)
     check_record_dir(plan.record_dir)  # the local drill's probe: the same refusal
@@ -113,7 +113,7 @@ def run(options: AwsDrillOptions) -> int:
     for label, value in plan.lines():
         err.print(f"[bold]{label}[/]: {value}", highlight=False)
 
-    from drills.aws_runner import run_aws_drill
+    from drills.aws.runner import run_aws_drill
     from prism_dr.drill_cmd import ConsoleObserver
 
     extra = {"base_url": base_url} if base_url is not None else {}
@@ -148,7 +148,7 @@ def _registry_password(ssm: object, plan: AwsDrillPlan) -> str | None:
     if plan.cfg.api_host.registry_username is None:
         return None
     from infra.boot import registry_password_parameter
-    from runbook.aws import aws_errors
+    from recovery.aws import aws_errors
 
     name = registry_password_parameter(plan.stack)
     try:
@@ -181,7 +181,7 @@ def _report(record, record_path: Path, plan: AwsDrillPlan) -> None:
 
 def _dry_run(plan: AwsDrillPlan, as_json: bool, project_dir: Path | None) -> None:
     """The drill program under mocks: what would be created, for how long, at what cost."""
-    from drills.program import drill_program
+    from drills.aws.program import drill_program
     from infra.offline import run_program
 
     placeholders = {env: "dry-run-placeholder" for env in _secret_envs()}

@@ -16,12 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from drills.errors import BadInput, EnvironmentFault
-from drills.plan import LocalDrillPlan, parse_point
-from drills.preflight import check_inputs
+from drills.local.plan import LocalDrillPlan, parse_point
+from drills.local.preflight import check_inputs
+from drills.local.runner import DrillOutcome, run_local_drill, terminate_as_interrupt
 from drills.record import DEFAULT_RECORD_DIR, Result, format_duration, rebuild_log, redacted
-from drills.redact import mask_dsn, shown
-from drills.runner import DrillOutcome, run_local_drill, terminate_as_interrupt
 from drills.verify.model import CheckResult, Status, Tier
+from recovery.redact import mask_dsn, shown
 
 err = Console(stderr=True)
 out = Console()
@@ -292,7 +292,7 @@ def register(app: typer.Typer) -> None:
 def _run_demo(
     settings: dict, record_dir: Path | None, environment: str | None, observer: ConsoleObserver
 ) -> DrillOutcome:
-    from drills.demo import DEMO_RECORD_DIR, sample_source, standin_api_command
+    from drills.local.demo import DEMO_RECORD_DIR, sample_source, standin_api_command
 
     if not settings["api_url"] and not settings["api_cmd"]:
         settings["api_cmd"] = standin_api_command()

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drills.errors import BadInput
+from infra.policy_check import Violation, check_run
 from policy.catalog import SETTINGS
 from policy.config import (
     CONFIG_DIR,
@@ -28,7 +29,6 @@ from policy.config import (
     load_pack_config,
     stack_config_file,
 )
-from policy.offline import Violation, check_run
 
 if TYPE_CHECKING:
     from infra.offline import OfflineRun, ResourceRecord

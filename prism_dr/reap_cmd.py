@@ -1,7 +1,7 @@
 """`prism-dr drill reap`: remove what crashed drills left behind.
 
 `--local` reaps this machine's ephemeral clusters, dumps and processes whose drill died
-(`drills.local_reaper`); without it, the AWS reaper (`drills.reaper`) finds and destroys
+(`drills.local.reaper`); without it, the AWS reaper (`drills.aws.reaper`) finds and destroys
 expired drill stacks and resources.
 """
 
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 )
             raise typer.Exit(_reap_local(yes=yes, kept_older_than=age, as_json=as_json))
         try:
-            import drills.reaper as aws_reaper
+            import drills.aws.reaper as aws_reaper
         except ModuleNotFoundError as err:  # boto3 or pulumi missing from a partial install
             raise BadInput(
                 f"the AWS drill reaper needs the Python module {err.name!r}, which is not "
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _reap_local(*, yes: bool, kept_older_than: timedelta, as_json: bool) -> int:
-    from drills.local_reaper import reap_local
+    from drills.local.reaper import reap_local
 
     found = reap_local(yes=yes, kept_older_than=kept_older_than)
     if as_json:

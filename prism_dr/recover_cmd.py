@@ -19,16 +19,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from drills.engine import EngineError, StackEngine
 from drills.errors import BadInput
 from drills.record import format_duration
 from prism_dr.runbook_options import PROJECT_DIR_HELP, STACK_HELP
+from recovery.aws import client, resolve_target
+from recovery.cloudflare import CloudflareApi, CloudflareError, Cutover
+from recovery.engine import EngineError, StackEngine
+from recovery.points import Point, find_source
+from recovery.stack import build_plan, runtime_secrets
 from runbook import recover as rec
-from runbook.aws import client, resolve_target
-from runbook.cloudflare import CloudflareApi, CloudflareError, Cutover
 from runbook.errors import OperationFailed
-from runbook.recovery_point import Point, find_source
-from runbook.recovery_stack import build_plan, runtime_secrets
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -40,10 +40,10 @@ base_url = rec.https_url
 
 def make_engine() -> StackEngine:
     try:
-        from drills.engine import AutomationEngine  # type: ignore[attr-defined]
+        from recovery.engine import AutomationEngine  # type: ignore[attr-defined]
     except ImportError:
         raise BadInput(
-            "this build has no Pulumi Automation API adapter (drills.engine.AutomationEngine)"
+            "this build has no Pulumi Automation API adapter (recovery.engine.AutomationEngine)"
         ) from None
     try:
         return AutomationEngine("prism-infra")

@@ -22,10 +22,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from drills.record import default_completed_by, format_duration
-from drills.redact import scrub
 from prism_dr.runbook_options import DB_HELP, PROJECT_DIR_HELP, STACK_HELP
+from recovery.aws import client, resolve_target
+from recovery.redact import scrub
 from runbook import snapshot as snap
-from runbook.aws import client, resolve_target
 from runbook.snapshot_record import (
     DEFAULT_SNAPSHOT_RECORD_DIR,
     SnapshotRecord,

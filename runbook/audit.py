@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from drills.errors import BadInput
-from runbook.aws import Target, aws_errors, describe_instance
+from recovery.aws import Target, aws_errors, describe_instance
 from runbook.snapshot import RETAIN_UNTIL_TAG, Snapshot, parse_utc, snapshots_of, utc_stamp
 
 SPEC_MIN_RETENTION_DAYS = 7  # §3: "automated backups with a retention period of at least 7 days"

@@ -1,13 +1,13 @@
 """`prism-dr recover` as a library: spec §4.1 and §4.2 as code.
 
-1. Plan: the point is checked against the restorable window (runbook/recovery_point.py)
+1. Plan: the point is checked against the restorable window (recovery/points.py)
    before anything is created; out of the window is OutsideWindow, exit 2.
-2. Stand up the **recovery stack** (runbook/recovery_stack.py) through the `StackEngine`:
+2. Stand up the **recovery stack** (recovery/stack.py) through the `StackEngine`:
    prod's own program with a restore block, a new instance while the old one is kept for
    forensics, prod's safety settings, because it may become production.
 3. Wait for `/ready` 200 through the recovery hostname (the whole §4.2 path).
 4. Cutover (optional, separate): the production hostname moves to the recovery tunnel
-   (runbook/cloudflare.py); undone by `undo_cutover`.
+   (recovery/cloudflare.py); undone by `undo_cutover`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from drills.engine import EngineError, StackEngine
 from drills.errors import BadInput
 from drills.verify.smoke import probe as probe_ready
-from runbook.cloudflare import Cutover, tunnel_target
+from recovery.cloudflare import Cutover, tunnel_target
+from recovery.engine import EngineError, StackEngine
+from recovery.stack import RecoveryPlan, recovery_program
 from runbook.errors import OperationFailed
-from runbook.recovery_stack import RecoveryPlan, recovery_program
 
 RTO = timedelta(hours=4)  # spec §1
 READY_TIMEOUT = timedelta(minutes=30)

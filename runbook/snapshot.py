@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError, WaiterError
 
 from drills.errors import BadInput
-from runbook.aws import aws_errors, describe_instance, error_code, require_available, tags_of
+from recovery.aws import aws_errors, describe_instance, error_code, require_available, tags_of
 from runbook.errors import OperationFailed
 
 PURPOSE_TAG = "prism:purpose"

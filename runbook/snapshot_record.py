@@ -4,7 +4,7 @@ ID/timestamp").
 Each confirmed snapshot leaves `<created date>-<snapshot id>.json`, the source of truth, and
 the log `README.md` is rebuilt from all of them: one Markdown table line per snapshot,
 newest first. CI commits both with the migration. Strings are scrubbed of passwords
-(`drills.redact`) before anything is written, whatever the caller passed.
+(`recovery.redact`) before anything is written, whatever the caller passed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ValidationError, field_validator
 
 from drills.errors import BadInput
-from drills.redact import scrub
+from recovery.redact import scrub
 
 DEFAULT_SNAPSHOT_RECORD_DIR = Path("docs/audit/snapshots")
 LOG_NAME = "README.md"

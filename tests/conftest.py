@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from drills.cluster import Cluster, EphemeralPostgres
-from drills.sample import build_sample
+from drills.local.cluster import Cluster, EphemeralPostgres
+from drills.local.sample import build_sample
 from prism_dr.plan_cmd import EAGER_IMPORTS_ENV
 
 _db_names = itertools.count()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from drills.chart import ChartPoint, render_rto_rpo_chart
 from drills.errors import EnvironmentFault
+from drills.record.chart import ChartPoint, render_rto_rpo_chart
 from drills.record.markdown import log_markdown
 from drills.record.model import DrillRecord, Result
 from drills.record.store import load_entries, replace_atomically
-from drills.redact import shown
 from drills.verify.manifest import Targets
+from recovery.redact import shown
 
 LOG_NAME = "README.md"
 CHART_NAME = "rto-rpo.svg"

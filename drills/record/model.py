@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
-from drills.redact import scrub
 from drills.verify.manifest import Targets  # the same objectives the checks judge against
 from drills.verify.model import CheckResult, Status, Tier
+from recovery.redact import scrub
 
 # 2: result "error", rto_kind, data_lag_seconds, error.
 SCHEMA_VERSION = 2

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from drills.cluster import find_bindir
 from drills.errors import BadInput
+from drills.local.cluster import find_bindir
 from drills.verify.context import Context, Outcome, failed, passed, skipped
 
 JOBS = max(1, min(4, os.cpu_count() or 1))

@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from drills.redact import mask_dsn
 from drills.verify.model import CheckResult, Status
+from recovery.redact import mask_dsn
 
 OUTPUT_KEPT_CHARS = 2000
 

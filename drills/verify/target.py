@@ -9,7 +9,7 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from drills.redact import MASK, mask_dsn
+from recovery.redact import MASK, mask_dsn
 
 
 @dataclass

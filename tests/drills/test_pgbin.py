@@ -16,8 +16,9 @@ import psycopg
 import pytest
 
 from drills import pgbin
-from drills.cluster import EphemeralPostgres
-from drills.dumpheader import (
+from drills.errors import BadInput
+from drills.local.cluster import EphemeralPostgres
+from drills.local.dumpheader import (
     DumpVersions,
     HeaderError,
     archive_versions,
@@ -25,11 +26,10 @@ from drills.dumpheader import (
     parse_archive_header,
     script_versions,
 )
-from drills.errors import BadInput
-from drills.local import BackupFormat, choose_installation, inspect_backup
-from drills.plan import LocalDrillPlan
-from drills.runner import run_local_drill
-from drills.sample import build_sample
+from drills.local.plan import LocalDrillPlan
+from drills.local.restore import BackupFormat, choose_installation, inspect_backup
+from drills.local.runner import run_local_drill
+from drills.local.sample import build_sample
 from drills.verify.model import Status, Tier
 
 # As root, clusters run as the postgres OS user: a checkout under a 0700 directory needs the

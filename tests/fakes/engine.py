@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from drills.engine import (
+from recovery.engine import (
     ConcurrentUpdate,
     EngineError,
     EventKind,

@@ -112,7 +112,7 @@ def test_prod_protection_is_not_a_drill_matter(prod_declared: dict) -> None:
 
 
 def test_a_drill_database_may_run_without_backups(db: dict) -> None:
-    # The drill's restored instance is torn down within hours (drills/program.py: ephemeral).
+    # The drill's restored instance is torn down within hours (drills/aws/program.py: ephemeral).
     ephemeral = _tagged(changed(db, backupRetentionPeriod=0, backupWindow=DROP))
     assert check("rds-backup-retention", DB, ephemeral, stack=DRILL_STACK) == []
     assert check("rds-backup-window", DB, ephemeral, stack=DRILL_STACK) == []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from drills.cluster import TEMP_PREFIX
+from drills.local.cluster import TEMP_PREFIX
 from prism_dr.app import main
 
 
@@ -179,7 +179,7 @@ def test_an_environment_failure_mid_drill_is_recorded_as_an_error_and_exits_2(
 ):
     import errno
 
-    from drills import runner
+    from drills.local import runner
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -230,7 +230,7 @@ SOURCE_SECRET = "s3cret-Source-pw"
 
 
 def _closed_port() -> int:
-    from drills.cluster import free_port
+    from drills.local.cluster import free_port
 
     return free_port()  # bound and released: nothing listens there
 
@@ -336,7 +336,7 @@ def test_a_really_full_tmpdir_mid_restore_is_an_environment_error(tmp_path):
 
 
 def _psql_of(drill_pid: int) -> bool:
-    from drills.owner import OWNER_ENV
+    from drills.local.owner import OWNER_ENV
 
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

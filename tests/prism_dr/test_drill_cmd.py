@@ -165,7 +165,7 @@ def test_no_token_or_key_reaches_any_output(sample_dump, tmp_path, capsys, monke
     """Secrets in the API command's output, in its arguments and in --notes: masked on
     stdout, stderr, the .md, the .json and the log (run in-process, as the console script)."""
     from prism_dr.app import main
-    from tests.drills.test_redact import AWS_ACCESS_KEY, CLERK_KEY, TUNNEL_TOKEN
+    from tests.recovery.test_redact import AWS_ACCESS_KEY, CLERK_KEY, TUNNEL_TOKEN
 
     api_token = "t0k3n-Of-The-Api"
     api_cmd = (  # the drill records the last line the API printed before it exited

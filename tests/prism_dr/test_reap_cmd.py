@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from drills import owner
+from drills.local import owner
 from prism_dr.app import main
 from prism_dr.reap_cmd import parse_duration
 
@@ -78,9 +78,9 @@ def test_without_local_the_aws_reaper_runs_with_the_options(monkeypatch, capsys)
         calls.append(kwargs)
         return 1
 
-    import drills.reaper
+    import drills.aws.reaper
 
-    monkeypatch.setattr(drills.reaper, "run", fake_run)
+    monkeypatch.setattr(drills.aws.reaper, "run", fake_run)
     code, _, _ = run(
         ["drill", "reap", "--older-than", "2d", "--region", "eu-west-1", "--region",
          "eu-central-1", "--skip-stack", "drill-20260101", "--yes", "--json"],
@@ -99,12 +99,12 @@ def test_an_aws_reaper_missing_a_dependency_is_one_line_exit_2(monkeypatch, caps
     real_import = builtins.__import__
 
     def without_boto3(name, *args, **kwargs):
-        if name == "drills.reaper":
+        if name == "drills.aws.reaper":
             raise ModuleNotFoundError("No module named 'boto3'", name="boto3")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.delitem(sys.modules, "drills.reaper", raising=False)
-    monkeypatch.delattr("drills.reaper", raising=False)  # so the import runs again
+    monkeypatch.delitem(sys.modules, "drills.aws.reaper", raising=False)
+    monkeypatch.delattr("drills.aws.reaper", raising=False)  # so the import runs again
     monkeypatch.setattr(builtins, "__import__", without_boto3)
     code, _, err = run(["drill", "reap"], capsys)
     assert code == 2

@@ -3,7 +3,7 @@
 Engineer C's fake StackEngine (tests/fakes/engine.py) was not on main when these tests were
 written, so this minimal one stands in. Its `up` runs the program it is given for real,
 under Pulumi's mocks (infra/offline.py), so a test sees every resource the recovery stack
-would declare; the "host" is the stand-in API (drills/standin_api.py) on a local database,
+would declare; the "host" is the stand-in API (drills/local/standin_api.py) on a local database,
 reached in place of the recovery hostname.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from drills.engine import OnEvent, Program, StackInfo, UpResult
-from drills.standin_api import serve
+from drills.local.standin_api import serve
 from infra.offline import OfflineRun, Secret, run_program
-from runbook.cloudflare import with_ingress
+from recovery.cloudflare import with_ingress
+from recovery.engine import OnEvent, Program, StackInfo, UpResult
 
 
 class FakeEngine:

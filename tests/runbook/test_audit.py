@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 from drills.record import DrillRecord, Result, write_record
 from drills.verify.model import Tier
-from runbook import aws as runbook_aws
+from recovery import aws as runbook_aws
 from tests.runbook.cli import run
 from tests.runbook.conftest import make_db
 

@@ -1,4 +1,4 @@
-"""runbook/cloudflare.py's requests, against a local server answering in the shape of
+"""recovery/cloudflare.py's requests, against a local server answering in the shape of
 Cloudflare's v4 API (DNS records, remotely-managed tunnel configurations). No Cloudflare
 account is reachable here: this checks the paths, methods, bodies and token header we send,
 not Cloudflare's behaviour."""
@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from drills.errors import BadInput
-from runbook.cloudflare import CloudflareApi, CloudflareError, with_ingress
+from recovery.cloudflare import CloudflareApi, CloudflareError, with_ingress
 
 TOKEN = "cf-test-token-not-real-123"
 ZONE, ACCOUNT, TUNNEL = "z" * 32, "a" * 32, "6ff42ae2-765d-4adf-8112-31c55c1551ef"

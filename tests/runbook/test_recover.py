@@ -17,10 +17,10 @@ from botocore.stub import Stubber
 
 from infra.offline import PROJECT_DIR, Secret
 from prism_dr import recover_cmd
-from runbook import aws as runbook_aws
-from runbook.cloudflare import tunnel_target
+from recovery.cloudflare import tunnel_target
+from recovery.points import Point, Source, check_point
+from recovery import aws as runbook_aws
 from runbook.errors import OutsideWindow
-from runbook.recovery_point import Point, Source, check_point
 from tests.runbook.cli import run
 from tests.runbook.conftest import make_db
 from tests.runbook.fakes import FakeCloudflare, FakeEngine
@@ -384,7 +384,7 @@ def test_the_table_output_ends_with_rto_and_manual_steps(
 
 
 def test_a_failed_up_is_exit_1_naming_the_stack(prod, engine, project, capsys, monkeypatch):
-    from drills.engine import EngineError
+    from recovery.engine import EngineError
 
     def fail(*args, **kwargs):
         engine.calls.append(("up", args[0]))

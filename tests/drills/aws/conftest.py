@@ -111,7 +111,7 @@ def account(moto):  # noqa: F811
 def resolved_plan(server, tmp_path_factory, **kwargs):
     """A prod drill plan resolved against a fresh moto account, for module-scoped fixtures
     (the function-scoped `moto` fixture would reset the account under them)."""
-    from drills.aws_plan import plan_aws_drill
+    from drills.aws.plan import plan_aws_drill
 
     with pytest.MonkeyPatch.context() as patch:
         server.reset()

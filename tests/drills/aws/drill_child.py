@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from drills.aws_runner import run_aws_drill
-from drills.forward import Direct
+from drills.aws.forward import Direct
+from drills.aws.runner import run_aws_drill
 from tests.fakes.engine import FakeStackEngine
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from drills.cluster import Cluster
-from drills.forward import Direct
-from drills.standin_api import serve
+from drills.aws.forward import Direct
+from drills.local.cluster import Cluster
+from drills.local.standin_api import serve
 from tests.fakes.engine import LocalEquivalents
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-0a1b2c3d-AbCdEf"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pulumi.automation import events as ev
 
-from drills.engine import (
+from recovery.engine import (
     AutomationEngine,
     DurationTracker,
     EngineError,

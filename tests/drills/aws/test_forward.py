@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from drills.aws.forward import Direct, ForwardError, SsmPortForward, check_forward_tools
 from drills.errors import BadInput
-from drills.forward import Direct, ForwardError, SsmPortForward, check_forward_tools
 
 FAKE = Path(__file__).with_name("fake_aws_cli.py")
 

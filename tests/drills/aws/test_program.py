@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from drills.aws_plan import SourceNetwork
-from drills.program import drill_config, drill_program
+from drills.aws.plan import SourceNetwork
+from drills.aws.program import drill_config, drill_program
 from infra.offline import OfflineRun, ResourceRecord, Secret, run_program
-from runbook.recovery_point import Point, Source
+from recovery.points import Point, Source
 from tests.drills.aws.conftest import SECRETS, resolved_plan
 
 RDS = "aws:rds/instance:Instance"
@@ -252,8 +252,8 @@ def test_the_policy_pack_passes_the_drill_stack(latest_run, latest):
     the stack `drill-<id>`: drill tags on every taggable resource, nothing that resists
     deletion, the host reading only its own stack's parameters. (Offline, the program runs
     under the source stack's name; the URNs are put back to the drill stack's.)"""
+    from infra.policy_check import evaluate, to_resource
     from policy.config import PackConfig
-    from policy.offline import evaluate, to_resource
 
     stack = latest[0].stack_name
     resources = [

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from drills import reaper
-from drills.engine import EngineError
+from drills.aws import reaper
+from recovery.engine import EngineError
 from tests.fakes.engine import FakeStackEngine, StackState
 
 REGION = "us-east-1"

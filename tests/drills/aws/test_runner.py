@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from drills.aws_runner import run_aws_drill, teardown
-from drills.engine import ConcurrentUpdate, EngineError
+from drills.aws.runner import run_aws_drill, teardown
 from drills.record import Result, RtoKind
 from drills.verify.model import Status, Tier
+from recovery.engine import ConcurrentUpdate, EngineError
 from tests.drills.aws.conftest import SECRETS, resolved_plan
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
 from tests.fakes.engine import FakeStackEngine

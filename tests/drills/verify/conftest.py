@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from drills.cluster import Cluster
-from drills.sample import build_sample
+from drills.local.cluster import Cluster
+from drills.local.sample import build_sample
 from drills.verify import CheckResult, Manifest, Status, Tier, VerifyTarget, load_manifest, verify
 
 # Fixed clock: the sample's newest audit log is a minute before NOW; the backup follows it.

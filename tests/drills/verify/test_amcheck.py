@@ -8,7 +8,7 @@ import subprocess
 
 import psycopg
 
-from drills.cluster import EphemeralPostgres
+from drills.local.cluster import EphemeralPostgres
 from drills.verify import Manifest, Status, Tier
 from tests.drills.verify.conftest import run_checks
 

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from drills.cluster import EphemeralPostgres, free_port
-from drills.sample import build_sample
-from drills.standin_api import serve
+from drills.local.cluster import EphemeralPostgres, free_port
+from drills.local.sample import build_sample
+from drills.local.standin_api import serve
 from drills.verify import Status, Tier, app, load_manifest, verify
 from drills.verify.context import APPLICATION_NAME
 from tests.drills.verify.conftest import NOW, by_name, make_target
 
-STANDIN = f"{shlex.quote(sys.executable)} -m drills.standin_api"
+STANDIN = f"{shlex.quote(sys.executable)} -m drills.local.standin_api"
 APP = ("app_health", "app_ready", "degraded_mode")
 
 

@@ -1,0 +1,183 @@
+"""Reaching the restored RDS instance from the machine that runs the drill.
+
+The instance is private. `SsmPortForward` opens a Session Manager port-forwarding session
+through the drill's API host (`aws ssm start-session --document-name
+AWS-StartPortForwardingSessionToRemoteHost`; needs the AWS CLI and the session-manager
+plugin) and hands out a DSN on 127.0.0.1; `Direct` connects to the endpoint itself, for a
+runner inside the VPC (`--direct`). Either way the credentials are the restored instance's
+own RDS-managed master secret, read from Secrets Manager; the DSN lives in memory only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from psycopg.conninfo import make_conninfo
+
+from drills.errors import BadInput
+from drills.local.cluster import free_port
+
+DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
+FORWARD_READY_TIMEOUT = 60.0
+
+
+class ForwardError(Exception):
+    """The restored database could not be reached; the message is safe to record."""
+
+
+class DatabaseAccess(Protocol):
+    def open(self, outputs: Mapping[str, Any]) -> AbstractContextManager[str]:
+        """A DSN of the restored database, valid inside the `with` block."""
+        ...
+
+
+Credentials = Callable[[str], tuple[str, str]]
+"""secret ARN → (username, password)."""
+
+
+def secrets_manager_credentials(region: str) -> Credentials:
+    def read(secret_arn: str) -> tuple[str, str]:
+        from recovery.aws import aws_errors, client
+
+        with aws_errors("reading the restored instance's master secret"):
+            value = client("secretsmanager", region).get_secret_value(SecretId=secret_arn)
+        secret = json.loads(value["SecretString"])
+        return secret["username"], secret["password"]
+
+    return read
+
+
+def _dsn(
+    outputs: Mapping[str, Any],
+    host: str,
+    port: int,
+    credentials: Credentials,
+    sslmode: str = "require",  # rds.force_ssl is on in the drill's parameter group
+) -> str:
+    arn = outputs.get("dbMasterSecretArn")
+    if not arn:
+        raise ForwardError("the drill stack exports no dbMasterSecretArn: no credentials")
+    user, password = credentials(str(arn))
+    return make_conninfo(
+        host=host,
+        port=str(port),
+        dbname=str(outputs.get("dbName") or "postgres"),
+        user=user,
+        password=password,
+        sslmode=sslmode,
+        connect_timeout="10",
+    )
+
+
+@dataclass
+class Direct:
+    """Connect to the endpoint: the runner is inside the VPC."""
+
+    credentials: Credentials
+    sslmode: str = "require"
+
+    @contextmanager
+    def open(self, outputs: Mapping[str, Any]) -> Iterator[str]:
+        host, port = str(outputs["dbAddress"]), int(outputs["dbPort"])
+        yield _dsn(outputs, host, port, self.credentials, self.sslmode)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class SsmPortForward:
+    """A Session Manager port forward through the drill host to the restored instance."""
+
+    region: str
+    credentials: Credentials
+    aws_cli: str = "aws"
+    ready_timeout: float = FORWARD_READY_TIMEOUT
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    def command(self, target: str, host: str, port: int, local_port: int) -> list[str]:
+        parameters = {
+            "host": [host],
+            "portNumber": [str(port)],
+            "localPortNumber": [str(local_port)],
+        }
+        return [
+            self.aws_cli,
+            "ssm",
+            "start-session",
+            "--region",
+            self.region,
+            "--target",
+            target,
+            "--document-name",
+            DOCUMENT,
+            "--parameters",
+            json.dumps(parameters),
+        ]
+
+    @contextmanager
+    def open(self, outputs: Mapping[str, Any]) -> Iterator[str]:
+        local = free_port()
+        cmd = self.command(
+            str(outputs["apiHostId"]), str(outputs["dbAddress"]), int(outputs["dbPort"]), local
+        )
+        # Own session: a Ctrl-C reaches the drill, which then ends the forward itself.
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + self.ready_timeout
+            while not _accepts(local):
+                if proc.poll() is not None:
+                    tail = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
+                    last = tail.strip().splitlines()[-1:] or ["no output"]
+                    raise ForwardError(
+                        f"the SSM port forward through {outputs['apiHostId']} ended "
+                        f"(exit {proc.returncode}): {last[0][:300]}"
+                    )
+                if time.monotonic() > deadline:
+                    raise ForwardError(
+                        f"the SSM port forward through {outputs['apiHostId']} did not open "
+                        f"127.0.0.1:{local} within {self.ready_timeout:.0f} s; is the host's "
+                        "SSM agent online?"
+                    )
+                self.sleep(0.5)
+            yield _dsn(outputs, "127.0.0.1", local, self.credentials)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+
+
+def check_forward_tools(aws_cli: str = "aws") -> None:
+    """Before anything is created: the port forward needs the AWS CLI and its SSM plugin."""
+    missing = [tool for tool in (aws_cli, "session-manager-plugin") if shutil.which(tool) is None]
+    if missing:
+        raise BadInput(
+            f"{' and '.join(missing)} not found on PATH: the drill reaches the restored database "
+            "through an SSM port forward (install the AWS CLI v2 and the Session Manager plugin), "
+            "or pass --direct when this machine is inside the VPC"
+        )
