@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench mutate clean
 
 $(STAMP): requirements.lock pyproject.toml
 	bash scripts/bootstrap
@@ -14,6 +14,7 @@ demo: $(STAMP)
 	$(VENV)/bin/prism-dr drill --demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest
 
 lint: $(STAMP)

@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 
 BINDIR_ENV = "PRISM_DR_PG_BINDIR"
 # What a drill runs: a server (initdb, pg_ctl, postgres) and the clients that restore into it.

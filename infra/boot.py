@@ -5,9 +5,9 @@ The text lives in package-data templates (`infra/templates/`), so linters read t
 are `@name@`; every one must be filled. All paths hang off `root` ("" on a real host) so a test
 can run the script in a temporary directory.
 
-This module also owns the limits of the script: the heredoc marker, the EC2 size cap and what
-bounds `apiHost.env` so that it always fits, and the host ports the API cannot take.
-`infra/config.py` checks settings against them.
+The limits the script must respect (the heredoc marker, the EC2 size cap, what bounds
+`apiHost.env`, the host ports the API cannot take) live in `infra/host_rules.py`, which
+`infra/config.py` checks settings against.
 """
 
 from __future__ import annotations
@@ -22,28 +22,16 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from infra.host_rules import (
+    ECR_HOST,
+    HEREDOC_MARKER,
+    USER_DATA_LIMIT,
+    ecr_registry,
+    image_registry,
+)
+
 if TYPE_CHECKING:
     from infra.config import ApiHostConfig
-
-USER_DATA_LIMIT = 16 * 1024  # EC2 rejects larger user data
-# Each file is written with a quoted heredoc ending at this marker line.
-HEREDOC_MARKER = "PRISM_EOF"
-# Loopback TCP ports the host itself listens on: sshd (22, on all addresses) and cloudflared's
-# metrics server (from release 2024.12.1 on, the first free port of 20241-20245; older
-# releases take a random free one). The API cannot publish on them.
-HOST_RESERVED_PORTS: dict[int, str] = {
-    22: "sshd",
-    **{p: "cloudflared's metrics server" for p in range(20241, 20246)},
-}
-# Environment variables the compose file sets itself, and the apiHost key that sets each.
-COMPOSE_SET_ENV: dict[str, str] = {"PORT": "port", "IMPORT_UPLOAD_DIR": "importUploadDir"}
-# apiHost.env lands in user data; the rest of the script takes about 6 KiB. Rendering grows a
-# value (`$` -> `$$`, escaped quotes, non-ASCII as \u or \U escapes, YAML line folding): at
-# worst 4-byte characters, 3 KiB of which render as ~8.5 KiB. So 3 KiB of names and values in
-# at most 64 entries always fits (tests/infra/test_api_host.py renders the worst cases); the
-# real script is still measured (UserDataTooLarge).
-ENV_BYTES_LIMIT = 3 * 1024
-ENV_MAX_ENTRIES = 64
 
 ENV_DIR = "/etc/prism"
 COMPOSE_FILE = f"{ENV_DIR}/compose.yaml"
@@ -69,7 +57,6 @@ _OUR_UNITS = (
     "prism-env-refresh.timer",
 )
 _PLACEHOLDER = re.compile(r"@([a-z_]+)@")
-_ECR_HOST = re.compile(r"\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?")
 
 
 def parameter_prefix(stack: str) -> str:
@@ -99,21 +86,6 @@ class DatabaseParameterNames:
             name=f"{base}/name",
             secret_arn=f"{base}/secret-arn",
         )
-
-
-def image_registry(image: str) -> str | None:
-    """The registry host of an image reference, None for Docker Hub (no dot, colon or
-    `localhost` in the first path component, as docker reads it)."""
-    first, sep, _ = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return None
-
-
-def ecr_registry(image: str) -> str | None:
-    """The ECR registry host of an image in ECR, else None."""
-    registry = image_registry(image)
-    return registry if registry and _ECR_HOST.fullmatch(registry) else None
 
 
 @dataclass(frozen=True)
@@ -214,7 +186,7 @@ def _registry_login_script(spec: UserDataSpec) -> str:
     s = spec.settings
     ecr = ecr_registry(s.image)
     if ecr is not None:
-        match = _ECR_HOST.fullmatch(ecr)
+        match = ECR_HOST.fullmatch(ecr)
         assert match is not None
         login = (
             f"aws ecr get-login-password --region {q(match[1])} |\n"

@@ -27,7 +27,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, mod
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from infra.boot import (
+# Defined without pulumi (infra/errors.py) and re-exported here.
+from infra.errors import ConfigError as ConfigError
+from infra.errors import FieldProblem
+from infra.host_rules import (
     COMPOSE_SET_ENV,
     ENV_BYTES_LIMIT,
     ENV_MAX_ENTRIES,
@@ -35,10 +38,6 @@ from infra.boot import (
     HOST_RESERVED_PORTS,
     ecr_registry,
 )
-
-# Defined without pulumi (infra/errors.py) and re-exported here.
-from infra.errors import ConfigError as ConfigError
-from infra.errors import FieldProblem
 
 NAMESPACE = "prism-infra"
 DASH = "\u2013"  # en dash for ranges ("7-35"); escaped so no look-alike character hides in code

@@ -13,11 +13,9 @@ import sys
 import typer
 from typer.exceptions import Abort, TyperException
 
-from drills.errors import BadInput
-from infra.errors import ConfigError
+from infra.errors import BadInput, OperationFailed, PrismError
 from prism_dr import teardown
 from recovery.redact import mask_secrets
-from runbook.errors import OperationFailed
 
 app = typer.Typer(
     name="prism-dr",
@@ -59,6 +57,16 @@ def _register(argv: list[str]) -> None:
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+# The one place the error hierarchy (infra/errors.py) meets exit codes. Started and not
+# finished is a failure (1); anything to fix before running again is bad input (2).
+_EXIT_CODES: tuple[tuple[type[PrismError], int], ...] = (
+    (OperationFailed, EXIT_FAILED),
+    (BadInput, EXIT_BAD_INPUT),
+)
+
+
+def exit_code(error: PrismError) -> int:
+    return next((code for kind, code in _EXIT_CODES if isinstance(error, kind)), EXIT_FAILED)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,10 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(error, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx else ""
         _fail(f"{error.format_message()}{hint}", code=error.exit_code)
-    except (BadInput, ConfigError) as error:
-        _fail(str(error))
-    except OperationFailed as error:  # started and did not finish: a failure, not bad input
-        _fail(str(error), code=EXIT_FAILED)
+    except PrismError as error:
+        _fail(str(error), code=exit_code(error))
     except Abort:
         _fail("aborted", code=130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -25,10 +25,11 @@ from drills.aws.forward import (
     secrets_manager_credentials,
 )
 from drills.aws.plan import DEFAULT_TTL, AwsDrillPlan, cost_estimate, parse_ttl, plan_aws_drill
-from drills.errors import BadInput
 from drills.local.preflight import check_record_dir
 from drills.record import format_duration, redacted
 from drills.verify.model import Tier
+from infra.errors import BadInput
+from prism_dr.console import ConsoleObserver
 from recovery.aws import client
 from recovery.engine import EngineError, StackEngine
 
@@ -114,7 +115,6 @@ def run(options: AwsDrillOptions) -> int:
         err.print(f"[bold]{label}[/]: {value}", highlight=False)
 
     from drills.aws.runner import run_aws_drill
-    from prism_dr.drill_cmd import ConsoleObserver
 
     extra = {"base_url": base_url} if base_url is not None else {}
     outcome = run_aws_drill(

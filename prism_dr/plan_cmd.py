@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 from prism_dr import teardown
 
 if TYPE_CHECKING:

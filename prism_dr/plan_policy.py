@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 from infra.policy_check import Violation, check_run
 from policy.catalog import SETTINGS
 from policy.config import (

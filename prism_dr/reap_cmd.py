@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 
 out = Console()
 

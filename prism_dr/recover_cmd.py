@@ -19,8 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from drills.errors import BadInput
 from drills.record import format_duration
+from infra.errors import BadInput, OperationFailed
 from prism_dr.runbook_options import PROJECT_DIR_HELP, STACK_HELP
 from recovery.aws import client, resolve_target
 from recovery.cloudflare import CloudflareApi, CloudflareError, Cutover
@@ -28,7 +28,6 @@ from recovery.engine import EngineError, StackEngine
 from recovery.points import Point, find_source
 from recovery.stack import build_plan, runtime_secrets
 from runbook import recover as rec
-from runbook.errors import OperationFailed
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from drills.errors import BadInput
-from runbook.errors import NotFound, WrongState
+from infra.errors import BadInput, NotFound, WrongState
 
 if TYPE_CHECKING:
     from infra.config import DatabaseConfig

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Protocol
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 
 API = "https://api.cloudflare.com/client/v4"
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"

@@ -16,10 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from drills.errors import BadInput
+from infra.errors import BadInput, NotFound, OutsideWindow, WrongState
 from recovery.aws import aws_errors, describe_instance, error_code
-from runbook.errors import NotFound, OutsideWindow, WrongState
-from runbook.snapshot import parse_utc, utc_stamp
+from recovery.times import parse_utc, utc_stamp
 
 
 @dataclass(frozen=True)

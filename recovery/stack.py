@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 from recovery.aws import Target, aws_errors
 from recovery.engine import Program
 from recovery.points import Point, Source
-from runbook.snapshot import utc_stamp
+from recovery.times import utc_stamp
 
 if TYPE_CHECKING:
     from infra.config import StackConfig

@@ -26,9 +26,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 from recovery.aws import Target, aws_errors, describe_instance
-from runbook.snapshot import RETAIN_UNTIL_TAG, Snapshot, parse_utc, snapshots_of, utc_stamp
+from recovery.times import parse_utc, utc_stamp
+from runbook.snapshot import RETAIN_UNTIL_TAG, Snapshot, snapshots_of
 
 SPEC_MIN_RETENTION_DAYS = 7  # §3: "automated backups with a retention period of at least 7 days"
 PITR_MAX_LAG = timedelta(minutes=15)  # RDS uploads transaction logs every 5 minutes

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from drills.errors import BadInput
 from drills.verify.smoke import probe as probe_ready
+from infra.errors import BadInput, OperationFailed
 from recovery.cloudflare import Cutover, tunnel_target
 from recovery.engine import EngineError, StackEngine
 from recovery.stack import RecoveryPlan, recovery_program
-from runbook.errors import OperationFailed
 
 RTO = timedelta(hours=4)  # spec §1
 READY_TIMEOUT = timedelta(minutes=30)

@@ -24,9 +24,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from drills.errors import BadInput
+from infra.errors import BadInput, OperationFailed
 from recovery.aws import aws_errors, describe_instance, error_code, require_available, tags_of
-from runbook.errors import OperationFailed
+from recovery.times import parse_utc, utc_stamp
 
 PURPOSE_TAG = "prism:purpose"
 PURPOSE = "pre-migration"
@@ -46,19 +46,6 @@ _TAG_VALUE_MAX = 256
 # Besides Unicode letters, digits and white space, what an RDS tag value may hold.
 _TAG_VALUE_PUNCTUATION = set("_.:/=+-@")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def utc_stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_utc(text: str) -> datetime | None:
-    """An RFC 3339 time with an offset, as UTC; None when it is not one."""
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    return when.astimezone(UTC) if when.tzinfo else None
 
 
 def check_migration_id(migration: str) -> str:

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ValidationError, field_validator
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 from recovery.redact import scrub
 
 DEFAULT_SNAPSHOT_RECORD_DIR = Path("docs/audit/snapshots")

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 from psycopg.conninfo import make_conninfo
 
-from drills.errors import BadInput
-from drills.local.cluster import free_port
+from drills.ports import free_port
+from infra.errors import BadInput
 
 DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 FORWARD_READY_TIMEOUT = 60.0

@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from drills.errors import BadInput
 from drills.verify.model import Tier
+from infra.errors import BadInput, NotFound
 from recovery.aws import Target, aws_errors, client, describe_instance, resolve_target
 from recovery.points import Point, Source, find_source
-from runbook.errors import NotFound
-from runbook.snapshot import utc_stamp
+from recovery.times import utc_stamp
 
 if TYPE_CHECKING:
     from infra.config import StackConfig

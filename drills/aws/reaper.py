@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from drills.aws.plan import DRILL_TAG, EXPIRES_TAG, STACK_PREFIX, memo_clients
-from drills.errors import BadInput
+from infra.errors import BadInput
 from recovery.engine import EngineError, StackEngine
 
 RESOURCE_TYPES = ("ec2:instance", "rds:db", "rds:snapshot", "ec2:security-group", "ssm:parameter")

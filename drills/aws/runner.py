@@ -26,8 +26,8 @@ from typing import Any
 from drills.aws.forward import DatabaseAccess, ForwardError
 from drills.aws.plan import AwsDrillPlan, cost_estimate
 from drills.aws.program import drill_config, drill_program
-from drills.local.runner import DrillObserver as Observer
-from drills.local.runner import SilentObserver
+from drills.observer import DrillObserver as Observer
+from drills.observer import SilentObserver
 from drills.record import (
     DrillRecord,
     Phase,

@@ -13,16 +13,16 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drills.errors import BadInput
 from drills.local import owner
 from drills.pgbin import default_bindir
+from drills.ports import free_port
+from infra.errors import BadInput
 
 TEMP_PREFIX = "prism-drill-pg-"
 WORKDIR_PREFIX = "prism-drill-"  # other drill temp dirs (a fresh dump of a source)
@@ -50,12 +50,6 @@ def pg_tool(bindir: Path, name: str) -> str:
     """A PostgreSQL client tool from the server's bin dir, else whatever PATH finds."""
     path = bindir / name
     return str(path) if path.exists() else name
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

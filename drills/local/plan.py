@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from drills.errors import BadInput
 from drills.record import DEFAULT_RECORD_DIR, ENVIRONMENT_PATTERN
 from drills.verify.model import Tier
+from infra.errors import BadInput
 
 EARLIEST_POINT = datetime(1996, 7, 8, tzinfo=UTC)  # PostgreSQL's first release
 

@@ -16,12 +16,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from drills.errors import BadInput
 from drills.local.plan import LocalDrillPlan, check_plan
 from drills.local.restore import Backup, choose_installation, inspect_backup
 from drills.pgbin import Installation
 from drills.verify import load_manifest
 from drills.verify.manifest import Manifest
+from infra.errors import BadInput
 from recovery.redact import mask_dsn, shown
 
 SOURCE_CONNECT_TIMEOUT = 10  # seconds; a firewalled host would otherwise hang for minutes

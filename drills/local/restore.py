@@ -28,7 +28,6 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from drills.errors import BadInput
 from drills.local import archive
 from drills.local.cluster import Cluster, pg_tool
 from drills.local.dumpheader import (
@@ -42,6 +41,7 @@ from drills.local.supabase import Kind, ScriptTrace, SkippedCopy, Verdict, unquo
 from drills.pgbin import Installation, choose
 from drills.record.model import BackupVersions, RestoredWith
 from drills.verify.manifest import Manifest
+from infra.errors import BadInput
 from recovery.redact import mask_dsn
 
 RESTORE_DB = "prism"  # where single-database backups are restored

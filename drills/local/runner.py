@@ -19,15 +19,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
-from drills.errors import BadInput
 from drills.local import owner, preflight
 from drills.local.cluster import WORKDIR_PREFIX, Cluster, EphemeralPostgres
 from drills.local.lag import DataLag, measure_data_lag
 from drills.local.plan import LocalDrillPlan
 from drills.local.reaper import Found, reap_local
 from drills.local.restore import Backup, RestoreOutcome, dump_source, restore, restore_facts
+from drills.observer import DrillObserver, SilentObserver
 from drills.record import (
     DrillRecord,
     Phase,
@@ -41,26 +40,8 @@ from drills.record import (
 )
 from drills.verify import VerifyTarget, verify
 from drills.verify.model import CheckResult, Status
+from infra.errors import BadInput
 from recovery.redact import mask_dsn, printable
-
-
-class DrillObserver(Protocol):
-    """What the command line shows while a drill runs."""
-
-    def phase_started(self, name: str) -> None: ...
-    def phase_finished(self, name: str, seconds: float) -> None: ...
-    def check_finished(self, result: CheckResult) -> None: ...
-
-
-class SilentObserver:
-    def phase_started(self, name: str) -> None:
-        pass
-
-    def phase_finished(self, name: str, seconds: float) -> None:
-        pass
-
-    def check_finished(self, result: CheckResult) -> None:
-        pass
 
 
 @dataclass

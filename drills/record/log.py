@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from drills.errors import EnvironmentFault
 from drills.record.chart import ChartPoint, render_rto_rpo_chart
 from drills.record.markdown import log_markdown
 from drills.record.model import DrillRecord, Result
 from drills.record.store import load_entries, replace_atomically
 from drills.verify.manifest import Targets
+from infra.errors import EnvironmentFault
 from recovery.redact import shown
 
 LOG_NAME = "README.md"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from drills.errors import BadInput, EnvironmentFault
 from drills.record.markdown import record_markdown
 from drills.record.model import SCHEMA_VERSION, DrillRecord, redacted
+from infra.errors import BadInput, EnvironmentFault
 
 DEFAULT_RECORD_DIR = Path("docs/audit/restore-drills")
 

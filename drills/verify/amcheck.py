@@ -9,9 +9,9 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from drills.errors import BadInput
-from drills.local.cluster import find_bindir
+from drills.pgbin import default_bindir
 from drills.verify.context import Context, Outcome, failed, passed, skipped
+from infra.errors import BadInput
 
 JOBS = max(1, min(4, os.cpu_count() or 1))
 
@@ -23,7 +23,7 @@ def find_pg_amcheck(bindir: Path | None) -> str | None:
     if on_path:
         return on_path
     try:
-        candidate = find_bindir() / "pg_amcheck"
+        candidate = default_bindir() / "pg_amcheck"
     except BadInput:
         return None
     return str(candidate) if candidate.exists() else None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from drills.local.cluster import free_port
+from drills.ports import free_port
 from drills.verify.context import Outcome, failed, passed, skipped
 from drills.verify.target import VerifyTarget
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 
 DEFAULT_MANIFEST_NAME = "prism-manifest.yaml"
 

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from drills import pgbin
-from drills.errors import BadInput
 from drills.local.cluster import EphemeralPostgres
 from drills.local.dumpheader import (
     DumpVersions,
@@ -31,6 +30,7 @@ from drills.local.restore import BackupFormat, choose_installation, inspect_back
 from drills.local.runner import run_local_drill
 from drills.local.sample import build_sample
 from drills.verify.model import Status, Tier
+from infra.errors import BadInput
 
 # As root, clusters run as the postgres OS user: a checkout under a 0700 directory needs the
 # wheel's readable copy, as the drill itself makes it.

@@ -11,7 +11,7 @@ import yaml
 
 from infra import boot
 from infra.api_host import COMPOSE_FILE, compose_literal, parameter_prefix
-from infra.boot import ENV_BYTES_LIMIT, ENV_MAX_ENTRIES, USER_DATA_LIMIT
+from infra.host_rules import ENV_BYTES_LIMIT, ENV_MAX_ENTRIES, USER_DATA_LIMIT
 from infra.offline import OfflineRun, ResourceRecord, Secret
 from tests.infra.conftest import FAKE_SECRETS, clear_strings, config_error, run_stack
 

@@ -230,7 +230,7 @@ SOURCE_SECRET = "s3cret-Source-pw"
 
 
 def _closed_port() -> int:
-    from drills.local.cluster import free_port
+    from drills.ports import free_port
 
     return free_port()  # bound and released: nothing listens there
 

@@ -16,8 +16,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from drills.errors import BadInput
 from infra.config import ConfigError
+from infra.errors import BadInput
 from infra.offline import PROJECT_DIR, OfflineRun, run_program
 from prism_dr import plan_policy
 

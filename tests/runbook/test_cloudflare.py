@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 from recovery.cloudflare import CloudflareApi, CloudflareError, with_ingress
 
 TOKEN = "cf-test-token-not-real-123"

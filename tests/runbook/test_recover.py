@@ -15,12 +15,12 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
+from infra.errors import OutsideWindow
 from infra.offline import PROJECT_DIR, Secret
 from prism_dr import recover_cmd
+from recovery import aws as runbook_aws
 from recovery.cloudflare import tunnel_target
 from recovery.points import Point, Source, check_point
-from recovery import aws as runbook_aws
-from runbook.errors import OutsideWindow
 from tests.runbook.cli import run
 from tests.runbook.conftest import make_db
 from tests.runbook.fakes import FakeCloudflare, FakeEngine

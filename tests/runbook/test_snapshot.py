@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from drills.errors import BadInput
+from infra.errors import BadInput
 from prism_dr import snapshot_cmd
 from runbook import snapshot as snap
 from tests.runbook.cli import run

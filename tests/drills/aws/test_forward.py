@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from drills.aws.forward import Direct, ForwardError, SsmPortForward, check_forward_tools
-from drills.errors import BadInput
+from infra.errors import BadInput
 
 FAKE = Path(__file__).with_name("fake_aws_cli.py")
 

@@ -12,9 +12,8 @@ import yaml
 from botocore.stub import Stubber
 
 from drills.aws.plan import cost_estimate, parse_ttl, plan_aws_drill
-from drills.errors import BadInput
+from infra.errors import BadInput, NotFound, OutsideWindow
 from recovery import aws as runbook_aws
-from runbook.errors import NotFound, OutsideWindow
 from tests.drills.aws.conftest import REGION
 
 REPLICA_ARN = "arn:aws:rds:us-west-2:123456789012:auto-backup:ab-" + "d" * 26

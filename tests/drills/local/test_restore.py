@@ -11,10 +11,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from drills.errors import BadInput
 from drills.local.cluster import Cluster, EphemeralPostgres
 from drills.local.restore import BackupFormat, dump_source, inspect_backup, restore
 from drills.pgbin import inspect_bindir
+from infra.errors import BadInput
 
 _targets = itertools.count()
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from drills.errors import BadInput
 from drills.local import runner
 from drills.local.cluster import TEMP_PREFIX
 from drills.local.plan import LocalDrillPlan
 from drills.record import SEED_COLUMNS, Result
 from drills.verify.model import Status, Tier
+from infra.errors import BadInput
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import urllib.request
 import psycopg
 import pytest
 
-from drills.local.cluster import free_port
+from drills.ports import free_port
 
 
 def _get(port: int, path: str) -> int:

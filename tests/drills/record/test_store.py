@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from drills.errors import BadInput
 from drills.record import (
     CHART_NAME,
     LOG_NAME,
@@ -28,6 +27,7 @@ from drills.record import (
     write_record,
 )
 from drills.verify.model import CheckResult, Status
+from infra.errors import BadInput
 from tests.drills.record.test_model import SECRET, STARTED, header_cells, make_record, table_rows
 
 

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from drills.local.cluster import EphemeralPostgres, free_port
+from drills.local.cluster import EphemeralPostgres
 from drills.local.sample import build_sample
 from drills.local.standin_api import serve
+from drills.ports import free_port
 from drills.verify import Status, Tier, app, load_manifest, verify
 from drills.verify.context import APPLICATION_NAME
 from tests.drills.verify.conftest import NOW, by_name, make_target

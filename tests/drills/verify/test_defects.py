@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from drills.local.cluster import free_port
+from drills.ports import free_port
 from drills.verify import Status, Tier, verify
 from drills.verify.catalog import discover
 from tests.drills.verify.conftest import (

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from drills.errors import BadInput
 from drills.verify import Manifest, load_manifest
 from drills.verify.manifest import default_manifest_path, parse_duration
+from infra.errors import BadInput
 
 PRISM_TABLES = ["organizations", "memberships", "buildings", "comps", "tims", "reports",
                 "exports", "audit_logs"]

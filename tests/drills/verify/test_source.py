@@ -7,7 +7,7 @@ import time
 import psycopg
 import pytest
 
-from drills.local.cluster import free_port
+from drills.ports import free_port
 from drills.verify import Status, Tier, context
 from drills.verify.context import connect_source
 from tests.drills.verify.conftest import BACKUP_POINT, assert_only, failing, run_checks, run_sql
