@@ -23,5 +23,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.restore
 
+# Mutation testing (issue 20), by hand: about N minutes on 2 cores; report in bench/MUTATION.md.
+mutate: $(STAMP)
+	$(PY) -m bench.mutate
+
 clean:
 	rm -rf $(VENV)
