@@ -107,6 +107,10 @@ def run_one(target: Target) -> None:
     """In this process: mutmut with the configuration narrowed to `target`."""
     from mutmut import configuration
 
+    # mutmut copies every file it does not mutate over its mutated copy (shutil.copy, a newer
+    # mtime), and later takes a copy newer than its source for mutated already: without this,
+    # a module mutated by an earlier target would be run unmutated.
+    (ROOT / "mutants" / target.path).unlink(missing_ok=True)
     cfg = configuration.config()
     cfg.only_mutate = [target.path]
     cfg.pytest_add_cli_args_test_selection = [t for t in target.tests if (ROOT / t).exists()]
