@@ -35,7 +35,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 
 
-X
+class Result(StrEnum):  # as drills.record.model.Result (the runbook may not import it)
     PASSED = "passed"
     FAILED = "failed"
 
