@@ -1,0 +1,267 @@
+"""The local reaper's guards, one test each: what it must spare, and what it must still stop.
+
+tests/drills/local/test_reaper.py runs whole stand-in drills; here the markers are written
+directly (as `drills.local.owner.mark` writes them) with an owner that is gone, and the
+processes are plain `sleep`s carrying a drill's tag in their environment, which is all the
+reaper reads of them (/proc/<pid>/environ, /proc/<pid>/cwd).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from drills.local import owner, reaper
+from drills.local.reaper import reap_local
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """TMPDIR and the registry of this test's own."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setenv(owner.STATE_DIR_ENV, str(tmp_path / "state"))
+    return temp
+
+
+@pytest.fixture
+def processes():
+    """Starts tagged `sleep`s; every one is killed when the test ends, whatever happened."""
+    started: list[subprocess.Popen] = []
+
+    def start(tag: str | None, cwd: Path | None = None, argv: list[str] | None = None):
+        env = {k: v for k, v in os.environ.items() if k != owner.OWNER_ENV}
+        if tag is not None:
+            env[owner.OWNER_ENV] = tag
+        proc = subprocess.Popen(argv or ["sleep", "300"], env=env, cwd=cwd,
+                                stdout=subprocess.PIPE if argv else None, text=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def gone_owner(n: int = 1) -> owner.Owner:
+    """An owner that no longer runs: this process's pid with another start time."""
+    me = owner.current_owner()
+    return owner.Owner(me.pid, str(int(me.started) + n), me.boot_id)
+
+
+def plant(path: Path, *, of: owner.Owner, kind: str = "workdir", kept: bool = False,
+          created_at: str | None = None, register: bool = True) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    marker = {
+        "tool": owner.TOOL, "kind": kind, "owner_tag": of.tag, "path": str(path),
+        "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        "kept": kept,
+    }
+    (path / owner.MARKER_NAME).write_text(json.dumps(marker))
+    if register:
+        owner.registry_dir().mkdir(parents=True, exist_ok=True)
+        (owner.registry_dir() / f"{path.name}.json").write_text(json.dumps(marker))
+    return path
+
+
+def running(proc: subprocess.Popen) -> bool:
+    return proc.poll() is None
+
+
+def directories(found) -> list[Path]:
+    # The machine is shared: strays of other sessions' killed drills may be listed too.
+    return [i.path for i in found if i.kind != "processes"]
+
+
+def action_of(found, path: Path) -> str:
+    [item] = [i for i in found if i.path == path]
+    return item.action
+
+
+def ago(**delta: float) -> str:
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat(timespec="seconds")
+
+
+# -- kept on purpose (--keep) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("created", "action"),
+    [(ago(hours=1, minutes=59), "kept (--keep)"), (ago(hours=2, minutes=1), "removed")],
+)
+def test_a_kept_cluster_goes_only_once_older_than_asked(isolated, created, action):
+    path = plant(isolated / "prism-drill-pg-kept", of=gone_owner(), kind="cluster", kept=True,
+                 created_at=created)
+    found = reap_local(yes=True, kept_older_than=timedelta(hours=2))
+    assert action_of(found, path) == action
+    assert path.is_dir() is (action != "removed")
+
+
+def test_a_kept_cluster_stays_however_old_without_an_age(isolated):
+    path = plant(isolated / "prism-drill-pg-kept", of=gone_owner(), kind="cluster", kept=True,
+                 created_at=ago(days=400))
+    assert action_of(reap_local(yes=True), path) == "kept (--keep)"
+    assert path.is_dir()
+
+
+def test_a_kept_cluster_with_an_unreadable_time_counts_as_old(isolated):
+    path = plant(isolated / "prism-drill-pg-kept", of=gone_owner(), kind="cluster", kept=True,
+                 created_at="yesterday")
+    assert action_of(reap_local(yes=True), path) == "kept (--keep)"
+    assert action_of(reap_local(yes=True, kept_older_than=timedelta(days=30)), path) == "removed"
+
+
+def test_a_kept_clusters_processes_are_spared_wherever_they_work(isolated, tmp_path, processes):
+    # Its API runs from elsewhere; only the tag ties it to the kept cluster.
+    drill = gone_owner()
+    path = plant(isolated / "prism-drill-pg-kept", of=drill, kind="cluster", kept=True)
+    api = processes(drill.tag, cwd=tmp_path)
+    found = reap_local(yes=True)
+    assert action_of(found, path) == "kept (--keep)"
+    assert running(api)
+    assert not [i for i in found if api.pid in i.processes]
+
+
+def test_a_server_working_inside_a_kept_cluster_is_spared_without_its_registry(
+    isolated, tmp_path, processes
+):
+    # The kept cluster lives outside this TMPDIR and its registry entry is gone; the server
+    # (started by another, equally dead drill) works two levels down in it.
+    kept = plant(tmp_path / "elsewhere" / "prism-drill-pg-kept", of=gone_owner(1),
+                 kind="cluster", kept=True, register=False)
+    (kept / "data" / "pg_wal").mkdir(parents=True)
+    server = processes(gone_owner(2).tag, cwd=kept / "data" / "pg_wal")
+    found = reap_local(yes=True)
+    assert running(server)
+    assert not [i for i in found if server.pid in i.processes]
+
+
+# -- what belongs to someone else --------------------------------------------------------------
+
+
+def test_a_live_drills_directory_and_processes_are_in_use(isolated, processes):
+    me = owner.current_owner()  # this test process runs: the drill is alive
+    path = plant(isolated / "prism-drill-live", of=me)
+    server = processes(me.tag, cwd=path)
+    found = reap_local(yes=True)
+    assert action_of(found, path) == "in use"
+    assert path.is_dir() and running(server)
+    assert not [i for i in found if server.pid in i.processes]
+
+
+def test_a_server_named_in_postmaster_pid_but_not_the_drills_is_not_signalled(
+    isolated, processes
+):
+    # The pid in postmaster.pid was reused by a process the drill never started.
+    path = plant(isolated / "prism-drill-pg-dead", of=gone_owner(), kind="cluster")
+    stranger = processes(None)
+    (path / "data").mkdir()
+    (path / "data" / "postmaster.pid").write_text(f"{stranger.pid}\n/some/data\n")
+    assert action_of(reap_local(yes=True), path) == "removed"
+    assert not path.exists()
+    assert running(stranger)
+
+
+@pytest.mark.parametrize("content", ["", "not-a-pid\n"])
+def test_an_unreadable_postmaster_pid_does_not_stop_the_removal(isolated, content):
+    path = plant(isolated / "prism-drill-pg-dead", of=gone_owner(), kind="cluster")
+    (path / "data").mkdir()
+    (path / "data" / "postmaster.pid").write_text(content)
+    assert action_of(reap_local(yes=True), path) == "removed"
+    assert not path.exists()
+
+
+def test_only_drill_names_are_scanned_in_tmpdir(isolated):
+    # A marked directory neither registered nor named like a drill's is not looked at; a file
+    # named like one is skipped.
+    other = plant(isolated / "someone-else", of=gone_owner(), register=False)
+    (isolated / "prism-drill-pg-file").write_text("not a directory")
+    found = reap_local(yes=True)
+    assert other.is_dir() and (isolated / "prism-drill-pg-file").is_file()
+    assert directories(found) == []
+
+
+def test_a_registered_directory_that_is_gone_is_forgotten(isolated, tmp_path):
+    gone = plant(tmp_path / "elsewhere" / "prism-drill-x", of=gone_owner())
+    for entry in gone.iterdir():
+        entry.unlink()
+    gone.rmdir()
+    assert owner.registered_paths() == [gone]
+    assert directories(reap_local(yes=False)) == []
+    assert owner.registered_paths() == []
+
+
+# -- what must still go ------------------------------------------------------------------------
+
+
+def test_without_yes_nothing_is_removed_or_stopped(isolated, processes):
+    drill = gone_owner()
+    path = plant(isolated / "prism-drill-pg-dead", of=drill, kind="cluster")
+    server = processes(drill.tag, cwd=path)
+    stray = processes(gone_owner(2).tag)
+    found = reap_local(yes=False)
+    [item] = [i for i in found if i.path == path]
+    assert (item.action, item.processes) == ("would remove", [server.pid])
+    [strays] = [i for i in found if i.kind == "processes"]
+    assert strays.action == "would remove" and stray.pid in strays.processes
+    assert path.is_dir() and running(server) and running(stray)
+    listed = strays.as_dict()
+    assert (listed["path"], listed["owner_pid"], listed["created_at"]) == ("-", None, "")
+
+
+def test_with_yes_a_dead_drills_directory_processes_and_registry_entry_go(isolated, processes):
+    drill = gone_owner()
+    path = plant(isolated / "prism-drill-pg-dead", of=drill, kind="cluster",
+                 created_at="2026-12-01T10:00:00+00:00")
+    server = processes(drill.tag, cwd=path)
+    stray = processes(gone_owner(2).tag)
+    found = reap_local(yes=True)
+    [item] = [i for i in found if i.path == path]
+    assert item.as_dict() == {
+        "path": str(path), "kind": "cluster", "owner_pid": drill.pid,
+        "created_at": "2026-12-01T10:00:00+00:00", "action": "removed",
+        "processes": [server.pid],
+    }
+    [strays] = [i for i in found if i.kind == "processes"]
+    assert strays.action == "removed" and stray.pid in strays.processes
+    assert not path.exists() and owner.registered_paths() == []
+    assert server.wait(timeout=5) is not None and stray.wait(timeout=5) is not None
+
+
+def test_a_process_that_ignores_sigterm_is_killed(isolated, processes, monkeypatch):
+    monkeypatch.setattr(reaper, "_STOP_WAIT_SECONDS", 0.3)  # the wait before SIGKILL
+    stubborn = processes(gone_owner().tag, argv=[
+        sys.executable, "-c",
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print(flush=True); time.sleep(300)",
+    ])
+    stubborn.stdout.readline()  # its handler is in place
+    reap_local(yes=True)
+    # Gone within the timeout, not after its 300 s: only SIGKILL could do that. (Its exit
+    # status went to the reaper, which reaps the zombies of its own children.)
+    stubborn.wait(timeout=5)
+    assert not Path(f"/proc/{stubborn.pid}").exists()
+
+
+def test_the_reaper_never_stops_itself_when_it_carries_a_dead_drills_tag(isolated, tmp_path):
+    # `prism-dr drill reap` run from a shell a killed drill left behind inherits its tag.
+    env = {**os.environ, owner.OWNER_ENV: gone_owner().tag}
+    done = subprocess.run(
+        [sys.executable, "-c", "from drills.local.reaper import reap_local; reap_local(yes=True)"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr  # -15: it sent itself SIGTERM
