@@ -1,4 +1,5 @@
-"""Prune's decisions at their edges: what it must never delete, and the expiry to the second.
+"""Prune's decisions at their edges: what it must never delete, and the expiry to the second;
+and the delete call's own check, which refuses the same snapshots again.
 
 `prune_decisions` is pure (snapshots in, decisions out), so every guard is tested here on
 snapshots built as DescribeDBSnapshots returns them, one property changed from a snapshot
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
-from runbook.snapshot import Action, Snapshot, prune_decisions
+from infra.errors import BadInput
+from runbook.snapshot import Action, Snapshot, delete_snapshot, prune_decisions
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -142,3 +146,46 @@ def test_every_snapshot_gets_one_decision_in_the_order_given():
         ("d-expired", Action.DELETE),
     ]
     assert prune_decisions([], NOW) == []
+
+
+# -- the delete call checks again --------------------------------------------------------------
+
+
+def rds_client() -> tuple[object, Stubber]:
+    # A Stubber with nothing queued fails any call: "AWS was asked" is itself a failure here.
+    client = boto3.client("rds", region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    stubber = Stubber(client)
+    stubber.activate()
+    return client, stubber
+
+
+@pytest.mark.parametrize(
+    "snap",
+    [
+        snapshot(snapshot_type="automated"),
+        snapshot(identifier="rds:prism-prod-2026-10-01-03-00"),
+        snapshot(purpose=None),
+    ],
+    ids=["automated", "rds-prefixed", "not-pre-migration"],
+)
+def test_the_delete_call_refuses_what_prune_must_never_delete(snap):
+    client, stubber = rds_client()
+    with pytest.raises(AssertionError, match=f"refusing to delete {snap.identifier}"):
+        delete_snapshot(client, snap)
+    stubber.assert_no_pending_responses()
+
+
+def test_a_snapshot_already_gone_counts_as_deleted_and_other_refusals_do_not():
+    # Error codes as DeleteDBSnapshot documents them (API_DeleteDBSnapshot.html, "Errors").
+    client, stubber = rds_client()
+    expected = {"DBSnapshotIdentifier": snapshot().identifier}
+    stubber.add_client_error("delete_db_snapshot", "DBSnapshotNotFound", http_status_code=404,
+                             expected_params=expected)
+    stubber.add_client_error("delete_db_snapshot", "InvalidDBSnapshotState",
+                             "snapshot is being copied", http_status_code=400,
+                             expected_params=expected)
+    delete_snapshot(client, snapshot())
+    with pytest.raises(BadInput, match=r"\(InvalidDBSnapshotState\): snapshot is being copied"):
+        delete_snapshot(client, snapshot())
+    stubber.assert_no_pending_responses()
