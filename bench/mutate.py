@@ -10,7 +10,7 @@ bench/out/mutation.json; the page itself is kept by hand (each survivor needs a 
     python -m bench.mutate                 # every target that is measured by default
     python -m bench.mutate policy.rds ...  # the named targets only
     python -m bench.mutate --list          # the targets, with their tests
-    python -m bench.mutate --show policy.rds  # the diffs of the last run's survivors
+    python -m bench.mutate --show policy.rds  # the diffs of its last run's survivors
 
 Tests that run `prism-dr` in a subprocess import the installed (unmutated) code, so they kill
 nothing: each target lists tests that call the code in-process.
@@ -177,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [BY_NAME[n] for n in args.targets] or [t for t in TARGETS if t.measured]
     if args.show:
         for target in chosen:
-            for name in results(target)["not_killed"]:
-                subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT)
+            print((OUT / f"survivors-{target.name}.diff").read_text())
         return 0
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -196,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
             worst = 1
             continue
         found = results(target)
+        # The diffs now, while mutants/ holds this target's mutated copy (the next run
+        # overwrites it): bench/out/survivors-<target>.diff.
+        with open(OUT / f"survivors-{target.name}.diff", "w") as diffs:
+            for name in found["not_killed"]:
+                subprocess.run([Path(sys.executable).parent / "mutmut", "show", name], cwd=ROOT,
+                               stdout=diffs, stderr=subprocess.DEVNULL)
         found["seconds"] = round(time.monotonic() - started)
         found["commit"] = commit()
         summary[target.name] = found
