@@ -117,3 +117,61 @@ def test_a_drill_database_may_run_without_backups(db: dict) -> None:
     assert check("rds-backup-retention", DB, ephemeral, stack=DRILL_STACK) == []
     assert check("rds-backup-window", DB, ephemeral, stack=DRILL_STACK) == []
     assert check("rds-backup-retention", DB, changed(db, backupRetentionPeriod=0), stack="staging")
+
+
+# -- each finding says what is wrong and why it matters; the edges of each rule -------------
+
+
+def test_each_finding_names_the_property_and_what_it_breaks(db: dict, staging_declared: dict):
+    assert check("drill-resources-tagged", DB, db, stack=DRILL_STACK) == [
+        "drill resource without prism:drill and prism:expires-at: the reaper and the audit "
+        "cannot find it once the drill is gone"
+    ]
+    assert check("drill-resources-tagged", DB, _tagged(db, **{"prism:expires-at": "soon"}),
+                 stack=DRILL_STACK) == [
+        "prism:expires-at is 'soon', not an RFC 3339 time with a zone "
+        "(e.g. 2026-12-02T06:00:00Z): the reaper cannot tell when it expires"
+    ]
+    protected = _tagged(changed(db, deletionProtection=True))
+    assert check("drill-resources-deletable", DB, protected, stack=DRILL_STACK,
+                 protect=True) == [
+        "Pulumi protect is set on a drill resource: the drill's destroy would fail",
+        "deletionProtection is true on a drill database: teardown cannot delete it",
+    ]
+    host = _tagged(changed(staging_declared[(EC2, "api-host-instance")],
+                           disableApiTermination=True))
+    assert check("drill-resources-deletable", EC2, host, stack=DRILL_STACK) == [
+        "disableApiTermination is true on a drill host: teardown cannot terminate it"
+    ]
+
+
+def test_a_drill_host_that_may_be_terminated_passes(staging_declared: dict) -> None:
+    host = staging_declared[(EC2, "api-host-instance")]
+    for value in (False, DROP):
+        props = _tagged(changed(host, disableApiTermination=value))
+        assert check("drill-resources-deletable", EC2, props, stack=DRILL_STACK) == []
+
+
+def test_an_expiry_that_is_not_text_fails(db: dict) -> None:
+    # A number in a YAML tag map stays a number; the reaper reads the tag as text.
+    [msg] = check("drill-resources-tagged", DB, _tagged(db, **{"prism:expires-at": 1733100000}),
+                  stack=DRILL_STACK)
+    assert msg.startswith("prism:expires-at is 1733100000, not an RFC 3339 time")
+
+
+def test_any_other_tagged_resource_of_a_drill_is_checked_too() -> None:
+    # Not in the list of types the drill stacks create, but it carries tags: a drill must be
+    # able to find it as well.
+    bucket = "aws:s3/bucketV2:BucketV2"
+    assert check("drill-resources-tagged", bucket, {"tags": {"Name": "x"}}, stack=DRILL_STACK)
+    assert check("drill-resources-tagged", bucket, {"tags": DRILL_TAGS}, stack=DRILL_STACK) == []
+    assert check("drill-resources-tagged", bucket, {}, stack=DRILL_STACK) == []
+
+
+def test_tags_or_an_expiry_only_the_update_knows_are_not_judged(db: dict) -> None:
+    from pulumi_policy.proxy import UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE
+
+    unknown_tags = changed(db, tags=UNKNOWN_OBJECT_VALUE)
+    assert check("drill-resources-tagged", DB, unknown_tags, stack=DRILL_STACK) == []
+    unknown_expiry = _tagged(db, **{"prism:expires-at": UNKNOWN_STRING_VALUE})
+    assert check("drill-resources-tagged", DB, unknown_expiry, stack=DRILL_STACK) == []
