@@ -69,3 +69,30 @@ def test_provider_5_shape_is_read_too(declared: dict) -> None:
 
 def test_unknown_ingress_is_not_judged(declared: dict) -> None:
     assert check("tunnel-catch-all-last", CONFIG, _with(declared, UNKNOWN_ARRAY_VALUE)) == []
+
+
+def test_the_findings_say_what_cloudflared_needs(declared: dict) -> None:
+    assert check("tunnel-catch-all-last", CONFIG, _with(declared, [])) == [
+        "config.ingresses is empty: cloudflared needs rules ending with a catch-all"
+    ]
+    assert check("tunnel-catch-all-last", CONFIG, _with(declared, [CATCH_ALL, API])) == [
+        "the last ingress rule matches api.example.com only: add a last rule without hostname "
+        "or path (service http_status:404)",
+        "ingress rule 1 of 2 is a catch-all: the rules after it are never reached",
+    ]
+
+
+def test_a_catch_all_just_before_the_last_rule_is_found(declared: dict) -> None:
+    rules = [API, CATCH_ALL, CATCH_ALL]
+    [msg] = check("tunnel-catch-all-last", CONFIG, _with(declared, rules))
+    assert msg.startswith("ingress rule 2 of 3 is a catch-all")
+
+
+def test_an_empty_hostname_counts_as_catch_all(declared: dict) -> None:
+    rules = [API, {"hostname": "", "service": "http_status:404"}]
+    assert check("tunnel-catch-all-last", CONFIG, _with(declared, rules)) == []
+
+
+def test_a_last_rule_that_is_not_a_rule_is_no_catch_all(declared: dict) -> None:
+    [msg] = check("tunnel-catch-all-last", CONFIG, _with(declared, [API, "http_status:404"]))
+    assert msg.startswith("the last ingress rule matches a path only")
