@@ -11,6 +11,7 @@ bench/out/mutation.json; the page itself is kept by hand (each survivor needs a 
     python -m bench.mutate policy.rds ...  # the named targets only
     python -m bench.mutate --list          # the targets, with their tests
     python -m bench.mutate --show policy.rds  # the diffs of its last run's survivors
+    python -m bench.mutate --table         # the figures as bench/MUTATION.md's table
 
 Tests that run `prism-dr` in a subprocess import the installed (unmutated) code, so they kill
 nothing: each target lists tests that call the code in-process.
@@ -145,6 +146,16 @@ def results(target: Target) -> dict:
     }
 
 
+def markdown_table(summary: dict) -> str:
+    lines = ["| target | module | mutants | killed | survived | kill rate | commit |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for found in summary.values():
+        lines.append(f"| {found['target']} | `{found['path']}` | {found['mutants']} | "
+                     f"{found['killed']} | {len(found['not_killed'])} | "
+                     f"{found['kill_rate']} % | {found['commit']} |")
+    return "\n".join(lines)
+
+
 def commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                           capture_output=True, text=True)
@@ -159,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument("--show", action="store_true",
                         help="print the diff of every mutant the last run did not kill")
+    parser.add_argument("--table", action="store_true",
+                        help="print the last figures as bench/MUTATION.md's table")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process of one target
     args = parser.parse_args(argv)
 
@@ -175,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown target(s) {', '.join(unknown)}: see --list", file=sys.stderr)
         return 2
     chosen = [BY_NAME[n] for n in args.targets] or [t for t in TARGETS if t.measured]
+    if args.table:
+        print(markdown_table(json.loads((OUT / "mutation.json").read_text())))
+        return 0
     if args.show:
         for target in chosen:
             print((OUT / f"survivors-{target.name}.diff").read_text())
