@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from pulumi_policy import EnforcementLevel
-from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE
+from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE
 
 from tests.policy.conftest import DROP, POLICIES, changed, check, check_stack
 
@@ -264,3 +264,177 @@ def test_replication_too_short_or_without_key_fails(prod_db: dict, prod_replicat
         [(DB, "database-instance", prod_db), (REPLICATION, "rep", keyless, link)],
     )
     assert where is not None and where.endswith("::rep") and "kmsKeyId" in msg
+
+
+# --- each finding in full, each rule's edges ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "stack", "values", "message"),
+    [
+        ("rds-backup-retention", "staging", {"backupRetentionPeriod": 6},
+         "backupRetentionPeriod is 6 days; at least 7 required"),
+        ("rds-backup-retention", "prod", {"backupRetentionPeriod": DROP},
+         "backupRetentionPeriod is not set (RDS keeps 1 day); at least 30 days required on prod"),
+        ("rds-backup-window", "prod", {"backupWindow": DROP},
+         "backupWindow is not set: RDS picks a random 30-minute window each day"),
+        ("rds-backup-window", "prod", {"backupWindow": "3am"},
+         "backupWindow '3am' is not hh24:mi-hh24:mi in UTC"),
+        ("rds-backup-window", "prod", {"backupWindow": "03:00-03:29"},
+         "backupWindow 03:00-03:29 lasts 29 minutes; RDS needs at least 30"),
+        ("rds-backup-window", "prod", {"backupWindow": "23:50-00:10"},
+         "backupWindow 23:50-00:10 lasts 20 minutes; RDS needs at least 30"),
+        ("rds-storage-encrypted", "prod", {"storageEncrypted": False},
+         "storageEncrypted is not true: the database and its backups are unencrypted"),
+        ("rds-not-public", "prod", {"publiclyAccessible": True},
+         "publiclyAccessible is true: the instance gets a public address"),
+        ("rds-copy-tags-to-snapshot", "prod", {"copyTagsToSnapshot": False},
+         "copyTagsToSnapshot is not true: snapshots lose the tags that say whose they are "
+         "(prism:stack) and when they may go"),
+        ("rds-storage-headroom", "prod", {"maxAllocatedStorage": DROP},
+         "maxAllocatedStorage is not set: storage autoscaling is off and a full disk stops the "
+         "database"),
+        ("rds-storage-headroom", "prod", {"allocatedStorage": 50, "maxAllocatedStorage": 54},
+         "maxAllocatedStorage 54 GiB is below 1.1 x allocatedStorage (50 GiB); RDS refuses it "
+         "or cannot grow"),
+        ("rds-prod-deletion-protection", "prod", {"deletionProtection": False},
+         "deletionProtection is not true on prod: one API call could delete the database"),
+        ("rds-prod-final-snapshot", "prod", {"skipFinalSnapshot": True},
+         "skipFinalSnapshot is true on prod: deleting the instance would leave no snapshot"),
+        ("rds-prod-final-snapshot", "prod", {"finalSnapshotIdentifier": DROP},
+         "finalSnapshotIdentifier is not set on prod: the provider cannot take the final "
+         "snapshot, so the delete fails or leaves none"),
+        ("rds-prod-keep-automated-backups", "prod", {"deleteAutomatedBackups": True},
+         "deleteAutomatedBackups is not false on prod: deleting the instance would delete its "
+         "automated backups and the point-in-time window with it"),
+        ("rds-prod-multi-az", "prod", {"multiAz": False},
+         "multiAz is not true on prod: an AZ outage means a restore instead of a failover"),
+    ],
+)
+def test_each_finding_names_the_property_the_limit_and_the_risk(
+    policy: str, stack: str, values: dict, message: str, prod_db: dict, staging_db: dict
+) -> None:
+    db = prod_db if stack == "prod" else staging_db
+    config = PROD_CONFIG if stack == "prod" else None
+    assert check(policy, DB, changed(db, **values), config=config, stack=stack) == [message]
+
+
+def test_a_backup_window_of_exactly_thirty_minutes_passes(prod_db: dict) -> None:
+    for window in ("03:00-03:30", "23:50-00:20"):
+        assert check("rds-backup-window", DB, changed(prod_db, backupWindow=window)) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "values"),
+    [
+        ("rds-backup-window", {"backupWindow": UNKNOWN_STRING_VALUE}),
+        ("rds-storage-encrypted", {"storageEncrypted": UNKNOWN_BOOLEAN_VALUE}),
+        ("rds-copy-tags-to-snapshot", {"copyTagsToSnapshot": UNKNOWN_BOOLEAN_VALUE}),
+        ("rds-storage-headroom", {"allocatedStorage": UNKNOWN_NUMBER_VALUE,
+                                  "maxAllocatedStorage": 10}),
+        ("rds-prod-deletion-protection", {"deletionProtection": UNKNOWN_BOOLEAN_VALUE}),
+        ("rds-prod-final-snapshot", {"skipFinalSnapshot": UNKNOWN_BOOLEAN_VALUE,
+                                     "finalSnapshotIdentifier": DROP}),
+        ("rds-prod-keep-automated-backups", {"deleteAutomatedBackups": UNKNOWN_BOOLEAN_VALUE}),
+        ("rds-prod-multi-az", {"multiAz": UNKNOWN_BOOLEAN_VALUE}),
+    ],
+)
+def test_a_value_only_the_update_knows_is_not_judged(policy: str, values: dict,
+                                                      prod_db: dict) -> None:
+    assert check(policy, DB, changed(prod_db, **values), config=PROD_CONFIG) == []
+
+
+def test_a_read_replica_follows_its_own_backup_rules(staging_db: dict, prod_db: dict) -> None:
+    replica = changed(staging_db, replicateSourceDb="prism-staging", backupRetentionPeriod=0,
+                      backupWindow=DROP)
+    assert check("rds-backup-retention", DB, replica, stack="staging") == []
+    assert check("rds-backup-window", DB, replica, stack="staging") == []
+    prod_replica = changed(prod_db, replicateSourceDb="prism-prod")
+    resources = [(DB, "replica", prod_replica)]
+    assert check_stack("rds-prod-backup-replication", resources, config=PROD_CONFIG) == []
+
+
+def test_a_drill_database_with_a_bad_window_is_not_judged(staging_db: dict) -> None:
+    drill = changed(staging_db, tags={**staging_db["tags"], "prism:drill": "true"},
+                    backupWindow="3am")
+    assert check("rds-backup-window", DB, drill, stack="drill-20261202t010000z") == []
+
+
+ARN = "arn:aws:rds:us-east-1:123456789012:db:prism-prod"
+
+
+def test_replication_findings_in_full(prod_db: dict, prod_replication: dict) -> None:
+    link = {"sourceDbInstanceArn": ["database-instance"]}
+    assert check_stack("rds-prod-backup-replication", [(DB, "database-instance", prod_db)]) == [
+        (f"urn:pulumi:prod::prism-infra::{DB}::database-instance",
+         "no aws:rds/instanceAutomatedBackupsReplication for this prod instance: a region "
+         "outage would take its backups with it")
+    ]
+    bad = changed(prod_replication, retentionPeriod=29, kmsKeyId=DROP)
+    found = check_stack("rds-prod-backup-replication",
+                        [(DB, "database-instance", prod_db), (REPLICATION, "rep", bad, link)])
+    assert [message for _, message in found] == [
+        "the replicated backups are kept 29 days; at least 30 required on prod",
+        "kmsKeyId is not set: RDS refuses to replicate an encrypted instance's backups without "
+        "a key in the destination region",
+    ]
+    enough = changed(prod_replication, retentionPeriod=30)
+    assert check_stack("rds-prod-backup-replication",
+                       [(DB, "database-instance", prod_db),
+                        (REPLICATION, "rep", enough, link)]) == []
+
+
+def test_a_replication_period_only_the_update_knows_is_not_judged(
+    prod_db: dict, prod_replication: dict
+) -> None:
+    unknown = changed(prod_replication, retentionPeriod=UNKNOWN_NUMBER_VALUE)
+    resources = [(DB, "database-instance", prod_db),
+                 (REPLICATION, "rep", unknown, {"sourceDbInstanceArn": ["database-instance"]})]
+    assert check_stack("rds-prod-backup-replication", resources, config=PROD_CONFIG) == []
+
+
+@pytest.mark.parametrize(
+    ("instance_arn", "source"),
+    [(UNKNOWN_STRING_VALUE, ARN), (ARN, UNKNOWN_STRING_VALUE)],
+    ids=["new-instance", "source-computed"],
+)
+def test_a_replication_that_cannot_be_told_apart_is_paired(
+    prod_db: dict, prod_replication: dict, instance_arn: str, source: str
+) -> None:
+    # In a preview either side may be unknown, with no dependency recorded: not a mismatch.
+    resources = [(DB, "database-instance", changed(prod_db, arn=instance_arn)),
+                 (REPLICATION, "rep", changed(prod_replication, sourceDbInstanceArn=source))]
+    assert check_stack("rds-prod-backup-replication", resources, config=PROD_CONFIG) == []
+
+
+def test_each_prod_instance_gets_its_own_linked_replication(
+    prod_db: dict, prod_replication: dict
+) -> None:
+    # a: unencrypted, its replication has no key (fine); b: encrypted, its replication has
+    # one. Listed so that pairing by position would give b the keyless one.
+    a = changed(prod_db, storageEncrypted=False, arn=UNKNOWN_STRING_VALUE)
+    b = changed(prod_db, arn=UNKNOWN_STRING_VALUE)
+    rep_a = changed(prod_replication, kmsKeyId=DROP, sourceDbInstanceArn=UNKNOWN_STRING_VALUE)
+    rep_b = changed(prod_replication, sourceDbInstanceArn=UNKNOWN_STRING_VALUE)
+    linked = [(DB, "b", b), (DB, "a", a),
+              (REPLICATION, "rep-a", rep_a, {"sourceDbInstanceArn": ["a"]}),
+              (REPLICATION, "rep-b", rep_b, {"sourceDbInstanceArn": ["b"]})]
+    assert check_stack("rds-prod-backup-replication", linked, config=PROD_CONFIG) == []
+    # Only a is linked; b takes the replication nobody claimed, not a's.
+    half = [(DB, "a", a), (DB, "b", b),
+            (REPLICATION, "rep-a", rep_a, {"sourceDbInstanceArn": ["a"]}),
+            (REPLICATION, "rep-b", rep_b)]
+    assert check_stack("rds-prod-backup-replication", half, config=PROD_CONFIG) == []
+
+
+def test_every_prod_instance_is_reported_not_just_the_first(
+    prod_db: dict, prod_replication: dict
+) -> None:
+    short = changed(prod_replication, retentionPeriod=7)
+    resources = [(DB, "a", prod_db), (DB, "b", prod_db),
+                 (REPLICATION, "rep-b", short, {"sourceDbInstanceArn": ["b"]})]
+    found = check_stack("rds-prod-backup-replication", resources, config=PROD_CONFIG)
+    assert [(where.rsplit("::", 1)[-1], message.split(":")[0]) for where, message in found] == [
+        ("a", "no aws"), ("rep-b", "the replicated backups are kept 7 days; at least 30 "
+                                   "required on prod"),
+    ]
