@@ -182,3 +182,119 @@ def test_shell_references_are_not_secrets() -> None:
         ]
     )
     assert secret_findings(script) == []
+
+
+# --- each finding in full; malformed and unknown inputs ------------------------------------
+
+ONLY_TUNNEL = "nothing may reach Prism's hosts from the internet (the tunnel dials out)"
+
+
+def test_an_open_rule_is_described_with_its_sources_and_ports(prod_declared: dict) -> None:
+    sg = prod_declared[(SG, "api-host-sg")]
+    rule = {"protocol": "tcp", "fromPort": 8000, "toPort": 8080, "cidrBlocks": ["0.0.0.0/0"],
+            "ipv6CidrBlocks": ["::/0"]}
+    assert check("no-inbound-from-internet", SG, changed(sg, ingress=[rule])) == [
+        f"inbound from 0.0.0.0/0, ::/0 (tcp 8000-8080): {ONLY_TUNNEL}"
+    ]
+
+
+def test_malformed_entries_do_not_hide_an_open_rule(prod_declared: dict) -> None:
+    sg = prod_declared[(SG, "api-host-sg")]
+    rule = {"protocol": "tcp", "fromPort": 22, "toPort": 22,
+            "cidrBlocks": ["not-a-cidr", "0.0.0.0/0"]}
+    assert check("no-inbound-from-internet", SG, changed(sg, ingress=["junk", rule])) == [
+        f"inbound from 0.0.0.0/0 (tcp 22): {ONLY_TUNNEL}"
+    ]
+
+
+def test_ingress_only_the_update_knows_is_not_judged(prod_declared: dict) -> None:
+    from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE
+
+    sg = prod_declared[(SG, "api-host-sg")]
+    assert check("no-inbound-from-internet", SG, changed(sg, ingress=UNKNOWN_ARRAY_VALUE)) == []
+
+
+def test_a_legacy_rule_open_over_ipv6_fails_with_its_ports() -> None:
+    rule = {"type": "ingress", "protocol": "tcp", "fromPort": 80, "toPort": 80,
+            "ipv6CidrBlocks": ["::/0"]}
+    assert check("no-inbound-from-internet", LEGACY, rule) == [
+        f"inbound from ::/0 (tcp 80): {ONLY_TUNNEL}"
+    ]
+
+
+@pytest.mark.parametrize(("tokens", "shown"),
+                         [("optional", "optional"), (DROP, "not set (IMDSv1 allowed)")])
+def test_the_imds_finding_says_what_the_token_setting_is(host: dict, tokens: Any,
+                                                        shown: str) -> None:
+    options = changed(host["metadataOptions"], httpTokens=tokens)
+    assert check("host-imdsv2-required", EC2, changed(host, metadataOptions=options)) == [
+        f"metadataOptions.httpTokens is {shown}: a request forgery on the host could read the "
+        "instance role's credentials without a session token"
+    ]
+
+
+def test_token_and_disk_settings_only_the_update_knows_are_not_judged(host: dict) -> None:
+    from pulumi_policy.proxy import (
+        UNKNOWN_ARRAY_VALUE,
+        UNKNOWN_BOOLEAN_VALUE,
+        UNKNOWN_STRING_VALUE,
+    )
+
+    options = changed(host["metadataOptions"], httpTokens=UNKNOWN_STRING_VALUE)
+    assert check("host-imdsv2-required", EC2, changed(host, metadataOptions=options)) == []
+    root = changed(host["rootBlockDevice"], encrypted=UNKNOWN_BOOLEAN_VALUE)
+    unknown_disks = changed(host, rootBlockDevice=root, ebsBlockDevices=UNKNOWN_ARRAY_VALUE)
+    assert check("host-root-volume-encrypted", EC2, unknown_disks) == []
+    template = {"blockDeviceMappings": UNKNOWN_ARRAY_VALUE}
+    assert check("host-root-volume-encrypted", TEMPLATE, template) == []
+
+
+def test_the_disk_findings_name_each_unencrypted_device(host: dict) -> None:
+    root = changed(host["rootBlockDevice"], encrypted=False)
+    devices = [{"deviceName": "/dev/sdf", "encrypted": True}, "junk", {"volumeSize": 10}]
+    assert check("host-root-volume-encrypted", EC2,
+                 changed(host, rootBlockDevice=root, ebsBlockDevices=devices)) == [
+        "rootBlockDevice.encrypted is not true: the host's disk (imports, env files) is "
+        "unencrypted",
+        "ebsBlockDevices ? is not encrypted",
+    ]
+    mappings = [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true"}}, "junk",
+                {"ebs": {"encrypted": False}}]
+    assert check("host-root-volume-encrypted", TEMPLATE, {"blockDeviceMappings": mappings}) == [
+        "blockDeviceMappings ? is not encrypted"
+    ]
+
+
+def test_the_secret_finding_lists_every_kind_found(host: dict) -> None:
+    script = host["userData"] + "AWS_ACCESS_KEY_ID=AKIAZ7QX2R4MEXAMPLE9\necho ghp_" + "a" * 36
+    assert check("host-no-secret-in-user-data", EC2, changed(host, userData=script)) == [
+        "userData holds what looks like an AWS access key id, a GitHub token: user data is "
+        "stored and shown in clear text; put the value in SSM and read it on the host"
+    ]
+
+
+def test_base64_user_data_that_is_not_utf8_is_still_read(host: dict) -> None:
+    # A gzip header or any binary byte must not hide the text around it.
+    payload = b"\x1f\x8b\xff#!/bin/bash\nexport CLERK_SECRET_KEY=sk_live_4f9Q2mZxPq8rTw1Lk0\n"
+    props = changed(host, userData=DROP, userDataBase64=base64.b64encode(payload).decode())
+    [msg] = check("host-no-secret-in-user-data", EC2, props)
+    assert msg.startswith("userDataBase64 holds what looks like a Clerk or Stripe secret key")
+
+
+def test_user_data_built_from_a_secret_fails_and_the_other_key_is_still_read() -> None:
+    # A secret marker reaches the rule from the offline run (infra/policy_check.py); the
+    # engine does not mark secrets in what it hands a pack.
+    from policy.base import Resource, SecretValue
+    from policy.config import PolicyConfig
+    from policy.host import no_secret_in_user_data
+
+    encoded = base64.b64encode(b"DB_PASSWORD=Tr0ub4dor-and-3\n").decode()
+    host = Resource(EC2, "api-host-instance", "urn:pulumi:prod::prism-infra::x::y",
+                    {"userData": SecretValue("#!/bin/bash\n"), "userDataBase64": encoded})
+    assert list(no_secret_in_user_data(host, PolicyConfig())) == [
+        "userData is built from a secret value: user data is stored and shown in clear text; "
+        "pass an SSM parameter name and read it on the host",
+        "userDataBase64 holds what looks like a literal password, secret or token assignment: "
+        "user data is stored and shown in clear text; put the value in SSM and read it on the "
+        "host",
+    ]
