@@ -219,3 +219,141 @@ def test_staging_role_reading_prod_fails() -> None:
     reads_prod = {"Effect": "Allow", "Action": READS, "Resource": f"{ARN}/prism/prod/*"}
     [msg] = _verdict(_role(), _own("staging"), _inline("prod", reads_prod), stack="staging")
     assert "outside /prism/staging" in msg
+
+
+# --- every way a grant reaches the role, and the edges of the matching --------------------
+
+SSM_READ_ONLY = "arn:aws:iam::aws:policy/AmazonSSMReadOnlyAccess"
+WIDE = {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}
+
+
+def _verdict_with(config: dict[str, Any], *resources: Any) -> list[str]:
+    found = check_stack("instance-role-own-parameters-only", resources, config=config)
+    return [msg for _, msg in found]
+
+
+def test_the_finding_names_the_role_the_actions_and_every_source() -> None:
+    assert _verdict(_role(), _own(), _managed("AmazonSSMManagedInstanceCore"),
+                    _inline("wide", WIDE)) == [
+        "instance role api-host-role can read parameters outside /prism/prod "
+        "(ssm:GetParameter, ssm:GetParameters) through AWS-managed "
+        "AmazonSSMManagedInstanceCore, role policy wide"
+    ]
+
+
+def test_resources_listed_before_the_role_are_still_read() -> None:
+    assert _verdict(_own(), _inline("wide", WIDE), _role())
+
+
+def test_a_managed_policy_listed_on_the_role_itself_counts() -> None:
+    kind, name, props = _role()
+    role = (kind, name, {**props, "managedPolicyArns": [SSM_READ_ONLY]})
+    [msg] = _verdict(role, _own())
+    assert msg.endswith("through AWS-managed AmazonSSMReadOnlyAccess")
+
+
+def test_a_policy_attachment_naming_the_role_counts_and_one_naming_another_does_not() -> None:
+    attach = ("aws:iam/policyAttachment:PolicyAttachment", "attach-read-only",
+              {"roles": ["someone", NAME], "policyArn": SSM_READ_ONLY})
+    [msg] = _verdict(_role(), _own(), attach)
+    assert msg.endswith("through AWS-managed AmazonSSMReadOnlyAccess")
+    elsewhere = (attach[0], attach[1], {**attach[2], "roles": ["someone"]})
+    assert _verdict(_role(), _own(), elsewhere) == []
+
+
+@pytest.mark.parametrize("key", ["arn", "id"])
+def test_a_role_policy_may_name_the_role_by_arn_or_id(key: str) -> None:
+    kind, name, props = _role()
+    ident = f"arn:aws:iam::123456789012:role/{NAME}" if key == "arn" else f"{NAME}-id"
+    role = (kind, name, {**props, key: ident})
+    assert _verdict(role, _own(), _inline("wide", WIDE, role=ident))
+
+
+def test_a_stack_policy_attached_by_its_arn_counts_and_others_do_not() -> None:
+    def policy(name: str, statement: dict[str, Any]) -> tuple[str, str, dict]:
+        arn = f"arn:aws:iam::123456789012:policy/{name}"
+        return (POLICY, name, {"arn": arn, "policy": _doc(statement)})
+
+    def attach(name: str) -> tuple[str, str, dict]:
+        arn = f"arn:aws:iam::123456789012:policy/{name}"
+        return (ATTACHMENT, f"attach-{name}", {"role": NAME, "policyArn": arn})
+
+    wide, narrow = policy("wide", WIDE), policy("narrow", {**WIDE, "Action": "ssm:PutParameter"})
+    [msg] = _verdict(_role(), _own(), wide, narrow, attach("wide"))
+    assert msg.endswith("through policy wide")
+    assert _verdict(_role(), _own(), wide, narrow, attach("narrow")) == []
+    # A policy nobody attaches is not the role's, whatever ARN the role itself lists.
+    kind, name, props = _role()
+    listing = (kind, name, {**props, "managedPolicyArns": ["arn:aws:iam::1:policy/other"]})
+    assert _verdict(listing, _own(), wide) == []
+
+
+def test_grants_from_several_sources_add_up() -> None:
+    # A wide inline policy stays a finding whatever is declared after it.
+    kind, name, props = _role()
+    inline = [{"name": "wide", "policy": _doc(WIDE)}, {"name": "narrow", "policy": _doc(
+        {**WIDE, "Action": "ssm:PutParameter"})}]
+    with_inline = (kind, name, {**props, "inlinePolicies": inline})
+    assert _verdict(with_inline, _own())
+    narrow = (POLICY, "narrow", {"arn": "arn:aws:iam::1:policy/narrow",
+                                 "policy": _doc({**WIDE, "Action": "ssm:PutParameter"})})
+    attach = (ATTACHMENT, "attach-narrow",
+              {"role": NAME, "policyArn": "arn:aws:iam::1:policy/narrow"})
+    assert _verdict(with_inline, _own(), narrow, attach)
+
+
+def test_a_deny_in_a_policy_attached_after_a_managed_one_still_counts() -> None:
+    deny = (POLICY, "deny", {"arn": "arn:aws:iam::1:policy/deny", "policy": _doc(DENY_OUTSIDE)})
+    attach_deny = (ATTACHMENT, "attach-deny",
+                   {"role": NAME, "policyArn": "arn:aws:iam::1:policy/deny"})
+    assert _verdict(_role(), _own(), _managed("AmazonSSMManagedInstanceCore"), deny,
+                    attach_deny) == []
+
+
+def test_a_by_path_read_of_another_stacks_tree_fails() -> None:
+    by_path = {"Effect": "Allow", "Action": "ssm:GetParametersByPath",
+               "Resource": f"{ARN}/prism/staging/*"}
+    [msg] = _verdict(_role(), _own(), _inline("by-path", by_path))
+    assert "(ssm:GetParametersByPath)" in msg
+
+
+def test_a_by_path_read_of_the_root_fails() -> None:
+    root = {"Effect": "Allow", "Action": "ssm:GetParametersByPath", "Resource": f"{ARN}/"}
+    [msg] = _verdict(_role(), _own(), _inline("root", root))
+    assert "(ssm:GetParametersByPath)" in msg
+
+
+def test_the_ancestors_of_a_nested_prefix_are_probed() -> None:
+    config = {"parameterPrefix": "/org/prism/{stack}"}
+    own = _inline("own", {"Effect": "Allow", "Action": READS,
+                          "Resource": [f"{ARN}/org/prism/prod", f"{ARN}/org/prism/prod/*"]})
+    middle = {"Effect": "Allow", "Action": "ssm:GetParametersByPath",
+              "Resource": f"{ARN}/org/prism"}
+    assert _verdict_with(config, _role(), own) == []
+    [msg] = _verdict_with(config, _role(), own, _inline("middle", middle))
+    assert "outside /org/prism/prod (ssm:GetParametersByPath)" in msg
+
+
+def test_a_deny_that_spares_another_stack_leaves_that_stack_readable() -> None:
+    # Deny everything but prod and staging: staging's parameters stay readable.
+    spares = {**DENY_OUTSIDE, "NotResource": [f"{ARN}/prism/prod/*", f"{ARN}/prism/staging/*"]}
+    read_all = {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}
+    assert _verdict(_role(), _own(), _inline("all", read_all), _inline("deny", spares))
+
+
+def test_an_allow_on_everything_but_all_parameters_reaches_none() -> None:
+    none = {"Effect": "Allow", "Action": "ssm:GetParameter",
+            "NotResource": "arn:aws:ssm:*:*:parameter/*"}
+    assert _verdict(_role(), _own(), _inline("none", none)) == []
+
+
+@pytest.mark.parametrize("resource", ["prism/*", "arn:aws:ssm"])
+def test_a_resource_that_is_not_an_arn_reaches_nothing(resource: str) -> None:
+    wide = {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": resource}
+    assert _verdict(_role(), _own(), _inline("odd", wide)) == []
+
+
+def test_a_trust_policy_without_a_service_principal_is_no_instance_role() -> None:
+    trust = _doc({"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"})
+    role = (ROLE, "api-host-role", {"name": NAME, "assumeRolePolicy": trust})
+    assert _verdict(role, _inline("wide", WIDE)) == []
