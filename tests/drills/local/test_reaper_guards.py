@@ -102,12 +102,13 @@ def ago(**delta: float) -> str:
 
 
 @pytest.mark.parametrize(
-    ("created", "action"),
-    [(ago(hours=1, minutes=59), "kept (--keep)"), (ago(hours=2, minutes=1), "removed")],
+    ("age", "action"),
+    [(timedelta(hours=1, minutes=59), "kept (--keep)"),
+     (timedelta(hours=2, minutes=1), "removed")],
 )
-def test_a_kept_cluster_goes_only_once_older_than_asked(isolated, created, action):
+def test_a_kept_cluster_goes_only_once_older_than_asked(isolated, age, action):
     path = plant(isolated / "prism-drill-pg-kept", of=gone_owner(), kind="cluster", kept=True,
-                 created_at=created)
+                 created_at=ago(seconds=age.total_seconds()))
     found = reap_local(yes=True, kept_older_than=timedelta(hours=2))
     assert action_of(found, path) == action
     assert path.is_dir() is (action != "removed")
