@@ -398,3 +398,50 @@ def test_the_audit_fails_on_a_failure_only():
     assert passed([Check("p", Status.PASS, ""), warn, Check("s", Status.SKIP, "")])
     assert not passed([warn, Check("f", Status.FAIL, "")])
     assert passed([])
+
+
+def test_each_detail_says_what_was_found():
+    bare = healthy_instance(StorageEncrypted=False, LatestRestorableTime=None)
+    found = {c.name: c.detail for c in evaluate(
+        facts(instance=bare, tagged=[("arn:x", {"prism:expires-at": "2026-11-30T00:00:00Z"})],
+              snapshots=[Snapshot("mine", "prism-prod", "manual", "available", NOW, None, {})]),
+        Expectations(replication=False), NOW)}
+    assert found["encryption"] == "storage is not encrypted (and neither are its backups)"
+    assert found["pitr"] == "no LatestRestorableTime: point-in-time recovery is not working"
+    assert found["backup_replication"] == "not required by the stack"
+    assert found["expired_drill_resources"] == (
+        "1 resource(s) past prism:expires-at still exist: `prism-dr drill reap` removes them")
+    assert found["untagged_snapshots"] == (
+        "1 manual snapshot(s) without prism:retain-until: kept (and paid for) until someone "
+        "deletes them")
+    clean = {c.name: c.detail for c in evaluate(facts(), Expectations(), NOW)}
+    assert clean["encryption"] == "storage and backups encrypted"
+    assert clean["expired_drill_resources"] == "none"
+    assert clean["untagged_snapshots"] == "every manual snapshot has an expiry"
+    nowhere = check("backup_replication", Facts(healthy_instance(), [], None, None, [], []))
+    assert nowhere.detail == (
+        "no DR region to check: the instance replicates its backups nowhere (set "
+        "backupReplication in the stack, or pass --dr-region)")
+
+
+def test_the_pitr_limit_is_shown_in_minutes():
+    exp = Expectations(pitr_max_lag=timedelta(hours=1))
+    found = check("pitr", facts(instance=healthy_instance(
+        LatestRestorableTime=NOW - timedelta(hours=2))), exp)
+    assert "is 120 min behind (limit 60 min)" in found.detail
+
+
+def test_a_long_stale_replica_shows_its_age_in_hours():
+    found = check("backup_replication", facts(backups=[replicated(NOW - timedelta(hours=200))]))
+    assert ", 200.0 h old (RPO 24 h)" in found.detail
+
+
+def test_the_newest_snapshot_of_a_migration_and_after_a_time_is_named():
+    tagged = [snap(f"s{i}", created=NOW - timedelta(days=3 - i), tags={"prism:migration": "7"})
+              for i in range(3)]
+    by_id = check("pre_migration_snapshot", facts(snapshots=tagged),
+                  last=LastMigration(migration_id="7"))
+    assert (by_id.status, by_id.detail) == (Status.PASS, "s2")
+    by_time = check("pre_migration_snapshot", facts(snapshots=tagged),
+                    last=LastMigration(applied_at=NOW - timedelta(days=2)))
+    assert (by_time.status, by_time.detail) == (Status.PASS, "s2")
