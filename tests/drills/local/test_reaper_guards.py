@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -273,3 +274,120 @@ def test_the_reaper_never_lists_itself_when_it_carries_a_dead_drills_tag(
     [strays] = [i for i in found if i.kind == "processes"]
     assert other.pid in strays.processes
     assert me.pid not in strays.processes
+
+
+# -- how it stops what must go -----------------------------------------------------------------
+
+# A stand-in postmaster: like PostgreSQL's, SIGTERM asks for a smart shutdown that waits for
+# every client to leave (here: forever), and SIGQUIT is the immediate shutdown
+# (https://www.postgresql.org/docs/current/server-shutdown.html). It notes which it got.
+POSTMASTER = """
+import pathlib, signal, sys, time
+note = pathlib.Path(sys.argv[1])
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def immediate(signum, frame):
+    note.write_text("SIGQUIT")
+    sys.exit(0)
+signal.signal(signal.SIGQUIT, immediate)
+print(flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_dead_drills_server_gets_postgresqls_immediate_shutdown(isolated, processes,
+                                                                   monkeypatch, tmp_path):
+    monkeypatch.setattr(reaper, "_STOP_WAIT_SECONDS", 0.3)
+    drill = gone_owner()
+    path = plant(isolated / "prism-drill-pg-dead", of=drill, kind="cluster")
+    (path / "data").mkdir()
+    note = tmp_path / "signal"
+    server = processes(drill.tag, cwd=path / "data",
+                       argv=[sys.executable, "-c", POSTMASTER, str(note)])
+    server.stdout.readline()
+    (path / "data" / "postmaster.pid").write_text(f"{server.pid}\n{path / 'data'}\n")
+    assert action_of(reap_local(yes=True), path) == "removed"
+    assert note.read_text() == "SIGQUIT"
+
+
+def test_a_workdir_has_no_server_to_shut_down(isolated, processes, monkeypatch, tmp_path):
+    # Only a cluster's data directory holds a postmaster.pid worth reading.
+    monkeypatch.setattr(reaper, "_STOP_WAIT_SECONDS", 0.3)
+    drill = gone_owner()
+    path = plant(isolated / "prism-drill-work", of=drill, kind="workdir")
+    (path / "data").mkdir()
+    note = tmp_path / "signal"
+    server = processes(drill.tag, argv=[sys.executable, "-c", POSTMASTER, str(note)])
+    server.stdout.readline()
+    (path / "data" / "postmaster.pid").write_text(f"{server.pid}\n")
+    assert action_of(reap_local(yes=True), path) == "removed"
+    assert not note.exists()  # stopped by SIGKILL after SIGTERM, as any tagged process
+
+
+ORPHAN = """
+import os, signal, sys, time
+if os.fork():
+    sys.exit(0)  # the parent leaves: the child is nobody's child of ours
+signal.signal(signal.SIGTERM, signal.SIG_IGN if sys.argv[1] == "stubborn" else signal.SIG_DFL)
+with open("/proc/self/comm", "w") as comm:
+    comm.write(sys.argv[2])  # a command name may hold parentheses and spaces
+print(os.getpid(), flush=True)
+time.sleep(300)
+"""
+
+
+def orphan(tag: str, mode: str, name: str = "sleeper") -> int:
+    env = {**os.environ, owner.OWNER_ENV: tag}
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN, mode, name], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    with parent.stdout:
+        pid = int(parent.stdout.readline())  # the orphan's, once its handler is in place
+    parent.wait()
+    return pid
+
+
+@pytest.fixture
+def orphans():
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+
+
+def test_a_stubborn_stray_we_did_not_start_is_killed(isolated, orphans, monkeypatch):
+    monkeypatch.setattr(reaper, "_STOP_WAIT_SECONDS", 0.3)
+    pid = orphan(gone_owner().tag, "stubborn", "x) Z (y")
+    orphans.append(pid)
+    reap_local(yes=True)
+    assert not Path(f"/proc/{pid}").exists() or _state(pid) == "Z"
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+
+
+def test_a_stray_that_exits_on_sigterm_does_not_wait_out_the_grace_period(isolated, orphans):
+    pid = orphan(gone_owner().tag, "plain")
+    orphans.append(pid)
+    started = time.monotonic()
+    reap_local(yes=True)
+    assert time.monotonic() - started < reaper._STOP_WAIT_SECONDS / 2
+    assert not Path(f"/proc/{pid}").exists() or _state(pid) == "Z"
+
+
+def test_our_own_killed_children_are_not_left_as_zombies(isolated, processes, monkeypatch):
+    monkeypatch.setattr(reaper, "_STOP_WAIT_SECONDS", 0.3)
+    stubborn = processes(gone_owner().tag, argv=[
+        sys.executable, "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print(flush=True); time.sleep(300)",
+    ])
+    stubborn.stdout.readline()
+    reap_local(yes=True)
+    assert not Path(f"/proc/{stubborn.pid}").exists()  # reaped by the reaper, not by us
+
+
+def test_stopping_a_process_that_already_exited_is_not_an_error():
+    done = subprocess.Popen(["true"])
+    assert done.wait() == 0
+    reaper._kill([done.pid])  # gone between the listing and the signal
