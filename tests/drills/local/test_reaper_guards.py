@@ -391,3 +391,16 @@ def test_stopping_a_process_that_already_exited_is_not_an_error():
     done = subprocess.Popen(["true"])
     assert done.wait() == 0
     reaper._kill([done.pid])  # gone between the listing and the signal
+
+
+def test_a_process_with_a_tag_that_names_no_owner_is_never_a_stray(isolated, processes):
+    odd = processes("not-an-owner-tag")
+    found = reap_local(yes=False)
+    assert not [i for i in found if odd.pid in i.processes]
+    assert running(odd)
+
+
+def test_a_missing_tmpdir_still_leaves_the_registry_to_scan(isolated, tmp_path, monkeypatch):
+    path = plant(tmp_path / "elsewhere" / "prism-drill-x", of=gone_owner())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-dir"))
+    assert action_of(reap_local(yes=True), path) == "removed"
