@@ -148,12 +148,12 @@ def results(target: Target) -> dict:
 
 
 def markdown_table(summary: dict) -> str:
-    lines = ["| target | module | mutants | killed | survived | kill rate | commit |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| target | module | mutants | killed | of which timed out | survived | kill rate "
+             "| commit |", "|---|---|---:|---:|---:|---:|---:|---|"]
     for found in summary.values():
         lines.append(f"| {found['target']} | `{found['path']}` | {found['mutants']} | "
-                     f"{found['killed']} | {len(found['not_killed'])} | "
-                     f"{found['kill_rate']} % | {found['commit']} |")
+                     f"{found['killed']} | {found['counts'].get('timeout', 0)} | "
+                     f"{len(found['not_killed'])} | {found['kill_rate']} % | {found['commit']} |")
     return "\n".join(lines)
 
 
