@@ -74,6 +74,16 @@ def registry_password_parameter(stack: str) -> str:
     return f"{parameter_prefix(stack)}/registry/password"
 
 
+# The PostgreSQL role the API connects as, and the Secrets Manager secret holding its name and
+# password (created by the stack, encrypted with its key; the role itself by
+# `prism-dr db bootstrap`).
+APP_ROLE = "prism_api"
+
+
+def app_secret_name(stack: str) -> str:
+    return f"prism/{stack}/database/app"
+
+
 def image_parameter(stack: str) -> str:
     """The API image the host runs (a plain String the stack writes from apiHost.image)."""
     return f"{parameter_prefix(stack)}/release/image"

@@ -36,7 +36,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.boot import DatabaseParameterNames, parameter_prefix, registry_password_parameter
+from infra.boot import (
+    APP_ROLE,
+    DatabaseParameterNames,
+    app_secret_name,
+    parameter_prefix,
+    registry_password_parameter,
+)
 from infra.config import resource_tags
 from infra.options import child_options
 
@@ -131,14 +137,6 @@ class RuntimeSecretsArgs:
     key_deletion_window_days: int = 30
     # Create the API's application-role secret (APP_ROLE) under the stack's key.
     app_role: bool = False
-
-
-# The PostgreSQL role the API connects as (created by `prism-dr db bootstrap`).
-APP_ROLE = "prism_api"
-
-
-def app_secret_name(stack: str) -> str:
-    return f"prism/{stack}/database/app"
 
 
 class RuntimeSecrets(pulumi.ComponentResource):
