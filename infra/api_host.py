@@ -112,9 +112,9 @@ def secret_read_policy(secret_arn: str) -> dict[str, object]:
         "Version": "2012-10-17",
         "Statement": [
             {
-                # That one secret. An RDS-managed secret is encrypted with the AWS-managed
-                # aws/secretsmanager key, which account principals may use through Secrets
-                # Manager: no kms grant needed.
+                # That one secret. On the stacks it is the API role's, encrypted with the
+                # stack's key: the key's policy (infra/secrets.py) must let this role decrypt
+                # through Secrets Manager; IAM cannot grant that by itself.
                 "Sid": "ReadSecret",
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],

@@ -509,8 +509,8 @@ class ApiHostConfig(_Model):
         str, _pattern(r"v\d+\.\d+\.\d+", "a docker compose release like v5.4.0")
     ] = "v5.4.0"
     cloudflared_version: Annotated[
-        str, _pattern(r"\d{4}\.\d+\.\d+", "a cloudflared release like 2025.7.0")
-    ] = "2025.7.0"
+        str, _pattern(r"\d{4}\.\d+\.\d+", "a cloudflared release like 2026.9.3")
+    ] = "2026.9.3"
     import_upload_dir: Annotated[str, _pattern(r"/[A-Za-z0-9/_.-]+", "an absolute path")] = (
         "/var/lib/prism/imports"
     )

@@ -8,9 +8,9 @@ architecture missing here is refused by the config (infra/config.py), never fetc
 Where each checksum was read (add a release the same way, from its publisher's own list):
 - docker compose: the release's per-asset `.sha256` files, as docker-library/docker's
   versions.json records them (commit 3289af88086d67e6f0bfebfa0617541a0f574d96, compose 5.4.0).
-- cloudflared: the "SHA256 Checksums" block of the GitHub release notes (2025.7.0, as quoted in
-  pedrotchang/homelab pull request 15). Only the aarch64 RPM's line could be read from here;
-  the x86_64 RPM's checksum was not found, so an x86_64 host is refused until it is added.
+- cloudflared: the "SHA256 Checksums" block of the GitHub release notes of 2026.9.3, as
+  charlestephen/hassio-apps quotes it in cloudflared/CHANGELOG.md (commit cb230dff); the
+  newest release whose list could be read from here.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ PINNED: dict[Tool, dict[str, dict[Architecture, str]]] = {
         },
     },
     "cloudflared": {
-        "2025.7.0": {
-            "arm64": "461ded901dd26a5912ce47e07a301819e642eea939b2e25b33d568240d94e9dd",
+        "2026.9.3": {
+            "x86_64": "b64f9131b5ea2772c4a8fb9fb67f95437190ad63e909871396adb92c2b6d99eb",
+            "arm64": "e37b746dd252ab51b8dbe90f07eaf50c0335d137009cc224a97203acf1c331ab",
         },
     },
 }

@@ -22,7 +22,7 @@ with the stack's own KMS key.
 This component owns no IAM of the host: the host's policy is the host's (infra/api_host.py).
 
 After a restore (§4.1), re-running the stack points these parameters at the new instance;
-the host's hourly refresh (or a restart of prism-api) picks the change up.
+the host's 5-minute refresh (or a restart of prism-api) picks the change up.
 """
 
 from __future__ import annotations

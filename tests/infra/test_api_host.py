@@ -274,11 +274,7 @@ def test_user_data_and_helpers_are_valid_bash(each_stack: OfflineRun, tmp_path) 
         subprocess.run(["bash", "-n", str(path)], check=True)
 
 
-def test_x86_hosts_get_x86_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
-    # No x86_64 cloudflared checksum is pinned yet (infra/downloads.py): stand one in to see
-    # which files an x86_64 host would fetch. Refusal without it: tests/infra/test_config.py.
-    pinned = {**PINNED, "cloudflared": {"2025.7.0": {"x86_64": "1" * 64}}}
-    monkeypatch.setattr("infra.downloads.PINNED", pinned)
+def test_x86_hosts_get_x86_binaries() -> None:
     run = run_stack(
         "staging",
         {
@@ -291,7 +287,9 @@ def test_x86_hosts_get_x86_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (
         "docker-compose-linux-x86_64" in user_data and "cloudflared-linux-x86_64.rpm" in user_data
     )
-    assert f"{'1' * 64}  cloudflared.rpm" in user_data
+    # Each checked against its own architecture's pinned checksum.
+    assert f"{PINNED['cloudflared']['2026.9.3']['x86_64']}  cloudflared.rpm" in user_data
+    assert f"{PINNED['compose']['v5.4.0']['x86_64']}  docker-compose" in user_data
 
 
 def test_allow_reading_secret_grants_one_secret_to_the_host() -> None:

@@ -146,7 +146,7 @@ def _pinned_to_the_stand_in_releases(monkeypatch: pytest.MonkeyPatch) -> None:
     sums = {name: hashlib.sha256(body).hexdigest() for name, body in RELEASE_BODIES.items()}
     pinned = {
         "compose": {"v5.4.0": {"arm64": sums["docker-compose-linux-aarch64"]}},
-        "cloudflared": {"2025.7.0": {"arm64": sums["cloudflared-linux-aarch64.rpm"]}},
+        "cloudflared": {"2026.9.3": {"arm64": sums["cloudflared-linux-aarch64.rpm"]}},
     }
     monkeypatch.setattr("infra.downloads.PINNED", pinned)
     bundle = Download(RDS_CA_BUNDLE.url, sums["global-bundle.pem"])

@@ -21,7 +21,6 @@ from infra.api_host import al2023_ami_parameter
 from infra.boot import BootFile, DatabaseParameterNames, UserDataSpec, boot_files, render_user_data
 from infra.checks import aws_rule_problems
 from infra.config import parse_section
-from infra.downloads import PINNED
 from infra.ingress import IngressRule, ingress_problems
 from infra.offline import OfflineRun, read_stack_config
 from infra.secrets import secret_parameter_names, tunnel_token_parameter
@@ -369,9 +368,7 @@ def test_the_compose_schema_would_see_a_defect(
 
 
 @pytest.mark.parametrize("arch", ["arm64", "x86_64"])
-def test_the_ami_comes_from_aws_public_al2023_parameter(
-    arch: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_ami_comes_from_aws_public_al2023_parameter(arch: str) -> None:
     # AWS's documented names (Amazon Linux 2023 user guide, "AL2023 on EC2"): the offline mock
     # answers only under /aws/service/ami-amazon-linux-latest/ and echoes the name it was asked.
     assert al2023_ami_parameter(arch) == (
@@ -380,9 +377,6 @@ def test_the_ami_comes_from_aws_public_al2023_parameter(
     overrides = {"prism-infra:apiHost.architecture": arch}
     if arch == "x86_64":
         overrides["prism-infra:apiHost.instanceType"] = "t3.small"
-        # No x86_64 cloudflared checksum is pinned yet: a stand-in, for the AMI's sake only.
-        pinned = {**PINNED, "cloudflared": {"2025.7.0": {"x86_64": "1" * 64}}}
-        monkeypatch.setattr("infra.downloads.PINNED", pinned)
     run = run_stack("staging", overrides, secrets=FAKE_SECRETS)
     ami = run.one("aws:ec2/instance:Instance").inputs["ami"]
     assert ami == f"ami-offline-al2023-ami-kernel-default-{arch}"
