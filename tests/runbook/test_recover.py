@@ -153,16 +153,14 @@ def test_recover_latest_stands_up_prods_program_with_a_restore_and_waits_for_rea
     ]
 
 
+# Offsets, not times: parameters must be the same in every pytest-xdist worker's collection.
 @pytest.mark.parametrize(
-    "point",
-    [
-        (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    ],
+    "offset", [timedelta(days=-2), timedelta(hours=1)], ids=["two-days-ago", "in-an-hour"]
 )
 def test_a_point_outside_the_window_exits_2_and_creates_nothing(
-    prod, engine, project, capsys, point
+    prod, engine, project, capsys, offset
 ):
+    point = (datetime.now(UTC) + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
     result = _recover(capsys, project, "--point", point)
     assert result.code == 2
     assert "outside the restorable window" in result.err
