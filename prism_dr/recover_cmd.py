@@ -273,7 +273,7 @@ def _dry_run(
             "plan": dict(plan.lines()),
             "resources": [{"type": t, "name": n, "region": r} for t, n, r in resources],
             "cost": cost,
-            "run": resume.removesuffix(" --dry-run"),
+            "run": resume,
         }
         typer.echo(json.dumps(report, indent=2))
         return

@@ -215,7 +215,7 @@ def declared_resources(run: Any, default_region: str) -> list[tuple[str, str, st
 
 def hourly_cost(plan: RecoveryPlan) -> str:
     """What the recovery's DB instance and host cost per hour at list price."""
-    from drills.aws.plan import DEFAULT_HOURLY_PRICES_USD, PRICE_SOURCE
+    from drills.aws.plan import DEFAULT_HOURLY_PRICES_USD
 
     db = plan.cfg.database
     parts, total, unknown = [], 0.0, []
@@ -229,7 +229,10 @@ def hourly_cost(plan: RecoveryPlan) -> str:
             continue
         total += price * count
         parts.append(f"{kind} ${price:g}/h" + (" x 2 (Multi-AZ)" if count == 2 else ""))
-    text = f"${total:.3f}/h, ${total * 24 * 30:.0f} a month ({'; '.join(parts)}; {PRICE_SOURCE})"
+    text = (
+        f"${total:.3f}/h, ${total * 24 * 30:.0f} a month ({'; '.join(parts)}; on-demand list "
+        "prices of us-east-1 as drills/aws/plan.py holds them)"
+    )
     if unknown:
         text += f"; no list price here for {', '.join(unknown)}"
     return text + "; storage, backups and transfer extra"
