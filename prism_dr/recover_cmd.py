@@ -140,13 +140,12 @@ def register(app: typer.Typer) -> None:
             home_rds=client("rds", target.region) if where != target.region else None,
         )
         plan = build_plan(target, point=parsed, source=source, name=name, replicate_to=replicate_to)
-        if not dry_run:
-            info.print(_table("Recovery plan", [*plan.lines(), ("to continue", resume)]))
         if dry_run:
             if do_cutover:  # declared as it would be, with where it points read at cutover
                 plan = replace(plan, cutover_from="(read at cutover)")
             _dry_run(plan, project_dir, info, as_json, resume)
             return
+        info.print(_table("Recovery plan", [*plan.lines(), ("to continue", resume)]))
         engine = make_engine()  # a missing CLI or passphrase stops us before anything
         previous = _outputs_or_none(engine, name)
         dns = make_cutover() if do_cutover else None  # a missing token, too
