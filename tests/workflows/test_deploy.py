@@ -351,6 +351,7 @@ def test_python_dependencies_come_from_the_hash_pinned_lock() -> None:
     ("command", "options"),
     [
         (["snapshot", "create"], ["--stack", "--migration", "--json"]),
+        (["snapshot", "prune"], ["--stack", "--yes", "--json"]),
         (["audit"], ["--stack"]),
         (["plan"], ["--stack"]),
     ],
@@ -366,3 +367,40 @@ def test_the_commands_the_workflows_call_exist(command: list[str], options: list
     assert result.returncode == 0, result.stderr
     for option in options:
         assert option in result.stdout
+
+
+def test_snapshot_prune_runs_weekly_with_yes() -> None:
+    doc = _workflow("audit.yml")
+    assert doc["on"]["schedule"]  # the same weekly schedule as the audit
+    job = doc["jobs"]["prune"]
+    step = _step(job, name="Prune expired pre-migration snapshots of prod")
+    assert step["run"] == ".venv/bin/prism-dr snapshot prune --stack prod --yes --json"
+    assert "continue-on-error" not in step and "continue-on-error" not in job
+    role = _uses(job, "aws-actions/configure-aws-credentials")[0]["with"]["role-to-assume"]
+    assert (
+        role
+        != _uses(doc["jobs"]["audit"], "aws-actions/configure-aws-credentials")[0]["with"][
+            "role-to-assume"
+        ]
+    )  # the audit's role stays read-only
+
+
+def test_the_scheduled_audit_sees_the_migration_trailers() -> None:
+    [checkout] = _uses(_workflow("audit.yml")["jobs"]["audit"], "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_snapshot_records_land_through_a_pull_request() -> None:
+    jobs = _workflow("deploy.yml")["jobs"]
+    job = jobs["snapshot-records"]
+    # The migrations are found in the prod job (after the approval), which hands them on.
+    assert set(job["needs"]) == {"prod"}
+    assert jobs["prod"]["outputs"]["ids"] == "${{ steps.find.outputs.ids }}"
+    assert "always()" in job["if"] and "needs.prod.outputs.ids != ''" in job["if"]
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    [download] = _uses(job, "actions/download-artifact")
+    assert download["with"]["path"] == "docs/audit/snapshots/"
+    script = _step(job, name="Open the pull request (else the artifact is the record)")["run"]
+    assert "git add docs/audit/snapshots" in script and "gh pr create" in script
+    # The prod job itself only reads the repository.
+    assert jobs["prod"]["permissions"]["contents"] == "read"
