@@ -74,14 +74,16 @@ def registry_password_parameter(stack: str) -> str:
     return f"{parameter_prefix(stack)}/registry/password"
 
 
-# The PostgreSQL role the API connects as, and the Secrets Manager secret holding its name and
-# password (created by the stack, encrypted with its key; the role itself by
-# `prism-dr db bootstrap`).
+# The PostgreSQL role the API connects as. Its name and password are in a Secrets Manager
+# secret the stack creates (on its key) and names in DatabaseParameterNames.secret_arn; the role
+# itself is made by `prism-dr db bootstrap`.
 APP_ROLE = "prism_api"
 
 
-def app_secret_name(stack: str) -> str:
-    return f"prism/{stack}/database/app"
+def app_secret_prefix(stack: str) -> str:
+    """The secret's name up to the suffix Pulumi adds: a deleted secret keeps its name for
+    its recovery window, so a stack rebuilt within it needs a new one."""
+    return f"prism/{stack}/database/app-"
 
 
 def image_parameter(stack: str) -> str:

@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
             target,
             rds=client("rds", target.region),
             secrets=client("secretsmanager", target.region),
+            ssm=client("ssm", target.region),
             host=host,
             port=port,
             sslmode=mode,

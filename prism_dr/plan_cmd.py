@@ -136,7 +136,7 @@ _DR_SETTINGS: dict[str, list[str]] = {
     "cloudflare:index/dnsRecord:DnsRecord": ["name", "type", "content", "proxied", "ttl"],
     "random:index/randomId:RandomId": ["byteLength", "keepers"],
     "random:index/randomPassword:RandomPassword": ["length", "special"],
-    "aws:secretsmanager/secret:Secret": ["name", "kmsKeyId", "recoveryWindowInDays"],
+    "aws:secretsmanager/secret:Secret": ["namePrefix", "kmsKeyId", "recoveryWindowInDays"],
     "aws:secretsmanager/secretVersion:SecretVersion": ["secretId", "secretString"],
     "pulumi:providers:aws": ["region"],
 }

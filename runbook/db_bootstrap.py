@@ -1,7 +1,8 @@
 """`prism-dr db bootstrap --stack S`: the API's application role on the stack's database.
 
-The stack creates the role's secret (`prism/<stack>/database/app`, on the stack's key); this
-creates the role on the database with it, and its grants (recovery/app_role.py), connected as
+The stack creates the role's secret (on the stack's key) and names it in the parameter
+`/prism/<stack>/database/secret-arn`, which the host reads too; this creates the role on the
+database with it, and its grants (recovery/app_role.py), connected as
 the instance's master user through its RDS-managed secret. Idempotent: run it after the first
 `pulumi up`, after a restore, or after changing the secret. The database is private: run it
 on the API host (Session Manager) or through a port forward (`--host 127.0.0.1 --port N`).
@@ -18,7 +19,7 @@ import psycopg
 from botocore.exceptions import ClientError
 from psycopg.conninfo import make_conninfo
 
-from infra.boot import app_secret_name
+from infra.boot import DatabaseParameterNames
 from infra.errors import BadInput, NotFound
 from recovery.app_role import DEFAULT_SCHEMAS, RoleReport, ensure_app_role
 from recovery.aws import Target, aws_errors, describe_instance, error_code, require_available
@@ -52,7 +53,7 @@ def read_credentials(secrets: Any, secret_id: str, what: str) -> Credentials:
         except ClientError as error:
             if error_code(error) == "ResourceNotFoundException":
                 raise NotFound(
-                    f"{what} ({secret_id}) does not exist: run `pulumi up` for the stack first"
+                    f"{what} ({secret_id}) does not exist: run `pulumi up` for the stack again"
                 ) from None
             raise
     try:
@@ -60,6 +61,20 @@ def read_credentials(secrets: Any, secret_id: str, what: str) -> Credentials:
         return Credentials(str(body["username"]), str(body["password"]))
     except (KeyError, TypeError, ValueError):
         raise BadInput(f"{what} ({secret_id}) is not JSON with username and password") from None
+
+
+def app_secret_arn(ssm: Any, stack: str) -> str:
+    """The secret the host builds DATABASE_URL from: the stack's application role's."""
+    name = DatabaseParameterNames.for_stack(stack).secret_arn
+    with aws_errors(f"reading {name}"):
+        try:
+            return str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        except ClientError as error:
+            if error_code(error) == "ParameterNotFound":
+                raise NotFound(
+                    f"{name} does not exist: run `pulumi up` for stack {stack} first"
+                ) from None
+            raise
 
 
 def master_secret_arn(instance: dict[str, Any]) -> str:
@@ -77,6 +92,7 @@ def bootstrap(
     *,
     rds: Any,
     secrets: Any,
+    ssm: Any,
     host: str | None = None,
     port: int | None = None,
     sslmode: str = "verify-full",
@@ -94,7 +110,13 @@ def bootstrap(
         dbname=instance.get("DBName") or "postgres",
     )
     master = read_credentials(secrets, master_secret_arn(instance), "the master secret")
-    app = read_credentials(secrets, app_secret_name(target.stack), "the application secret")
+    app_arn = app_secret_arn(ssm, target.stack)
+    if app_arn == master_secret_arn(instance):
+        raise BadInput(
+            f"stack {target.stack} points the API at the master secret: `pulumi up` the stack "
+            "with its application role first"
+        )
+    app = read_credentials(secrets, app_arn, "the application secret")
     conninfo = make_conninfo(
         host=endpoint.host,
         port=str(endpoint.port),

@@ -104,7 +104,7 @@ def test_json_has_every_resource_with_its_settings(prod_json: dict) -> None:
     assert by_name["api-host-sg"]["settings"]["ingress"] == []
     assert by_name["runtime-secrets-redis-url"]["settings"]["value"] == "<secret>"
     app_secret = by_name["runtime-secrets-app-secret"]["settings"]
-    assert app_secret["name"] == "prism/prod/database/app"
+    assert app_secret["namePrefix"] == "prism/prod/database/app-"
     assert by_name["runtime-secrets-app-secret-value"]["settings"]["secretString"] == "<secret>"
     assert prod_json["outputs"]["dbEndpoint"] == "<unknown>"
     assert prod_json["outputs"]["dbIdentifier"] == "prism-prod"

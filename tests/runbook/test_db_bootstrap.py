@@ -1,10 +1,11 @@
 """`prism-dr db bootstrap`: the stack's secrets in moto, the role made on a real PostgreSQL.
 
 moto holds what AWS would: the RDS instance with its managed master secret (moto creates the
-secret like RDS does, tests/aws), the stack's application secret. The instance's endpoint is a
-fake, so the database is reached the way an operator does through a port forward:
-`--host 127.0.0.1 --port N`, here the ephemeral cluster (which has no TLS: sslmode disable is
-passed to the library function only; the command accepts verify-full and verify-ca).
+secret like RDS does), the stack's application secret and the parameter naming it. The
+instance's endpoint is a fake, so the database is reached the way an operator does through a
+port forward: `--host 127.0.0.1 --port N`, here the ephemeral cluster (which has no TLS:
+sslmode disable is passed to the library function only; the command accepts verify-full and
+verify-ca).
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ def secrets(moto: Any) -> Any:
 
 
 @pytest.fixture
-def stack_db(rds: Any, secrets: Any, pg_cluster: Any, fresh_db: str) -> dict[str, Any]:
+def ssm(moto: Any) -> Any:
+    return boto3.client("ssm", region_name="us-east-1")
+
+
+@pytest.fixture
+def stack_db(
+    rds: Any, secrets: Any, ssm: Any, pg_cluster: Any, fresh_db: str
+) -> dict[str, Any]:
     """prism-staging as the stack would leave it: a managed master secret holding the real
     master credentials, and the application secret the stack wrote."""
     dbname = psycopg.conninfo.conninfo_to_dict(fresh_db)["dbname"]
@@ -50,11 +58,14 @@ def stack_db(rds: Any, secrets: Any, pg_cluster: Any, fresh_db: str) -> dict[str
     secrets.put_secret_value(
         SecretId=instance["MasterUserSecret"]["SecretArn"], SecretString=json.dumps(master)
     )
-    secrets.create_secret(
-        Name="prism/staging/database/app",
+    app = secrets.create_secret(
+        Name="prism/staging/database/app-0a1b2c3",
         SecretString=json.dumps({"username": ROLE, "password": APP_PASSWORD}),
     )
-    yield {"dsn": fresh_db, "port": pg_cluster.port}
+    ssm.put_parameter(
+        Name="/prism/staging/database/secret-arn", Type="String", Value=app["ARN"]
+    )
+    yield {"dsn": fresh_db, "port": pg_cluster.port, "app_arn": app["ARN"], "instance": instance}
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone():
             conn.execute(f"DROP OWNED BY {ROLE}")
@@ -66,6 +77,7 @@ def _bootstrap(rds: Any, secrets: Any, port: int) -> Any:
         resolve_target("staging", None),
         rds=rds,
         secrets=secrets,
+        ssm=boto3.client("ssm", region_name="us-east-1"),
         host="127.0.0.1",
         port=port,
         sslmode="disable",
@@ -92,8 +104,28 @@ def test_the_role_is_made_from_the_stacks_secret_and_the_api_can_log_in(
 def test_a_missing_application_secret_is_named(
     rds: Any, secrets: Any, stack_db: dict[str, Any]
 ) -> None:
-    secrets.delete_secret(SecretId="prism/staging/database/app", ForceDeleteWithoutRecovery=True)
-    with pytest.raises(NotFound, match=r"the application secret \(prism/staging/database/app\)"):
+    secrets.delete_secret(SecretId=stack_db["app_arn"], ForceDeleteWithoutRecovery=True)
+    with pytest.raises(NotFound, match="the application secret"):
+        _bootstrap(rds, secrets, stack_db["port"])
+
+
+def test_a_stack_not_yet_up_is_named(
+    rds: Any, secrets: Any, ssm: Any, stack_db: dict[str, Any]
+) -> None:
+    ssm.delete_parameter(Name="/prism/staging/database/secret-arn")
+    with pytest.raises(NotFound, match="/prism/staging/database/secret-arn does not exist"):
+        _bootstrap(rds, secrets, stack_db["port"])
+
+
+def test_a_stack_still_pointing_at_the_master_secret_is_refused(
+    rds: Any, secrets: Any, ssm: Any, stack_db: dict[str, Any]
+) -> None:
+    # A stack deployed before it had an application role: its host reads the master secret.
+    master = stack_db["instance"]["MasterUserSecret"]["SecretArn"]
+    ssm.put_parameter(
+        Name="/prism/staging/database/secret-arn", Type="String", Value=master, Overwrite=True
+    )
+    with pytest.raises(BadInput, match="points the API at the master secret"):
         _bootstrap(rds, secrets, stack_db["port"])
 
 
