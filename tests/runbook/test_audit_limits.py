@@ -9,7 +9,7 @@ runs the whole command against the moto server.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
@@ -45,6 +45,7 @@ class Drill:
     started_at: datetime
     environment: str = "prod"
     result: Any = Result.PASSED
+    backup_source: str = "prism-prod point-in-time backups"
 
 
 def healthy_instance(**changes: Any) -> dict[str, Any]:
@@ -79,6 +80,7 @@ def facts(
     tagged: list[tuple[str, dict[str, str]]] | None = None,
 ) -> Facts:
     return Facts(
+        db_instance="prism-prod",
         instance=instance or healthy_instance(),
         snapshots=snapshots or [],
         replicated_backups=[replicated(NOW - timedelta(hours=1))] if backups is None else backups,
@@ -86,6 +88,10 @@ def facts(
         tagged_resources=tagged or [],
         drill_records=[Drill(NOW - timedelta(days=10))] if drills is None else drills,
     )
+
+
+def no_dr_region() -> Facts:
+    return replace(facts(), replicated_backups=None, replication_region=None)
 
 
 def check(name: str, found: Facts, exp: Expectations | None = None,
@@ -246,7 +252,7 @@ def test_the_newest_of_several_replicated_backups_counts_whatever_their_order():
 
 
 def test_replication_failures_say_what_is_missing():
-    nowhere = check("backup_replication", Facts(healthy_instance(), [], None, None, [], []))
+    nowhere = check("backup_replication", no_dr_region())
     assert nowhere.status is Status.FAIL and "--dr-region" in nowhere.detail
     empty = check("backup_replication", facts(backups=[]))
     assert (empty.status, empty.detail) == (Status.FAIL,
@@ -278,8 +284,8 @@ def test_the_newest_passing_drill_must_be_within_the_quarter(age, status):
 def test_an_overdue_drill_names_its_day_environment_and_the_limit():
     found = check("restore_drill", facts(drills=[Drill(NOW - timedelta(days=100), "staging")]))
     assert found.detail == (
-        "newest passing drill 2026-08-23 (staging), 100 days ago: older than 92 days, the "
-        "quarterly drill is overdue"
+        "newest passing drill of prism-prod 2026-08-23 (staging), 100 days ago: older than 92 "
+        "days, the quarterly drill is overdue"
     )
 
 
@@ -290,7 +296,7 @@ def test_only_passing_drills_count_and_the_newest_of_them_decides():
     assert check("restore_drill", facts(drills=[old_pass, new_fail])).status is Status.FAIL
     found = check("restore_drill", facts(drills=[old_pass, recent_pass, new_fail]))
     assert (found.status, found.detail) == (
-        Status.PASS, "newest passing drill 2026-11-01 (staging), 30 days ago")
+        Status.PASS, "newest passing drill of prism-prod 2026-11-01 (staging), 30 days ago")
 
 
 def test_no_passing_drill_at_all_fails():
@@ -298,7 +304,7 @@ def test_no_passing_drill_at_all_fails():
     for drills in ([], failing):
         found = check("restore_drill", facts(drills=drills))
         assert found.status is Status.FAIL
-        assert found.detail.startswith("no passing restore drill on record")
+        assert found.detail.startswith("no passing restore drill of prism-prod on record")
 
 
 # -- the pre-migration snapshot ---------------------------------------------------------------
@@ -342,21 +348,24 @@ def test_a_migration_id_must_match_an_available_snapshot_tag():
     ]
     found = check("pre_migration_snapshot", facts(snapshots=tagged),
                   last=LastMigration(migration_id="0042"))
-    assert (found.status, found.detail) == (Status.PASS, "newer-0042")
+    assert (found.status, found.detail) == (
+        Status.PASS, "newer-0042 (migration 0042, from the --last-migration)")
     missing = check("pre_migration_snapshot", facts(snapshots=tagged),
                     last=LastMigration(migration_id="0043"))
     assert (missing.status, missing.detail) == (
-        Status.FAIL, "no available pre-migration snapshot tagged prism:migration=0043")
+        Status.FAIL, "no available pre-migration snapshot tagged prism:migration=0043 (the last "
+        "migration, from the --last-migration)")
 
 
 def test_without_last_migration_the_check_is_skipped_and_shows_the_newest():
     found = check("pre_migration_snapshot",
                   facts(snapshots=[snap("a", created=NOW - timedelta(days=2)),
                                    snap("b", created=NOW - timedelta(days=1))]))
+    unknown = "no migration known (no --last-migration, Prism-Migration trailer or snapshot record)"
     assert (found.status, found.detail) == (
-        Status.SKIP, "no --last-migration given; newest: b (2026-11-30T12:00:00Z)")
+        Status.SKIP, f"{unknown}; newest: b (2026-11-30T12:00:00Z)")
     empty = check("pre_migration_snapshot", facts())
-    assert empty.detail == "no --last-migration given; none yet"
+    assert empty.detail == f"{unknown}; none yet"
 
 
 # -- the warnings: untagged snapshots, expired drill resources --------------------------------
@@ -370,7 +379,7 @@ def test_manual_snapshots_without_an_expiry_are_listed_and_automated_ones_are_no
     ]
     found = check("untagged_snapshots", facts(snapshots=snaps))
     assert (found.status, found.items) == (Status.WARN, ["mine"])
-    assert found.detail.startswith("1 manual snapshot(s) without prism:retain-until")
+    assert found.detail.startswith("1 manual snapshot(s) without a readable prism:retain-until")
     clean = check("untagged_snapshots", facts(snapshots=snaps[1:]))
     assert (clean.status, clean.items) == (Status.PASS, [])
 
@@ -412,13 +421,13 @@ def test_each_detail_says_what_was_found():
     assert found["expired_drill_resources"] == (
         "1 resource(s) past prism:expires-at still exist: `prism-dr drill reap` removes them")
     assert found["untagged_snapshots"] == (
-        "1 manual snapshot(s) without prism:retain-until: kept (and paid for) until someone "
-        "deletes them")
+        "1 manual snapshot(s) without a readable prism:retain-until (an RFC 3339 UTC time): kept "
+        "(and paid for) until someone deletes them")
     clean = {c.name: c.detail for c in evaluate(facts(), Expectations(), NOW)}
     assert clean["encryption"] == "storage and backups encrypted"
     assert clean["expired_drill_resources"] == "none"
     assert clean["untagged_snapshots"] == "every manual snapshot has an expiry"
-    nowhere = check("backup_replication", Facts(healthy_instance(), [], None, None, [], []))
+    nowhere = check("backup_replication", no_dr_region())
     assert nowhere.detail == (
         "no DR region to check: the instance replicates its backups nowhere (set "
         "backupReplication in the stack, or pass --dr-region)")
@@ -441,7 +450,49 @@ def test_the_newest_snapshot_of_a_migration_and_after_a_time_is_named():
               for i in range(3)]
     by_id = check("pre_migration_snapshot", facts(snapshots=tagged),
                   last=LastMigration(migration_id="7"))
-    assert (by_id.status, by_id.detail) == (Status.PASS, "s2")
+    assert (by_id.status, by_id.detail) == (
+        Status.PASS, "s2 (migration 7, from the --last-migration)")
     by_time = check("pre_migration_snapshot", facts(snapshots=tagged),
                     last=LastMigration(applied_at=NOW - timedelta(days=2)))
     assert (by_time.status, by_time.detail) == (Status.PASS, "s2")
+
+
+# -- whose drill, which expiry, which source ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "counts"),
+    [
+        ("prism-prod point-in-time backups, restorable to 2026-11-30T00:00:00Z", True),
+        ("rds:prism-prod-2026-11-30-03-00", True),
+        ("prism-prod@latest", True),
+        ("prism-production point-in-time backups", False),
+        ("old-prism-prod snapshot", False),
+        ("dump.pgdump", False),
+    ],
+)
+def test_only_a_drill_of_this_database_counts(source, counts):
+    found = check("restore_drill", facts(drills=[Drill(NOW - timedelta(days=1),
+                                                       backup_source=source)]))
+    assert found.status is (Status.PASS if counts else Status.FAIL)
+    if not counts:
+        assert found.detail.endswith("; 1 record(s) of other backups do not count")
+
+
+def test_a_manual_snapshot_with_an_unreadable_expiry_is_listed_with_it():
+    snaps = [snap("odd", created=NOW, tags={"prism:retain-until": "next month"})]
+    found = check("untagged_snapshots", facts(snapshots=snaps))
+    assert (found.status, found.items) == (
+        Status.WARN, ["odd (unreadable prism:retain-until: 'next month')"])
+
+
+def test_a_source_that_cannot_be_read_fails_only_the_checks_that_need_it():
+    unread = replace(facts(), unreadable={"drill records": "the drill record directory is gone",
+                                          "tagging API": "AWS refused"})
+    checks = {c.name: c for c in evaluate(unread, Expectations(), NOW)}
+    assert (checks["restore_drill"].status, checks["restore_drill"].detail) == (
+        Status.FAIL, "the drill record directory is gone")
+    assert (checks["expired_drill_resources"].status,
+            checks["expired_drill_resources"].detail) == (Status.FAIL, "AWS refused")
+    assert {n for n, c in checks.items() if c.status is Status.FAIL} == {
+        "restore_drill", "expired_drill_resources"}
