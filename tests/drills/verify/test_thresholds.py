@@ -7,6 +7,7 @@ moved by a second, or a comparison flipped, changes the verdict.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -45,6 +46,16 @@ def run(manifest: Manifest) -> Iterator[Callable[..., Outcome]]:
     yield run_check
     for ctx in opened:
         ctx.close()
+
+
+@pytest.fixture
+def zone_behind_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local zone five hours behind UTC, as on a machine in New York."""
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 def with_freshness(manifest: Manifest, **changes) -> Manifest:
@@ -101,8 +112,17 @@ def test_data_newer_than_the_backup_point_beyond_the_clock_skew_warns(
     outcome = run(check_freshness, restored, backup_point=point,
                   drill_started=point + timedelta(minutes=10))
     assert outcome.status is status
-    assert "after the backup point" in outcome.detail
+    expected = f"newest audit_logs.created_at {fmt_duration(ahead)} after the backup point"
+    assert outcome.detail.startswith(expected)
     assert outcome.detail.endswith("is the point right?") is (status is Status.WARN)
+
+
+def test_data_exactly_at_the_backup_point_is_before_it(restored, run):
+    point = newest(restored)
+    outcome = run(check_freshness, restored, backup_point=point,
+                  drill_started=point + timedelta(minutes=10))
+    assert outcome.status is Status.PASS
+    assert outcome.detail.startswith("newest audit_logs.created_at 0s before the backup point")
 
 
 def test_an_unindexed_freshness_column_is_left_to_the_standard_tier(restored, manifest, run):
@@ -117,6 +137,7 @@ def test_an_unindexed_freshness_column_is_left_to_the_standard_tier(restored, ma
     missed = run(check_freshness, restored, tier=Tier.QUICK, backup_point=point,
                  drill_started=point + timedelta(hours=25))
     assert missed.status is Status.FAIL
+    assert missed.detail.startswith("audit_logs.created_at has no index")
     standard = run(check_freshness, restored, backup_point=point,
                    drill_started=point + timedelta(minutes=10))
     assert standard.status is Status.PASS
@@ -136,7 +157,7 @@ def test_a_second_index_column_does_not_count_as_indexed(restored, manifest, run
     [("d date", date), ("d timestamp without time zone", datetime)],
 )
 def test_dates_and_zoneless_timestamps_are_read_as_utc(restored, manifest, run, ddl,
-                                                       column_type):
+                                                       column_type, zone_behind_utc):
     run_sql(restored, f"CREATE TABLE marks (id int PRIMARY KEY, {ddl})",
             "CREATE INDEX ON marks (d)",
             "INSERT INTO marks VALUES (1, '2025-06-01'), (2, '2025-06-02')")
