@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -104,10 +105,10 @@ def run_one(target: Target) -> None:
     """In this process: mutmut with the configuration narrowed to `target`."""
     from mutmut import configuration
 
-    # mutmut copies every file it does not mutate over its mutated copy (shutil.copy, a newer
-    # mtime), and later takes a copy newer than its source for mutated already: without this,
-    # a module mutated by an earlier target would be run unmutated.
-    (ROOT / "mutants" / target.path).unlink(missing_ok=True)
+    # A fresh copy each time: mutmut copies a file it does not mutate over the mutated copy
+    # (a newer mtime, which it later takes for "already mutated"), and never refreshes a data
+    # file (a template, the manifest) already in mutants/, whatever changed since.
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     cfg = configuration.config()
     cfg.only_mutate = [target.path]
     cfg.pytest_add_cli_args_test_selection = [t for t in target.tests if (ROOT / t).exists()]
