@@ -496,3 +496,17 @@ def test_a_source_that_cannot_be_read_fails_only_the_checks_that_need_it():
             checks["expired_drill_resources"].detail) == (Status.FAIL, "AWS refused")
     assert {n for n, c in checks.items() if c.status is Status.FAIL} == {
         "restore_drill", "expired_drill_resources"}
+
+
+def test_records_of_other_backups_are_counted_apart():
+    own_failed = Drill(NOW - timedelta(days=1), result=Result.FAILED)
+    other = Drill(NOW - timedelta(days=1), backup_source="prism-staging point-in-time backups")
+    found = check("restore_drill", facts(drills=[own_failed, other]))
+    assert found.detail == ("no passing restore drill of prism-prod on record (spec §6: "
+                            "quarterly); 1 record(s) of other backups do not count")
+
+
+def test_automated_snapshots_listed_first_do_not_hide_the_manual_ones():
+    snaps = [Snapshot("rds:auto", "prism-prod", "automated", "available", NOW, None, {}),
+             Snapshot("mine", "prism-prod", "manual", "available", NOW, None, {})]
+    assert check("untagged_snapshots", facts(snapshots=snaps)).items == ["mine"]

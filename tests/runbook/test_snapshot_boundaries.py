@@ -186,6 +186,9 @@ def test_a_snapshot_already_gone_counts_as_deleted_and_other_refusals_do_not():
                              "snapshot is being copied", http_status_code=400,
                              expected_params=expected)
     delete_snapshot(client, snapshot())
-    with pytest.raises(BadInput, match=r"\(InvalidDBSnapshotState\): snapshot is being copied"):
+    with pytest.raises(BadInput) as refused:
         delete_snapshot(client, snapshot())
+    assert str(refused.value) == (
+        f"deleting snapshot {snapshot().identifier}: AWS refused (InvalidDBSnapshotState): "
+        "snapshot is being copied")
     stubber.assert_no_pending_responses()
