@@ -222,6 +222,7 @@ def test_without_yes_nothing_is_removed_or_stopped(isolated, processes):
     assert (item.action, item.processes) == ("would remove", [server.pid])
     [strays] = [i for i in found if i.kind == "processes"]
     assert strays.action == "would remove" and stray.pid in strays.processes
+    assert server.pid not in strays.processes  # listed once, with its directory
     assert path.is_dir() and running(server) and running(stray)
     listed = strays.as_dict()
     assert (listed["path"], listed["owner_pid"], listed["created_at"]) == ("-", None, "")
