@@ -438,3 +438,10 @@ def test_every_prod_instance_is_reported_not_just_the_first(
         ("a", "no aws"), ("rep-b", "the replicated backups are kept 7 days; at least 30 "
                                    "required on prod"),
     ]
+
+
+def test_headroom_is_compared_before_rounding_to_whole_gib(prod_db: dict) -> None:
+    # 1.1 x 44 GiB is 48.4 GiB: a 48 GiB ceiling is short, 49 is enough.
+    short = changed(prod_db, allocatedStorage=44, maxAllocatedStorage=48)
+    assert check("rds-storage-headroom", DB, short)
+    assert check("rds-storage-headroom", DB, changed(short, maxAllocatedStorage=49)) == []
