@@ -198,10 +198,10 @@ def teardown(
                 notes.append(f"refresh failed: {error}")
         except EngineError as error:
             notes.append(f"refresh failed: {error}")
-    if tunnels is not None and account_id:
-        _host_first(engine, stack, tunnels, account_id, notes)
     for attempt in range(1, attempts + 1):
         try:
+            if tunnels is not None and account_id:
+                _host_first(engine, stack, tunnels, account_id, notes)
             engine.destroy(stack, remove=True)
         except ConcurrentUpdate:
             notes.append(f"destroy {attempt}: stack locked; cancelled the update under way")
@@ -228,18 +228,16 @@ def _host_first(
     program makes the tunnel outlive the host (the host's runtime secrets need the tunnel's
     token parameter, which needs the secrets' key: a dependency would be a cycle). So the
     host (cloudflared) is destroyed first, then the tunnel's connections are cleaned."""
+    hosts = [urn for urn, type_ in engine.resources(stack) if type_ == HOST_TYPE]
+    if hosts:
+        engine.destroy(stack, remove=False, targets=hosts)
+        notes.append("the host destroyed before the tunnel")
     try:
-        hosts = [urn for urn, type_ in engine.resources(stack) if type_ == HOST_TYPE]
-        if hosts:
-            engine.destroy(stack, remove=False, targets=hosts)
-            notes.append("the host destroyed before the tunnel")
         for tunnel_id in tunnels.tunnels_named(account_id, drill_tunnel_name(stack)):
             tunnels.clean_connections(account_id, tunnel_id)
             notes.append("the tunnel's connections cleaned")
-    except ConcurrentUpdate:
-        pass  # the destroy below cancels the lock and retries
-    except (EngineError, CloudflareError) as error:
-        notes.append(f"host-first teardown failed: {str(error)[:200]}")
+    except CloudflareError as error:  # the destroy then fails on the tunnel, and is retried
+        notes.append(f"cleaning the tunnel's connections failed: {str(error)[:200]}")
 
 
 def _cancel(engine: StackEngine, stack: str, notes: list[str]) -> None:

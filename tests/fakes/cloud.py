@@ -11,6 +11,7 @@ calls (recovery/cloudflare.py: CloudflareTunnels).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,13 @@ class FakeCloudflare:
     records: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (zone, name)
     calls: list[tuple[str, str]] = field(default_factory=list)
     running: set[str] = field(default_factory=set)  # tunnels whose cloudflared still runs
+    # Whether a tunnel's cloudflared still runs, when the host lives elsewhere (moto).
+    connector_alive: Callable[[str], bool] | None = None
+
+    def _alive(self, tunnel_id: str) -> bool:
+        if self.connector_alive is not None:
+            return self.connector_alive(tunnel_id)
+        return tunnel_id in self.running
 
     def connect(self, tunnel_id: str) -> None:
         """cloudflared started on the host: it holds four connections to the edge."""
@@ -88,7 +96,7 @@ class FakeCloudflare:
     def clean_connections(self, account_id: str, tunnel_id: str) -> None:
         self.calls.append(("clean_connections", tunnel_id))
         # A cloudflared that still runs reconnects at once (it retries lost connections).
-        self._tunnel(tunnel_id).connections = 4 if tunnel_id in self.running else 0
+        self._tunnel(tunnel_id).connections = 4 if self._alive(tunnel_id) else 0
 
     def delete_tunnel(self, account_id: str, tunnel_id: str) -> None:
         self.calls.append(("delete_tunnel", tunnel_id))
@@ -178,6 +186,18 @@ class MotoCloud(MemoryCloud):
 
     region: str = "us-east-1"
     clients: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The host may be terminated behind the engine's back (by the sweep): ask moto.
+        self.cloudflare.connector_alive = lambda tunnel_id: self._host_running()
+
+    def _host_running(self) -> bool:
+        hosts = [p for t, p in self.resources.values() if t == HOST]
+        if not hosts:
+            return False
+        found = self._client("ec2").describe_instances(InstanceIds=hosts)["Reservations"]
+        states = [i["State"]["Name"] for r in found for i in r["Instances"]]
+        return any(state not in ("shutting-down", "terminated") for state in states)
 
     def _client(self, service: str) -> Any:
         import boto3

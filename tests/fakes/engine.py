@@ -51,7 +51,7 @@ from recovery.engine import (
     StackInfo,
     UpResult,
 )
-from tests.fakes.cloud import HOST, MemoryCloud
+from tests.fakes.cloud import DNS, HOST, TUNNEL, MemoryCloud
 
 # What the bench and the issue simulate: RDS restore 20 min, host 2 min, tunnel 30 s.
 DEFAULT_DURATIONS = {
@@ -60,6 +60,15 @@ DEFAULT_DURATIONS = {
     "cloudflare:": 30.0,
 }
 OTHER_SECONDS = 2.0
+# offline=False: the drill's main resources, in the program's order of declaration.
+MAIN = [
+    ("prism:infra:ApiHost", "aws:ec2/securityGroup:SecurityGroup", "api-host-sg"),
+    ("prism:infra:ApiHost", "aws:ec2/instance:Instance", "api-host-instance"),
+    ("prism:infra:PrismDatabase", "aws:rds/instance:Instance", "database-instance"),
+    ("prism:infra:RuntimeSecrets", "aws:ssm/parameter:Parameter", "runtime-secrets-redis"),
+    ("prism:infra:ApiTunnel", TUNNEL, "api-tunnel-tunnel"),
+    ("prism:infra:ApiTunnel", DNS, "api-tunnel-dns"),
+]
 
 
 def urn_type(urn: str) -> str:
@@ -272,12 +281,7 @@ class FakeStackEngine:
 
     def _declare(self, stack: str, program: Program) -> list[tuple[str, str]]:
         if not self.offline:
-            names = [
-                ("aws:rds/instance:Instance", "database-instance"),
-                ("aws:ec2/instance:Instance", "api-host-instance"),
-                ("cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared", "t"),
-            ]
-            return [(f"urn:pulumi:{stack}::prism-infra::{t}::{n}", t) for t, n in names]
+            return [(f"urn:pulumi:{stack}::prism-infra::{p}${t}::{n}", t) for p, t, n in MAIN]
         from infra.offline import run_program
 
         run = run_program(
