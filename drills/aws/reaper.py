@@ -452,10 +452,25 @@ def _list_tagged(
         if kind is not None:
             tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
             found.append(_Candidate(kind, _name(kind, arn), arn, tags))
+    gone = _terminated(clients("ec2", region), [c.name for c in found if c.kind == "ec2:instance"])
+    found = [c for c in found if not (c.kind == "ec2:instance" and c.name in gone)]
     if with_iam:
         with aws_errors("listing the drill roles"):
             found += _iam_candidates(clients("iam", region), run_id)
     return found
+
+
+def _terminated(ec2: Any, instance_ids: list[str]) -> set[str]:
+    """Instances already terminated: the tagging API lists them for up to an hour more."""
+    if not instance_ids:
+        return set()
+    reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    return {
+        i["InstanceId"]
+        for r in reservations
+        for i in r["Instances"]
+        if i["State"]["Name"] == "terminated"
+    }
 
 
 def _iam_candidates(iam: Any, run_id: str | None) -> list[_Candidate]:
