@@ -149,6 +149,15 @@ class CloudflareTunnels(CloudflareApi):
     """TunnelCleanup over the v4 API (developers.cloudflare.com/api: Cloudflare Tunnel, DNS
     Records). The token needs Cloudflare Tunnel:Edit and DNS:Edit."""
 
+    def __init__(self, token: str | None = None, base_url: str = API) -> None:
+        if not (token or os.environ.get(TOKEN_ENV)):
+            raise BadInput(
+                f"the drill's tunnel needs {TOKEN_ENV}: a Cloudflare API token with Cloudflare "
+                "Tunnel:Edit on the account and DNS:Edit on the zone (or drill without the tunnel: "
+                "--no-tunnel)"
+            )
+        super().__init__(token, base_url)
+
     def tunnels_named(self, account_id: str, name: str) -> list[str]:
         found = self._call("GET", f"/accounts/{account_id}/cfd_tunnel?name={name}&is_deleted=false")
         return [str(t["id"]) for t in found or [] if t.get("name") == name]
