@@ -452,11 +452,34 @@ def _list_tagged(
         if kind is not None:
             tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
             found.append(_Candidate(kind, _name(kind, arn), arn, tags))
+    with aws_errors(f"listing DB parameter and subnet groups in {region}"):
+        found += _rds_groups(clients("rds", region), run_id)
+    found = list({(c.kind, c.name): c for c in found}.values())  # listed twice on AWS
     gone = _terminated(clients("ec2", region), [c.name for c in found if c.kind == "ec2:instance"])
     found = [c for c in found if not (c.kind == "ec2:instance" and c.name in gone)]
     if with_iam:
         with aws_errors("listing the drill roles"):
             found += _iam_candidates(clients("iam", region), run_id)
+    return found
+
+
+def _rds_groups(rds: Any, run_id: str | None) -> list[_Candidate]:
+    """Drill-tagged DB parameter and subnet groups, read from RDS itself (not every tagging
+    API lists them: moto does not), their tags from ListTagsForResource."""
+    found = []
+    for kind, paginator, key, name_key in (
+        ("rds:pg", "describe_db_parameter_groups", "DBParameterGroups", "DBParameterGroupName"),
+        ("rds:subgrp", "describe_db_subnet_groups", "DBSubnetGroups", "DBSubnetGroupName"),
+    ):
+        arn_key = "DBParameterGroupArn" if kind == "rds:pg" else "DBSubnetGroupArn"
+        for page in rds.get_paginator(paginator).paginate():
+            for group in page[key]:
+                if group[name_key].startswith("default"):
+                    continue  # AWS's own groups
+                arn = group[arn_key]
+                tags = _tag_dict(rds.list_tags_for_resource(ResourceName=arn).get("TagList", []))
+                if tags.get(DRILL_TAG) and (run_id is None or tags[DRILL_TAG] == run_id):
+                    found.append(_Candidate(kind, group[name_key], arn, tags))
     return found
 
 
@@ -490,7 +513,7 @@ def _iam_candidates(iam: Any, run_id: str | None) -> list[_Candidate]:
             "InstanceProfiles", []
         ):
             name = profile["InstanceProfileName"]
-            ptags = _tag_dict(iam.list_instance_profile_tags(InstanceProfileName=name)["Tags"])
+            ptags = _profile_tags(iam, name)
             found.append(_Candidate("iam:instance-profile", name, profile["Arn"], ptags))
     return found
 
@@ -722,12 +745,17 @@ def current_tags(
     if kind == "iam:role":
         return _tag_dict(clients("iam", region).list_role_tags(RoleName=name).get("Tags", []))
     if kind == "iam:instance-profile":
-        iam = clients("iam", region)
-        return _tag_dict(iam.list_instance_profile_tags(InstanceProfileName=name).get("Tags", []))
+        return _profile_tags(clients("iam", region), name)
     answer = clients("ssm", region).list_tags_for_resource(
         ResourceType="Parameter", ResourceId=name
     )
     return _tag_dict(answer.get("TagList", []))
+
+
+def _profile_tags(iam: Any, name: str) -> dict[str, str]:
+    # GetInstanceProfile returns the profile's tags (ListInstanceProfileTags fails on moto).
+    profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    return _tag_dict(profile.get("Tags", []))
 
 
 def _tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
