@@ -31,10 +31,10 @@ from drills.aws.runner import run_aws_drill
 from drills.local.cluster import EphemeralPostgres
 from drills.local.sample import build_sample
 from drills.verify.model import Tier
+from drills.verify.smoke import probe
 from recovery.aws import resolve_target
 from recovery.points import Point, Source
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
-from drills.verify.smoke import probe
 from tests.fakes.cloud import MemoryCloud
 from tests.fakes.engine import DEFAULT_DURATIONS, FakeStackEngine
 
