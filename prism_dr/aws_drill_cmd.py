@@ -85,6 +85,22 @@ def make_access(plan: AwsDrillPlan) -> DatabaseAccess:
 base_url = None  # tests replace it: the stand-in API answers on http://127.0.0.1:<port>
 
 
+RUN_FILE_ENV = "PRISM_DRILL_RUN_FILE"
+
+
+def note_run_id(run_id: str) -> None:
+    """Append the run id to $PRISM_DRILL_RUN_FILE before anything is created: the workflow's
+    `if: always()` step sweeps each id it finds there, whatever became of the drill."""
+    path = os.environ.get(RUN_FILE_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as runs:
+            runs.write(run_id + "\n")
+    except OSError as error:
+        raise BadInput(f"{RUN_FILE_ENV}={path} cannot be written: {error.strerror}") from None
+
+
 def make_tunnels(plan: AwsDrillPlan) -> TunnelCleanup | None:
     """The Cloudflare calls of the teardown and the sweep; refused without the token."""
     if plan.hostname is None:
@@ -144,6 +160,8 @@ def run(options: AwsDrillOptions) -> int:
         err.print(f"[bold]{label}[/]: {value}", highlight=False)
 
     from drills.aws.runner import run_aws_drill
+
+    note_run_id(plan.run_id)
 
     extra = {"base_url": base_url} if base_url is not None else {}
     outcome = run_aws_drill(

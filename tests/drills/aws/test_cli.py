@@ -120,6 +120,7 @@ def test_a_real_drill_through_the_fake_engine(
     )
     monkeypatch.setattr(aws_drill_cmd, "make_engine", lambda: engine)
     monkeypatch.setattr(aws_drill_cmd, "make_tunnels", lambda plan: cloud.cloudflare)
+    monkeypatch.setenv("PRISM_DRILL_RUN_FILE", str(tmp_path / "runs"))
     monkeypatch.setattr(aws_drill_cmd, "make_access", lambda plan: access_for(pg_cluster))
     monkeypatch.setattr(aws_drill_cmd, "base_url", http_url)
     result = drill(
@@ -145,6 +146,8 @@ def test_a_real_drill_through_the_fake_engine(
     sweep = next(c for c in payload["checks"] if c["name"] == "sweep")
     assert sweep["status"] == "pass", sweep
     assert ("tunnels_named", f"prism-{payload['stack']}-api") in cloud.cloudflare.calls
+    # The run id the workflow's always() step sweeps by, written before anything was created.
+    assert (tmp_path / "runs").read_text() == payload["stack"].removeprefix("drill-") + "\n"
 
 
 def test_without_a_cloudflare_token_a_tunnelled_drill_is_refused(
