@@ -267,3 +267,14 @@ def test_the_policy_pack_passes_the_drill_stack(latest_run, latest):
     db = next(r for r in resources if r.type == RDS)
     untagged = replace(db, props={**db.props, "tags": {"prism:stack": stack}})
     assert any(v.policy.startswith("drill") for v in evaluate([untagged], PackConfig()))
+
+
+def test_the_drills_log_groups_carry_its_tags_and_a_short_retention(latest_run, latest):
+    plan = latest[0]
+    groups = latest_run.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert {g.inputs["name"] for g in groups} == {
+        f"/aws/rds/instance/{plan.db_identifier}/{log}" for log in ("postgresql", "upgrade")
+    }
+    for group in groups:
+        assert group.inputs["tags"]["prism:drill"] == plan.run_id
+        assert group.inputs["retentionInDays"] == 7
