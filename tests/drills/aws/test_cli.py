@@ -173,3 +173,18 @@ def test_a_private_image_without_its_registry_password_is_refused(
     result = drill(capsys, project, "--direct")
     assert result.code == 2
     assert "PRISM_RECOVERY_REGISTRY_PASSWORD" in result.err
+
+
+def test_a_stack_file_with_a_byte_that_is_not_utf8_is_one_line_exit_2(
+    account, project, capsys, no_engine
+):
+    stack_file = project / "Pulumi.prod.yaml"
+    stack_file.write_bytes(stack_file.read_bytes() + b"# caf\xe9 (saved as Latin-1)\n")
+    line = stack_file.read_bytes().count(b"\n")
+    result = drill(capsys, project, "--dry-run")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        f"prism-dr: error: Pulumi.prod.yaml is not UTF-8 (byte 0xe9 at line {line}); save it "
+        "as UTF-8, as Pulumi reads it"
+    ]
+    assert "Traceback" not in result.err
