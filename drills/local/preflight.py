@@ -211,8 +211,8 @@ class LocalInputs:
 
 def check_temp_dir() -> None:
     """As root the ephemeral cluster runs as the `postgres` OS user, in a directory under
-    TMPDIR: that user must be able to traverse and write it (a TMPDIR under /root or made
-    with mkdtemp is 0700)."""
+    TMPDIR (made by root, then handed to that user): that user must be able to traverse
+    TMPDIR (a TMPDIR under /root, or one made with mkdtemp, is 0700)."""
     if os.geteuid() != 0:
         return
     try:
@@ -221,7 +221,7 @@ def check_temp_dir() -> None:
         return  # the cluster refuses with its own message (no postgres user to run as)
     where = tempfile.gettempdir()
     probe = subprocess.run(
-        ["test", "-d", where, "-a", "-x", where, "-a", "-w", where],
+        ["test", "-d", where, "-a", "-x", where],
         user="postgres",
         check=False,
         capture_output=True,
@@ -229,8 +229,8 @@ def check_temp_dir() -> None:
     if probe.returncode != 0:
         raise BadInput(
             f"TMPDIR {where}: the postgres OS user, which runs the ephemeral cluster when the "
-            "drill runs as root, cannot traverse and write it; set TMPDIR to a directory every "
-            "user can traverse (e.g. /tmp)"
+            "drill runs as root, cannot traverse it; set TMPDIR to a directory every user can "
+            "traverse (e.g. /tmp)"
         )
 
 

@@ -27,8 +27,8 @@ def test_a_tmpdir_the_postgres_user_cannot_traverse_is_refused_before_anything(
     assert caught.value.code == 2
     assert err.strip().splitlines() == [
         f"prism-dr: error: TMPDIR {private}: the postgres OS user, which runs the ephemeral "
-        "cluster when the drill runs as root, cannot traverse and write it; set TMPDIR to a "
-        "directory every user can traverse (e.g. /tmp)"
+        "cluster when the drill runs as root, cannot traverse it; set TMPDIR to a directory "
+        "every user can traverse (e.g. /tmp)"
     ]
     assert not records.exists() or not any(records.iterdir())  # no error record
     assert list(private.iterdir()) == []  # no cluster, no work dir
