@@ -115,6 +115,7 @@ class AwsDrillPlan:
     direct: bool = False
     notes: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    source_storage_gb: int | None = None  # the source's allocated storage, when found
 
     @property
     def stack_name(self) -> str:
@@ -134,6 +135,12 @@ class AwsDrillPlan:
     @property
     def instance_class(self) -> str:
         return self.settings.instance_class or self.cfg.database.instance_class
+
+    @property
+    def storage_gb(self) -> int:
+        """A restore needs at least the source's storage: a source grown past the stack
+        file's figure would not fit in it."""
+        return max(self.cfg.database.allocated_storage_gb, self.source_storage_gb or 0)
 
     @property
     def host_instance_type(self) -> str:
@@ -271,6 +278,7 @@ def plan_aws_drill(
         network = _network_if_source_exists(clients, target, cfg)
     run_id = run_id_for(now)
     use_tunnel = settings.tunnel if tunnel is None else tunnel
+    storage = source_storage(clients, target.db_instance, home, where, point)
     return AwsDrillPlan(
         run_id=run_id,
         stack=stack,
@@ -291,7 +299,29 @@ def plan_aws_drill(
         keep=keep,
         direct=direct,
         notes=notes,
+        source_storage_gb=storage,
     )
+
+
+def source_storage(
+    clients: Clients, db_instance: str, home: str, region: str, point: Point
+) -> int | None:
+    """The source's allocated storage (DescribeDBInstances), else the snapshot's being
+    restored (DescribeDBSnapshots); None when neither is found."""
+    try:
+        instance = describe_instance(clients("rds", home), db_instance)
+        if instance.get("AllocatedStorage"):
+            return int(instance["AllocatedStorage"])
+    except NotFound:
+        pass
+    if point.kind == "snapshot" and point.snapshot_id:
+        with aws_errors(f"describing snapshot {point.snapshot_id}"):
+            found = clients("rds", region).describe_db_snapshots(
+                DBSnapshotIdentifier=point.snapshot_id
+            )["DBSnapshots"]
+        if found and found[0].get("AllocatedStorage"):
+            return int(found[0]["AllocatedStorage"])
+    return None
 
 
 def memo_clients(clients: Clients) -> Clients:

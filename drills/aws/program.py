@@ -94,9 +94,15 @@ def build_drill(
         ),
     )
 
+    storage = plan.storage_gb
+    ceiling = cfg.database.max_allocated_storage_gb
+    if ceiling is not None:  # RDS wants the ceiling at least 10 % above the allocation
+        ceiling = max(ceiling, -(-storage * 11 // 10))
     db_settings = cfg.database.model_copy(
         update={
             "identifier": plan.db_identifier,
+            "allocated_storage_gb": storage,
+            "max_allocated_storage_gb": ceiling,
             "instance_class": plan.instance_class,
             "multi_az": False,
             "deletion_protection": False,

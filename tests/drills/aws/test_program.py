@@ -278,3 +278,18 @@ def test_the_drills_log_groups_carry_its_tags_and_a_short_retention(latest_run, 
     for group in groups:
         assert group.inputs["tags"]["prism:drill"] == plan.run_id
         assert group.inputs["retentionInDays"] == 7
+
+
+def test_the_restored_instance_has_at_least_the_sources_storage(latest_run, latest):
+    plan, account = latest
+    # DescribeDBInstances of the source (moto's prod instance: 50 GB) during the plan.
+    assert plan.source_storage_gb == account.instance["AllocatedStorage"] == 50
+    [db] = latest_run.of_type(RDS)
+    assert db.inputs["allocatedStorage"] == max(50, plan.cfg.database.allocated_storage_gb)
+    # A source grown past the stack file's figure: the restore gets the source's size, and
+    # an autoscaling ceiling RDS accepts (at least 10 % above it).
+    grown = run(replace(plan, source_storage_gb=500))
+    [db] = grown.of_type(RDS)
+    assert db.inputs["allocatedStorage"] == 500
+    assert plan.cfg.database.max_allocated_storage_gb == 500  # the stack file's ceiling
+    assert db.inputs["maxAllocatedStorage"] == 550
