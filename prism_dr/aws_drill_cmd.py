@@ -26,7 +26,14 @@ from drills.aws.forward import (
     check_forward_tools,
     secrets_manager_credentials,
 )
-from drills.aws.plan import DEFAULT_TTL, AwsDrillPlan, cost_estimate, parse_ttl, plan_aws_drill
+from drills.aws.plan import (
+    DEFAULT_TTL,
+    AwsDrillPlan,
+    cost_estimate,
+    parse_ttl,
+    plan_aws_drill,
+    with_zone_hostname,
+)
 from drills.local.preflight import check_record_dir
 from drills.record import format_duration, redacted
 from drills.verify.model import Tier
@@ -155,6 +162,8 @@ def run(options: AwsDrillOptions) -> int:
     registry_password = _registry_password(ssm, plan)
     access = make_access(plan)
     tunnels = make_tunnels(plan)
+    if tunnels is not None:  # the drill hostname goes directly under the zone Cloudflare names
+        plan = with_zone_hostname(plan, tunnels.zone_name)
     engine = make_engine()
     for label, value in plan.lines():
         err.print(f"[bold]{label}[/]: {value}", highlight=False)

@@ -126,7 +126,10 @@ def drill_tunnel_name(stack: str) -> str:
 
 
 class TunnelCleanup(Protocol):
-    """Finding and removing a drill's tunnel and DNS record (the sweep and `drill reap --run`)."""
+    """Finding and removing a drill's tunnel and DNS record (the sweep and `drill reap --run`),
+    and the zone's name the drill hostname goes under."""
+
+    def zone_name(self, zone_id: str) -> str: ...
 
     def tunnels_named(self, account_id: str, name: str) -> list[str]:
         """Ids of the account's live (not deleted) tunnels with this name."""
@@ -157,6 +160,10 @@ class CloudflareTunnels(CloudflareApi):
                 "--no-tunnel)"
             )
         super().__init__(token, base_url)
+
+    def zone_name(self, zone_id: str) -> str:
+        """The zone's own name (GET /zones/{zone_id}), e.g. `example.com`."""
+        return str((self._call("GET", f"/zones/{zone_id}") or {})["name"])
 
     def tunnels_named(self, account_id: str, name: str) -> list[str]:
         found = self._call("GET", f"/accounts/{account_id}/cfd_tunnel?name={name}&is_deleted=false")

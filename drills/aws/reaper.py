@@ -274,7 +274,7 @@ def _tunnels() -> TunnelCleanup | None:
 
 def _cloudflare_scopes(run_id: str) -> list[CloudflareScope]:
     """Each stack file's tunnel account and zone, with the drill hostname under it."""
-    from drills.aws.plan import drill_hostname
+    from drills.aws.plan import drill_hostname, guess_zone
     from infra.offline import available_stacks, read_stack_config
 
     scopes: list[CloudflareScope] = []
@@ -283,7 +283,9 @@ def _cloudflare_scopes(run_id: str) -> list[CloudflareScope]:
         account, zone, host = (tunnel.get(k) for k in ("accountId", "zoneId", "hostname"))
         if not (isinstance(account, str) and isinstance(zone, str) and isinstance(host, str)):
             continue
-        scope = CloudflareScope(account, zone, drill_hostname(host, run_id))
+        # The zone's own name is Cloudflare's to say: the sweep asks by hostname, so a
+        # hostname built on a guessed zone only finds nothing where it guessed wrong.
+        scope = CloudflareScope(account, zone, drill_hostname(guess_zone(host), run_id))
         if scope not in scopes:
             scopes.append(scope)
     return scopes

@@ -50,6 +50,13 @@ class FakeCloudflare:
     running: set[str] = field(default_factory=set)  # tunnels whose cloudflared still runs
     # Whether a tunnel's cloudflared still runs, when the host lives elsewhere (moto).
     connector_alive: Callable[[str], bool] | None = None
+    zones: dict[str, str] = field(default_factory=dict)  # zone id -> its name
+
+    def zone_name(self, zone_id: str) -> str:
+        self.calls.append(("zone_name", zone_id))
+        if zone_id not in self.zones:
+            raise CloudflareError(f"Cloudflare GET /zones/{zone_id}: 404 Could not route")
+        return self.zones[zone_id]
 
     def _alive(self, tunnel_id: str) -> bool:
         if self.connector_alive is not None:
@@ -135,6 +142,9 @@ class MemoryCloud:
     zone_name: str = "prismhub.io"
     resources: dict[str, tuple[str, str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.cloudflare.zones[self.zone_id] = self.zone_name
+
     def create(self, stack: str, urn: str, type_: str, tags: dict[str, str]) -> None:
         if type_ == TUNNEL:
             physical = self.cloudflare.add_tunnel(self.account_id, drill_tunnel_name(stack))
@@ -188,6 +198,7 @@ class MotoCloud(MemoryCloud):
     clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         # The host may be terminated behind the engine's back (by the sweep): ask moto.
         self.cloudflare.connector_alive = lambda tunnel_id: self._host_running()
 

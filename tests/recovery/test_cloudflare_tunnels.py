@@ -76,6 +76,8 @@ class _Api(BaseHTTPRequestHandler):
                     )
                 tunnel["deleted_at"] = "2026-12-02T03:00:00Z"
                 return self._send(200, {"id": tunnel_id})
+        if self.command == "GET" and url.path == f"{BASE}/zones/{ZONE}":
+            return self._send(200, {"id": ZONE, "name": "prismhub.io", "status": "active"})
         records = f"{BASE}/zones/{ZONE}/dns_records"
         if self.command == "GET" and url.path == records:
             found = [r for r in st["records"] if r["name"] == query.get("name")]
@@ -137,3 +139,9 @@ def test_without_a_token_the_drill_is_refused_with_the_fix(monkeypatch):
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
     with pytest.raises(BadInput, match=r"CLOUDFLARE_API_TOKEN.*Tunnel:Edit.*--no-tunnel"):
         CloudflareTunnels()
+
+
+def test_the_zone_is_named_by_cloudflare(api):
+    tunnels, state = api
+    assert tunnels.zone_name(ZONE) == "prismhub.io"
+    assert ("GET", f"{BASE}/zones/{ZONE}") in state["requests"]

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from prism_dr import aws_drill_cmd
+from tests.drills.aws.conftest import ZONE
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
 from tests.fakes.cloud import MotoCloud
 from tests.fakes.engine import FakeStackEngine
@@ -146,6 +147,7 @@ def test_a_real_drill_through_the_fake_engine(
     sweep = next(c for c in payload["checks"] if c["name"] == "sweep")
     assert sweep["status"] == "pass", sweep
     assert ("tunnels_named", f"prism-{payload['stack']}-api") in cloud.cloudflare.calls
+    assert ("zone_name", ZONE) in cloud.cloudflare.calls  # the hostname's zone was asked
     # The run id the workflow's always() step sweeps by, written before anything was created.
     assert (tmp_path / "runs").read_text() == payload["stack"].removeprefix("drill-") + "\n"
 
