@@ -269,7 +269,8 @@ class AutomationEngine:
         with _engine_errors(stack):
             s.set_all_config({k: auto.ConfigValue(value=v) for k, v in config.items()})
             for key, value in tags.items():
-                # Stack tags need Pulumi Cloud; the config carries the expiry too.
+                # Self-managed backends keep stack tags since Pulumi 3.211 (the reaper reads
+                # prism:expires-at there); an older CLI refuses, and the config has it too.
                 with suppress(auto.CommandError):
                     s.set_tag(key, value)
             result = s.up(on_event=tracker.raw, color="never")

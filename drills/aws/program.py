@@ -32,8 +32,8 @@ def drill_program(
 
 
 def drill_config(plan: AwsDrillPlan) -> dict[str, str]:
-    """The drill stack's plain config: its region, and its expiry for the reaper (stack tags
-    are a Pulumi Cloud feature; a self-managed backend keeps config only)."""
+    """The drill stack's plain config: its region, and its expiry for the reaper besides the
+    `prism:expires-at` stack tag (which self-managed backends keep only since Pulumi 3.211)."""
     return {
         "aws:region": plan.region,
         "prism-infra:environment": "drill",
