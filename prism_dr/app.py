@@ -40,6 +40,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "snapshot": ("snapshot_cmd",),
     "audit": ("audit_cmd",),
     "recover": ("recover_cmd",),
+    "db": ("db_cmd",),
 }
 _registered: set[str] = set()
 
