@@ -690,14 +690,17 @@ def _delete(
 
 
 def _delete_security_group(ec2: Any, group_id: str) -> None:
-    """Its rules first: a rule naming another drill group would block that group's delete."""
-    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-    if group.get("IpPermissions"):
-        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=group["IpPermissions"])
-    if group.get("IpPermissionsEgress"):
-        ec2.revoke_security_group_egress(
-            GroupId=group_id, IpPermissions=group["IpPermissionsEgress"]
-        )
+    """Its rules first: a rule naming another drill group would block that group's delete.
+    By rule id, which works even when the group a rule names is already gone."""
+    rules = ec2.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [group_id]}]
+    )["SecurityGroupRules"]
+    ingress = [r["SecurityGroupRuleId"] for r in rules if not r.get("IsEgress")]
+    egress = [r["SecurityGroupRuleId"] for r in rules if r.get("IsEgress")]
+    if ingress:
+        ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=ingress)
+    if egress:
+        ec2.revoke_security_group_egress(GroupId=group_id, SecurityGroupRuleIds=egress)
     ec2.delete_security_group(GroupId=group_id)
 
 
