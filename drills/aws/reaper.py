@@ -153,8 +153,7 @@ def sweep_run(
 ) -> list[Finding]:
     """Everything tagged `prism:drill=<run_id>` in `regions` (and IAM), whatever its expiry,
     and the run's tunnel and DNS record: found and (with `yes`) removed."""
-    if not RUN_ID.fullmatch(run_id):
-        raise BadInput(f"--run {run_id!r} is not a drill run id like 20261202-011500")
+    _check_run_id(run_id)
     now = now or datetime.now(UTC)
     found: list[Finding] = []
     for i, region in enumerate(regions):
@@ -167,6 +166,11 @@ def sweep_run(
     for scope in scopes:
         found += _sweep_cloudflare(tunnels, run_id, scope, yes)
     return found
+
+
+def _check_run_id(run_id: str) -> None:
+    if not RUN_ID.fullmatch(run_id):
+        raise BadInput(f"--run {run_id!r} is not a drill run id like 20261202-011500")
 
 
 def _sweep_cloudflare(
@@ -249,6 +253,7 @@ def drill_sweep(
 
 def run_sweep(*, run_id: str, yes: bool, regions: list[str], as_json: bool) -> int:
     """`drill reap --run ID`: the exit code, 1 when something could not be removed."""
+    _check_run_id(run_id)
     scopes = _cloudflare_scopes(run_id)
     tunnels = _tunnels() if scopes else None
     findings = sweep_run(
