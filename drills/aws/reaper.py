@@ -76,8 +76,41 @@ def run(
         clients=memo_clients(_client),
         now=datetime.now(UTC),
     )
+    findings += reap_tunnels(findings, yes, _tunnels())
     _print(findings, yes, as_json)
     return 1 if any(f.failed for f in findings) else 0
+
+
+def reap_tunnels(
+    findings: list[Finding], yes: bool, tunnels: TunnelCleanup | None
+) -> list[Finding]:
+    """The tunnels and DNS records of the runs found due (a tunnel carries no tags: it is
+    found by the run's name). Without a Cloudflare token this is said, not failed: the drill's
+    own sweep and the workflow's `reap --run` step have looked already."""
+    due = sorted(
+        {
+            f.drill
+            for f in findings
+            if f.drill and RUN_ID.fullmatch(f.drill) and not f.action.startswith("left")
+        }
+    )
+    found: list[Finding] = []
+    for run_id in due:
+        if tunnels is None:
+            found.append(
+                Finding(
+                    "cloudflare:tunnel",
+                    drill_tunnel_name(STACK_PREFIX + run_id),
+                    "-",
+                    run_id,
+                    "-",
+                    f"left: not checked (no {TOKEN_ENV})",
+                )
+            )
+            continue
+        for scope in _cloudflare_scopes(run_id):
+            found += _sweep_cloudflare(tunnels, run_id, scope, yes)
+    return found
 
 
 def make_engine() -> StackEngine:
@@ -697,9 +730,9 @@ def _delete(
 def _delete_security_group(ec2: Any, group_id: str) -> None:
     """Its rules first: a rule naming another drill group would block that group's delete.
     By rule id, which works even when the group a rule names is already gone."""
-    rules = ec2.describe_security_group_rules(
-        Filters=[{"Name": "group-id", "Values": [group_id]}]
-    )["SecurityGroupRules"]
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
+        "SecurityGroupRules"
+    ]
     ingress = [r["SecurityGroupRuleId"] for r in rules if not r.get("IsEgress")]
     egress = [r["SecurityGroupRuleId"] for r in rules if r.get("IsEgress")]
     if ingress:

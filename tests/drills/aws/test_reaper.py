@@ -15,6 +15,7 @@ from recovery.engine import EngineError
 from tests.fakes.engine import FakeStackEngine, StackState
 
 REGION = "us-east-1"
+REAL_TUNNELS = reaper._tunnels
 NOW = datetime.now(UTC)
 PAST = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 FUTURE = (NOW + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -104,6 +105,16 @@ def quick_waiters(monkeypatch):
     # moto changes state on the next describe; the waiters need not sleep between polls.
     monkeypatch.setattr(reaper, "INSTANCE_WAIT", {"Delay": 0, "MaxAttempts": 5})
     monkeypatch.setattr(reaper, "DB_WAIT", {"Delay": 0, "MaxAttempts": 5})
+
+
+@pytest.fixture(autouse=True)
+def cloudflare(monkeypatch):
+    """An account with no drill tunnels left, in place of Cloudflare's API."""
+    from tests.fakes.cloud import FakeCloudflare
+
+    fake = FakeCloudflare()
+    monkeypatch.setattr(reaper, "_tunnels", lambda: fake)
+    return fake
 
 
 @pytest.fixture
@@ -388,6 +399,7 @@ def test_reap_run_removes_every_kind_of_one_run_in_dependency_order(moto, capsys
 def test_reap_run_on_the_command_line(moto, capsys, monkeypatch):
     make_set("20261202-010000", FUTURE, full=False)
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+    monkeypatch.setattr(reaper, "_tunnels", REAL_TUNNELS)  # the real client, refused
     code = reaper.run_sweep(run_id="20261202-010000", yes=True, regions=[REGION], as_json=True)
     done = json.loads(capsys.readouterr().out)
     assert {
@@ -405,3 +417,29 @@ def test_reap_run_on_the_command_line(moto, capsys, monkeypatch):
 def test_a_bad_run_id_is_refused():
     with pytest.raises(BadInput, match="not a drill run id"):
         reaper.sweep_run("drill-1; rm", regions=[REGION], clients=None, tunnels=None, scopes=[])
+
+
+def test_the_tunnels_of_the_runs_found_due_go_too():
+    from tests.fakes.cloud import FakeCloudflare
+
+    cloudflare = FakeCloudflare()
+    # The repository's own stack files name the Cloudflare account and zone.
+    scopes = reaper._cloudflare_scopes("20261101-000000")
+    scope = scopes[0]
+    tunnel = cloudflare.add_tunnel(scope.account_id, "prism-drill-20261101-000000-api")
+    cloudflare.add_tunnel(scope.account_id, "prism-drill-20261202-000000-api")  # not due
+    cloudflare.add_record(scope.zone_id, scope.hostname)
+    findings = [
+        reaper.Finding("rds:db", "x", REGION, "20261101-000000", PAST, "deleted"),
+        reaper.Finding("rds:db", "y", REGION, "20261202-000000", FUTURE, "left: not expired"),
+    ]
+    found = reaper.reap_tunnels(findings, True, cloudflare)
+    assert {(f.kind, f.action) for f in found} == {
+        ("cloudflare:tunnel", "deleted"),
+        ("cloudflare:dns", "deleted"),
+    }
+    assert cloudflare.live()["tunnels"] == ["prism-drill-20261202-000000-api"]
+    assert ("delete_tunnel", tunnel) in cloudflare.calls
+    # Without a token: said, not failed (the drill's own sweep has looked already).
+    [unchecked] = reaper.reap_tunnels(findings, True, None)
+    assert unchecked.action.startswith("left: not checked") and not unchecked.failed
