@@ -77,8 +77,9 @@ def test_a_signal_during_up_tears_down_and_records(moto, pickled_plan, tmp_path,
         assert calls == ["up", "interrupt", "interrupt", "refresh", "destroy"]
     else:
         assert calls == ["up", "interrupt", "refresh", "destroy-targets", "destroy"]
-    assert after["_cloud"] == [] or outlast  # forgotten ones stay in the engine's view ...
-    assert tagged_live(plan.run_id) == []  # ... but the account has none of them
+    if not outlast:  # the destroy deleted all of it (the sweep deletes behind the engine)
+        assert after["_cloud"] == []
+    assert tagged_live(plan.run_id) == []  # the account (moto) holds nothing of the run
     record = json.loads(Path(out.strip().splitlines()[-1]).read_text())
     assert record["result"] == "error"
     assert record["error"] == f"interrupted by {signal.Signals(signum).name}"
