@@ -207,8 +207,33 @@ def test_restore_errors_are_counted_in_the_singular_and_the_plural(restored, run
 def test_restore_warnings_warn_and_count_the_rest(restored, run):
     one = run(check_restore, restored, restore_warnings=["extension pg_cron not restored"])
     assert one == (Status.WARN, "1 warning(s): extension pg_cron not restored")
+    two = run(check_restore, restored, restore_warnings=["a", "b"])
+    assert two == (Status.WARN, "2 warning(s): a (+1 more)")
     three = run(check_restore, restored, restore_warnings=["a", "b", "c"])
     assert three == (Status.WARN, "3 warning(s): a (+2 more)")
+
+
+def test_a_manifest_expecting_no_table_passes_and_counts_what_is_there(restored, manifest, run):
+    bare = manifest.model_validate({**manifest.model_dump(), "tables": {}})
+    outcome = run(check_tables, restored, manifest=bare)
+    assert outcome.status is Status.PASS
+    assert outcome.detail.startswith("no table expected by the manifest; ")
+    assert outcome.detail.endswith(" in public")
+
+
+def test_a_configured_migration_table_is_the_one_read(restored, manifest, run):
+    run_sql(restored, "CREATE TABLE app_migrations (version bigint PRIMARY KEY)",
+            "INSERT INTO app_migrations VALUES (7), (9)")
+    configured = manifest.model_copy(update={"migrations": Migrations(table="app_migrations")})
+    assert run(check_migrations, restored, manifest=configured) == (
+        Status.PASS, "app_migrations head 9 (no minimum configured)")
+
+
+def test_no_migration_table_anywhere_is_skipped(restored, manifest, run):
+    run_sql(restored, "DROP TABLE schema_migrations")
+    unconfigured = manifest.model_copy(update={"migrations": Migrations()})
+    assert run(check_migrations, restored, manifest=unconfigured) == (
+        Status.SKIP, "no migration table found and none configured in the manifest")
 
 
 @pytest.mark.parametrize(("above", "status"), [(-1, Status.PASS), (0, Status.PASS),
