@@ -384,3 +384,17 @@ def test_counts_and_hours_read_naturally():
     assert counted(2, "index", "indexes") == "2 indexes"
     assert counted(1, "index", "indexes") == "1 index"
     assert fmt_hours(24) == "24h" and fmt_hours(1.5) == "1.5h"
+
+
+@pytest.mark.parametrize(("columns", "expected"), [
+    ("version_id bigint", (Status.PASS, "app_migrations head 9 (no minimum configured)")),
+    ("name text", (Status.FAIL, "app_migrations has no version column: set migrations.column "
+                                "in the manifest")),
+])
+def test_a_configured_table_without_a_configured_column_is_read_by_name(
+    restored, manifest, run, columns, expected
+):
+    run_sql(restored, f"CREATE TABLE app_migrations (id int PRIMARY KEY, {columns})",
+            "INSERT INTO app_migrations VALUES (1, '7'), (2, '9')")
+    configured = manifest.model_copy(update={"migrations": Migrations(table="app_migrations")})
+    assert run(check_migrations, restored, manifest=configured) == expected
