@@ -398,3 +398,9 @@ def test_a_configured_table_without_a_configured_column_is_read_by_name(
             "INSERT INTO app_migrations VALUES (1, '7'), (2, '9')")
     configured = manifest.model_copy(update={"migrations": Migrations(table="app_migrations")})
     assert run(check_migrations, restored, manifest=configured) == expected
+
+
+def test_an_empty_migration_table_fails_saying_so(restored, run):
+    run_sql(restored, "DELETE FROM schema_migrations")
+    assert run(check_migrations, restored) == (
+        Status.FAIL, "schema_migrations is empty: no migration recorded")
