@@ -9,11 +9,14 @@ with the stack's own KMS key.
   (Secrets Manager), so RDS can rotate the password without a redeploy and no password sits
   in SSM, in user data or in Pulumi outputs.
 - the stack's customer-managed KMS key. Its key policy is the whole story of who can decrypt:
-  the stack's host role (through SSM only) and the deployer. The account root keeps key
-  administration (so the key can never become unmanageable) but not decryption, so no other
-  principal of the account, another stack's host included, can decrypt, whatever its IAM
-  policies say. Under the AWS-managed `aws/ssm` key, any principal allowed
-  `ssm:GetParameter` could.
+  the stack's host role (through SSM only) and the stack's deploy role, named from the role
+  table (infra/ci_roles.py) or `prism-infra:deployRoleArns`, never "whoever ran the last up".
+  The account root keeps only reading the key (describe, list, get) and cancelling a
+  deletion: no decryption, and neither `kms:CreateGrant` nor `kms:PutKeyPolicy`, either of
+  which would let any admin of the account give itself decryption. So no other principal,
+  another stack's host included, can decrypt, whatever its IAM policies say. The deploy roles
+  administer the key; KMS's lockout safety check then requires `up` to run as one of them.
+  Under the AWS-managed `aws/ssm` key, any principal allowed `ssm:GetParameter` could.
 
 This component owns no IAM of the host: the host's policy is the host's (infra/api_host.py).
 
@@ -24,7 +27,7 @@ the host's hourly refresh (or a restart of prism-api) picks the change up.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,24 +35,39 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.boot import DatabaseParameterNames, parameter_prefix, registry_password_parameter
+from infra.ci_roles import deploy_role_for, role_arn
 from infra.config import resource_tags
 from infra.options import child_options
 
-# Key administration without any use of the key (no Encrypt, Decrypt, GenerateDataKey,
-# ReEncrypt): what the account root keeps.
+# What the account root keeps: seeing the key and undoing a scheduled deletion. No use of the
+# key, and nothing that hands use out: kms:CreateGrant or kms:PutKeyPolicy (both under the
+# `kms:Create*` / `kms:Put*` of AWS's default admin statement) let the grantee decrypt.
+ACCOUNT_KEY_ACTIONS = [
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "kms:ListKeyPolicies",
+    "kms:ListGrants",
+    "kms:CancelKeyDeletion",
+]
+# What the deploy role does to the key: Pulumi updates its policy, tags, rotation and alias,
+# and deletes it with the stack. kms:CreateGrant stays out: SSM parameters use the key
+# directly, and a grant would outlive the key policy's review.
 KEY_ADMIN_ACTIONS = [
-    "kms:Create*",
-    "kms:Describe*",
-    "kms:Enable*",
-    "kms:List*",
-    "kms:Put*",
-    "kms:Update*",
-    "kms:Revoke*",
-    "kms:Disable*",
-    "kms:Get*",
-    "kms:Delete*",
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation",
+    "kms:UpdateKeyDescription",
     "kms:TagResource",
     "kms:UntagResource",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
     "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
 ]
@@ -59,7 +77,6 @@ DEPLOYER_KEY_ACTIONS = [
     "kms:Decrypt",
     "kms:ReEncrypt*",
     "kms:GenerateDataKey*",
-    "kms:DescribeKey",
 ]
 
 
@@ -73,20 +90,34 @@ def tunnel_token_parameter(stack: str) -> str:
 
 
 def key_policy(
-    *, partition: str, account: str, region: str, deployer_arn: str, reader_role_arn: str | None
+    *,
+    partition: str,
+    account: str,
+    region: str,
+    deployer_arns: Sequence[str],
+    reader_role_arn: str | None,
 ) -> dict[str, Any]:
+    one = len(deployer_arns) == 1
+    deployers: str | list[str] = deployer_arns[0] if one else list(deployer_arns)
     statements: list[dict[str, Any]] = [
         {
-            "Sid": "AccountAdministersKeyOnly",
+            "Sid": "AccountReadsKeyOnly",
             "Effect": "Allow",
             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
+            "Action": ACCOUNT_KEY_ACTIONS,
+            "Resource": "*",
+        },
+        {
+            "Sid": "DeployRoleAdministersKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": deployers},
             "Action": KEY_ADMIN_ACTIONS,
             "Resource": "*",
         },
         {
-            "Sid": "DeployerUsesKey",
+            "Sid": "DeployRoleUsesKey",
             "Effect": "Allow",
-            "Principal": {"AWS": deployer_arn},
+            "Principal": {"AWS": deployers},
             "Action": DEPLOYER_KEY_ACTIONS,
             "Resource": "*",
         },
@@ -122,6 +153,10 @@ class RuntimeSecretsArgs:
     registry_password: pulumi.Input[str] | None = None
     region: str | None = None  # default: the provider's
     key_deletion_window_days: int = 30
+    # Who deploys the stack (and so may use and administer its key): the stack's environment's
+    # role in infra/ci_roles.py in the stack's account, unless these ARNs are given.
+    environment: str = "staging"
+    deployer_arns: Sequence[str] = ()
 
 
 class RuntimeSecrets(pulumi.ComponentResource):
@@ -138,25 +173,23 @@ class RuntimeSecrets(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
         partition = aws.get_partition_output(opts=invoke).partition
-        caller = aws.get_caller_identity_output(opts=invoke)
-        # A key policy names IAM principals, not STS sessions: the deployer's role (with its
-        # path) behind an assumed-role session.
-        deployer = aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
+        # Only the account is taken from the caller; the principals come from the role table.
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        role = deploy_role_for(args.environment)
+        explicit = list(args.deployer_arns)
         region = (
             pulumi.Output.from_input(args.region)
             if args.region
             else aws.get_region_output(opts=invoke).region
         )
-        policy = pulumi.Output.all(
-            partition, caller.account_id, region, deployer, args.reader_role_arn
-        ).apply(
+        policy = pulumi.Output.all(partition, account, region, args.reader_role_arn).apply(
             lambda v: json.dumps(
                 key_policy(
                     partition=v[0],
                     account=v[1],
                     region=v[2],
-                    deployer_arn=v[3],
-                    reader_role_arn=v[4],
+                    deployer_arns=explicit or [role_arn(role, partition=v[0], account=v[1])],
+                    reader_role_arn=v[3],
                 )
             )
         )
