@@ -38,7 +38,7 @@ from drills.verify.model import Tier
 from infra.errors import BadInput
 from prism_dr.console import ConsoleObserver
 from recovery.aws import client
-from recovery.engine import EngineError, StackEngine
+from recovery.engine import EngineError, StackEngine, check_backend
 
 err = Console(stderr=True)
 out = Console()
@@ -64,6 +64,7 @@ class AwsDrillOptions:
     operator: str | None = None
     notes: str = ""
     project_dir: Path | None = None
+    local_state: bool = False
 
 
 def make_engine() -> StackEngine:
@@ -117,6 +118,7 @@ def run(options: AwsDrillOptions) -> int:
     from infra.config import reject_example_values
 
     reject_example_values(plan.cfg)
+    check_backend(os.environ, local_state=options.local_state)
     check_record_dir(plan.record_dir)  # the local drill's probe: the same refusal
     secrets = secrets_of(values)
     registry_password = registry_password_of(values)

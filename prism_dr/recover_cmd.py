@@ -10,6 +10,7 @@ when it was stood up but never got ready, 2 on bad input. The work is in runbook
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from infra.errors import BadInput, OperationFailed
 from prism_dr.runbook_options import PROJECT_DIR_HELP, STACK_HELP
 from recovery.aws import client, resolve_target
 from recovery.cloudflare import CloudflareApi, CloudflareError, Cutover
-from recovery.engine import EngineError, StackEngine
+from recovery.engine import EngineError, StackEngine, check_backend
 from recovery.points import Point, find_source
 from recovery.stack import build_plan, runtime_secrets
 from runbook import recover as rec
@@ -88,11 +89,18 @@ def register(app: typer.Typer) -> None:
         ),
         project_dir: Path | None = typer.Option(None, "--project-dir", help=PROJECT_DIR_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        local_state: bool = typer.Option(
+            False,
+            "--local-state",
+            help="Accept a file:// Pulumi backend: the recovery stack's state stays here.",
+        ),
     ) -> None:
         """Restore into a new instance and environment, wait for /ready, optionally cut over."""
         started = datetime.now(UTC)
         info = err if as_json else out
         target = resolve_target(stack, None, project_dir)
+        # A recovery stack may become production: its state must outlive this machine.
+        check_backend(os.environ, local_state=local_state, recovering=True)
         if name is not None and not _NAME.fullmatch(name):
             raise BadInput(f"--name {name!r}: lowercase letters, digits and hyphens, up to 42")
         if undo:

@@ -68,6 +68,8 @@ def prod(rds):
 @pytest.fixture
 def engine(project, fresh_db, monkeypatch):
     fake = FakeEngine(project, fresh_db, prod_outputs={"tunnelId": PROD_TUNNEL})
+    # A durable backend, as `recover` requires (the fake engine never reaches it).
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     monkeypatch.setattr(recover_cmd, "make_engine", lambda: fake)
     monkeypatch.setattr(recover_cmd, "base_url", lambda hostname: fake.api_url)
     yield fake
@@ -215,7 +217,10 @@ def test_a_recovery_that_never_gets_ready_fails_and_stays_for_inspection(
     monkeypatch.setattr(recover_cmd, "make_engine", lambda: broken)
     monkeypatch.setattr(recover_cmd, "base_url", lambda hostname: broken.api_url)
     try:
-        result = _recover(capsys, project, "--ready-timeout", "0.02", "--ready-interval", "0.2")
+        # --local-state: the state backend is the default directory, accepted when asked.
+        result = _recover(
+            capsys, project, "--local-state", "--ready-timeout", "0.02", "--ready-interval", "0.2"
+        )
     finally:
         broken.close()
     assert result.code == 1

@@ -152,6 +152,22 @@ def test_prod_like_drill_values_are_refused(account, project, capsys, no_engine,
     assert says in line and value not in line
 
 
+def test_in_ci_the_drill_refuses_a_directory_backend(
+    account, project, capsys, no_engine, monkeypatch
+):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    result = drill(capsys, project, "--direct")
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "which CI must not leave state in" in line and "--local-state" in line
+    assert _instances(account) == ["prism-prod"]
+    # Asked for, the directory is accepted: the drill goes on to its next check.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = drill(capsys, project, "--local-state")
+    assert result.code == 2 and "session-manager-plugin" in result.err
+
+
 def test_the_port_forward_needs_its_tools(account, project, capsys, no_engine, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     result = drill(capsys, project)
@@ -172,6 +188,7 @@ def test_a_real_drill_through_the_fake_engine(
         project_dir=project, local=StandinStack(pg_cluster, database), offline=False
     )
     monkeypatch.setattr(aws_drill_cmd, "make_engine", lambda: engine)
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     monkeypatch.setattr(aws_drill_cmd, "make_access", lambda plan: access_for(pg_cluster))
     monkeypatch.setattr(aws_drill_cmd, "base_url", http_url)
     result = drill(
