@@ -79,7 +79,8 @@ def _tagged(kind: str) -> dict[str, dict[str, str]]:
 
 
 PARAMS = "arn:{partition}:ssm:{region}:{account}:parameter/prism/{stack}/*"
-AMI_PARAM = "arn:{partition}:ssm:{region}::parameter/aws/service/ami-amazon-linux-latest/*"
+# AWS's public parameters have no account in their ARN; `*` matches the empty field too.
+AMI_PARAM = "arn:{partition}:ssm:{region}:*:parameter/aws/service/ami-amazon-linux-latest/*"
 DB = "arn:{partition}:rds:{region}:{account}:db:{db}"
 KEYS = "arn:{partition}:kms:{region}:{account}:key/*"
 
@@ -290,6 +291,12 @@ INVOKE_READS = (
 # Created by another provider, outside AWS's IAM (Cloudflare's tunnel, DNS record).
 NON_AWS_PREFIXES = ("cloudflare:", "random:", "pulumi:", "prism:")
 
+
+def unlisted(types: Iterable[str]) -> set[str]:
+    """The resource types a program declares that this table cannot grant (tests fail on any)."""
+    return {t for t in types if not t.startswith(NON_AWS_PREFIXES) and t not in RESOURCE_TYPES}
+
+
 # The commands' own boto3 calls, by command. Resources use the same placeholders as Need.
 COMMANDS: dict[str, tuple[Need, ...]] = {
     "audit": (
@@ -349,6 +356,7 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
                 "arn:{partition}:rds:{region}:{account}:auto-backup:*",
                 "arn:{partition}:rds:{region}:{account}:subgrp:*",
                 "arn:{partition}:rds:{region}:{account}:pg:*",
+                "arn:{partition}:rds:{region}:{account}:og:*",
             ),
         ),
         Need(
@@ -421,6 +429,7 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
                 "arn:{partition}:rds:{region}:{account}:auto-backup:*",
                 "arn:{partition}:rds:{region}:{account}:subgrp:*",
                 "arn:{partition}:rds:{region}:{account}:pg:*",
+                "arn:{partition}:rds:{region}:{account}:og:*",
             ),
         ),
     ),
@@ -471,6 +480,44 @@ ROLE_TABLE: dict[str, Role] = {
     ),
     "audit": Role(("doctor", "audit"), None, "prod", None, "weekly: the backup posture audit"),
 }
+
+# Each role trusts only its workflow's job: GitHub puts `environment:<name>` in the OIDC token's
+# `sub` claim when the job names an environment, else `ref:<ref>` (docs.github.com, "About
+# security hardening with OpenID Connect", example subject claims).
+SUBJECTS: dict[str, str] = {
+    "preview": "environment:preview",
+    "deploy-staging": "environment:staging",
+    "deploy-prod": "environment:production",
+    "drill": "environment:drill",
+    "audit": "ref:refs/heads/main",
+}
+OIDC_HOST = "token.actions.githubusercontent.com"
+
+
+def oidc_provider_arn(*, partition: str = "aws", account: str) -> str:
+    return f"arn:{partition}:iam::{account}:oidc-provider/{OIDC_HOST}"
+
+
+def trust_policy(role: str, *, repo: str, partition: str = "aws", account: str) -> dict[str, Any]:
+    """Who may assume `role`: GitHub's OIDC tokens for this repository's job, nothing else."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "GitHubJob",
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn(partition=partition, account=account)},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{OIDC_HOST}:aud": "sts.amazonaws.com",
+                        f"{OIDC_HOST}:sub": f"repo:{repo}:{SUBJECTS[role]}",
+                    }
+                },
+            }
+        ],
+    }
+
 
 READ_VERBS = ("Describe", "Get", "List")
 
@@ -530,6 +577,7 @@ def program_needs(mode: Mode, stack: str, types: Iterable[str] | None = None) ->
         for _, writes, scope in chosen:
             by_scope.setdefault(scope, set()).update(writes)
         creates = {a for a in by_scope.get("tag", set()) if _is_create(a)}
+        creates |= by_scope["key-policy"] & STAR_ONLY_CREATES
         changes = by_scope.get("tag", set()) - creates
         needs += [
             Need("ProgramCreatesTagged", tuple(sorted(creates)), condition=_tagged("RequestTag")),
@@ -537,7 +585,7 @@ def program_needs(mode: Mode, stack: str, types: Iterable[str] | None = None) ->
             Need("ProgramWritesStackParameters", tuple(sorted(by_scope["params"])), (PARAMS,)),
             Need(
                 "ProgramKeys",
-                tuple(sorted(by_scope["key-policy"])),
+                tuple(sorted(by_scope["key-policy"] - STAR_ONLY_CREATES)),
                 (KEYS, "arn:{partition}:kms:{region}:{account}:alias/prism-{stack}-secrets"),
             ),
             Need(
@@ -553,6 +601,10 @@ def program_needs(mode: Mode, stack: str, types: Iterable[str] | None = None) ->
 def _is_create(action: str) -> bool:
     verb = action.split(":", 1)[1]
     return verb.startswith(("Create", "Run")) and verb not in ("CreateTags", "CreateRoute")
+
+
+# Creates whose only resource is "*" (the key does not exist yet): scoped by the request's tag.
+STAR_ONLY_CREATES = frozenset({"kms:CreateKey"})
 
 
 def state_needs(role: str, stack: str) -> list[Need]:

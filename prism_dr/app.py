@@ -40,6 +40,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "snapshot": ("snapshot_cmd",),
     "audit": ("audit_cmd",),
     "recover": ("recover_cmd",),
+    "iam": ("iam_cmd",),
 }
 _registered: set[str] = set()
 
