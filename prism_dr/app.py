@@ -41,6 +41,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "audit": ("audit_cmd",),
     "recover": ("recover_cmd",),
     "iam": ("iam_cmd",),
+    "doctor": ("doctor_cmd",),
 }
 _registered: set[str] = set()
 
