@@ -13,9 +13,10 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/prism-dr drill --demo
 
+# Two workers (this machine's two cores); a file's tests stay on one worker, sharing its fixtures.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

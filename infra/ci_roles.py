@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ROLES = ("preview", "deploy-staging", "deploy-prod", "drill", "audit")
+ROLES = ("preview", "deploy-staging", "deploy-prod", "drill", "audit", "prune")
 ROLE_PATH = "/prism-ci/"
 Mode = Literal["read", "write"]
 
@@ -321,6 +321,10 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
     ),
     "snapshot prune": (
         Need(
+            "SnapshotPruneReads",
+            ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:ListTagsForResource"),
+        ),
+        Need(
             "SnapshotPrune",
             ("rds:DeleteDBSnapshot",),
             ("arn:{partition}:rds:{region}:{account}:snapshot:{db}-premig-*",),
@@ -465,7 +469,7 @@ ROLE_TABLE: dict[str, Role] = {
         ("doctor",), "write", "staging", "staging", "main: `pulumi up` of staging"
     ),
     "deploy-prod": Role(
-        ("doctor", "snapshot create", "snapshot prune", "recover"),
+        ("doctor", "snapshot create", "recover"),
         "write",
         "prod",
         "prod",
@@ -479,6 +483,13 @@ ROLE_TABLE: dict[str, Role] = {
         "the quarterly drill: ephemeral `drill-*` stacks restored from prod's backups",
     ),
     "audit": Role(("doctor", "audit"), None, "prod", None, "weekly: the backup posture audit"),
+    "prune": Role(
+        ("snapshot prune",),
+        None,
+        "prod",
+        None,
+        "weekly: deletes prod's expired pre-migration snapshots (and nothing else)",
+    ),
 }
 
 # Each role trusts only its workflow's job: GitHub puts `environment:<name>` in the OIDC token's
@@ -490,6 +501,9 @@ SUBJECTS: dict[str, str] = {
     "deploy-prod": "environment:production",
     "drill": "environment:drill",
     "audit": "ref:refs/heads/main",
+    # The prune job names an environment (no reviewers) only to get a `sub` of its own: with
+    # `ref:refs/heads/main` the read-only audit job could assume the role that deletes.
+    "prune": "environment:prune",
 }
 OIDC_HOST = "token.actions.githubusercontent.com"
 

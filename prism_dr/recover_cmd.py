@@ -1,10 +1,14 @@
 """`prism-dr recover`: a recovery environment from a backup point, spec §4.1/§4.2 as code.
 
 The plan is printed first and the point checked against the restorable window before
-anything is created (exit 2 when outside). Then the recovery stack goes up through the
-StackEngine, `/ready` is awaited through its hostname, and with `--cutover` (confirmed, or
-`--yes`) the production hostname moves to it. Exit 0 when the recovery serves `/ready`, 1
-when it was stood up but never got ready, 2 on bad input. The work is in runbook/recover.py.
+anything is created (exit 2 when outside). `--dry-run` stops there, adding the resources the
+recovery stack would declare and their hourly cost. Otherwise the plan is confirmed (unless
+`--yes`), the recovery stack goes up through the StackEngine, `/ready` is awaited through its
+hostname, and with `--cutover` (confirmed again, or `--yes`) the production hostname moves to
+it and `/ready` is probed there. The same command with the same `--name` continues a recovery
+that stopped half-way; every hint prints it. Exit 0 when the recovery serves `/ready`, 1 when
+something was created and did not get there, 2 on bad input or when nothing was created. The
+work is in runbook/recover.py.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,7 @@ from recovery.aws import client, resolve_target
 from recovery.cloudflare import CloudflareApi, CloudflareError, Cutover
 from recovery.engine import EngineError, StackEngine, check_backend
 from recovery.points import Point, find_source
-from recovery.stack import build_plan, runtime_secrets
+from recovery.stack import RecoveryPlan, build_plan, recovery_program, runtime_secrets
 from runbook import recover as rec
 
 out = Console()
@@ -39,6 +46,11 @@ base_url = rec.https_url
 
 
 def make_engine() -> StackEngine:
+    if shutil.which("pulumi") is None:  # checked here: the adapter would fail only at `up`
+        raise BadInput(
+            "the Pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/) "
+            "and run again; --dry-run shows the plan without it"
+        )
     try:
         from recovery.engine import AutomationEngine  # type: ignore[attr-defined]
     except ImportError:
@@ -65,8 +77,20 @@ def register(app: typer.Typer) -> None:
         region: str | None = typer.Option(
             None, "--region", help="Recover in this region from the replicated backups."
         ),
+        replicate_to: str | None = typer.Option(
+            None,
+            "--replicate-to",
+            help="With --region: a third region for the recovered instance's backup copies "
+            "(never the lost home region).",
+        ),
         name: str | None = typer.Option(
-            None, "--name", help="Recovery stack name (default recovery-<utc minute>)."
+            None,
+            "--name",
+            help="Recovery stack name (default recovery-<utc minute>); the same name continues "
+            "that recovery.",
+        ),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Print the plan, resources and cost; create nothing."
         ),
         do_cutover: bool = typer.Option(
             False, "--cutover", help="Move the production hostname to the recovery tunnel."
@@ -74,7 +98,9 @@ def register(app: typer.Typer) -> None:
         undo: bool = typer.Option(
             False, "--undo-cutover", help="Move the production hostname back (needs --name)."
         ),
-        yes: bool = typer.Option(False, "--yes", help="Do not ask before moving the hostname."),
+        yes: bool = typer.Option(
+            False, "--yes", help="Do not ask before creating the stack or moving the hostname."
+        ),
         ready_minutes: float = typer.Option(
             rec.READY_TIMEOUT.total_seconds() / 60,
             "--ready-timeout",
@@ -99,16 +125,18 @@ def register(app: typer.Typer) -> None:
         started = datetime.now(UTC)
         info = err if as_json else out
         target = resolve_target(stack, None, project_dir)
-        # A recovery stack may become production: its state must outlive this machine.
-        check_backend(os.environ, local_state=local_state, recovering=True)
         if name is not None and not _NAME.fullmatch(name):
             raise BadInput(f"--name {name!r}: lowercase letters, digits and hyphens, up to 42")
         if undo:
+            check_backend(os.environ, local_state=local_state, recovering=True)
             _undo(target, name, yes, info, as_json)
             return
         name = name or f"recovery-{started.strftime('%Y%m%d%H%M')}"
         where = region or target.region
         parsed = Point.parse(point)
+        resume = resume_command(
+            stack, name, point, region, replicate_to, do_cutover, ready_minutes, project_dir
+        )
         source = find_source(
             client("rds", where),
             db_instance=target.db_instance,
@@ -116,36 +144,157 @@ def register(app: typer.Typer) -> None:
             region=where,
             point=parsed,
             now=started,
+            home_rds=client("rds", target.region) if where != target.region else None,
         )
-        plan = build_plan(target, point=parsed, source=source, name=name)
-        info.print(_table("Recovery plan", plan.lines()))
+        plan = build_plan(target, point=parsed, source=source, name=name, replicate_to=replicate_to)
+        if dry_run:
+            if do_cutover:  # declared as it would be, with where it points read at cutover
+                plan = replace(plan, cutover_from="(read at cutover)")
+            _dry_run(plan, project_dir, info, as_json, resume)
+            return
+        info.print(_table("Recovery plan", [*plan.lines(), ("to continue", resume)]))
+        # A recovery stack may become production: its state must outlive this machine (the dry
+        # run above creates no state).
+        check_backend(os.environ, local_state=local_state, recovering=True)
+        engine = make_engine()  # a missing CLI or passphrase stops us before anything
+        previous = _outputs_or_none(engine, name)
+        dns = make_cutover() if do_cutover else None  # a missing token, too
+        cutover_from = (previous or {}).get("cutoverFrom")
+        if dns is not None and not cutover_from:
+            # Read before anything moves: the undo points the hostname back here.
+            cutover_from = dns.cname_target(plan.cfg.tunnel.zone_id, plan.prod_hostname)
+        if cutover_from:
+            plan = replace(plan, cutover_from=str(cutover_from))
         secrets = runtime_secrets(client("ssm", target.region), target.stack or stack)
-        engine = make_engine()
-        dns = make_cutover() if do_cutover else None  # a missing token stops us before anything
+        if previous is not None:
+            info.print(f"continuing the recovery stack {plan.name}", highlight=False)
+        if not yes:
+            typer.confirm(
+                f"Create the recovery stack {plan.name} as planned above (a new "
+                f"{plan.cfg.database.instance_class} DB instance, its host and tunnel)?",
+                abort=True,
+                err=True,
+            )
         info.print(f"standing up {plan.name} …", highlight=False)
         outcome = rec.stand_up(
             plan,
             engine,
             secrets,
             started_at=started,
+            resume=resume,
             base_url=base_url,
             ready_timeout=timedelta(minutes=ready_minutes),
             ready_interval=ready_interval,
             on_step=lambda s: info.print(f"  done: {s.name} ({format_duration(s.seconds)})"),
         )
         if dns is not None:
-            question = f"Move {plan.prod_hostname} to the recovery tunnel of {plan.name}?"
-            if not yes:
-                typer.confirm(question, abort=True, err=True)
-            try:
-                outcome.cutover_from = rec.cutover(plan, outcome.outputs, dns)
-            except CloudflareError as error:
-                raise OperationFailed(
-                    f"{plan.name} is up and ready, but the cutover failed: {error}; re-run with "
-                    f"--name {plan.name} --cutover"
-                ) from None
-            outcome.steps.append(rec.Step("cutover", 0.0, f"{plan.prod_hostname} → {plan.name}"))
+            _cutover(plan, outcome, dns, yes, ready_minutes, ready_interval, resume)
         _summary(outcome, info, as_json)
+
+
+def resume_command(
+    stack: str,
+    name: str,
+    point: str,
+    region: str | None,
+    replicate_to: str | None,
+    cutover: bool,
+    ready_minutes: float,
+    project_dir: Path | None,
+) -> str:
+    """The exact command that continues this recovery: the same stack, name and point."""
+    argv = ["prism-dr", "recover", "--stack", stack, "--name", name, "--point", point]
+    if region:
+        argv += ["--region", region]
+    if replicate_to:
+        argv += ["--replicate-to", replicate_to]
+    if cutover:
+        argv.append("--cutover")
+    if ready_minutes != rec.READY_TIMEOUT.total_seconds() / 60:
+        argv += ["--ready-timeout", f"{ready_minutes:g}"]
+    if project_dir is not None:
+        argv += ["--project-dir", str(project_dir)]
+    return shlex.join(argv)
+
+
+def _outputs_or_none(engine: StackEngine, name: str) -> dict[str, Any] | None:
+    """The stack's outputs when it exists (a recovery to continue), else None."""
+    try:
+        found = [s for s in engine.list_stacks(name) if s.name == name]
+        return dict(engine.outputs(name)) if found else None
+    except EngineError:
+        return None
+
+
+def _cutover(
+    plan: RecoveryPlan,
+    outcome: rec.Outcome,
+    dns: Cutover,
+    yes: bool,
+    ready_minutes: float,
+    ready_interval: float,
+    resume: str,
+) -> None:
+    undo = shlex.join(
+        ["prism-dr", "recover", "--stack", plan.prod_stack, "--name", plan.name, "--undo-cutover"]
+    )
+    if not yes:
+        question = f"Move {plan.prod_hostname} to the recovery tunnel of {plan.name}?"
+        typer.confirm(question, abort=True, err=True)
+    try:
+        rec.cutover(plan, outcome.outputs, dns)
+    except CloudflareError as error:
+        raise OperationFailed(
+            f"{plan.name} is up and ready, but the cutover failed: {error}; run `{resume}`"
+        ) from None
+    outcome.steps.append(rec.Step("cutover", 0.0, f"{plan.prod_hostname} → {plan.name}"))
+    url = base_url(plan.prod_hostname) + "/ready"
+    last = rec.wait_ready(url, timedelta(minutes=ready_minutes), ready_interval)
+    if last != 200:
+        raise OperationFailed(
+            f"{plan.prod_hostname} now points at {plan.name}, but {url} answered "
+            f"{last or 'nothing'}; move it back with `{undo}`"
+        )
+    outcome.steps.append(rec.Step("/ready 200 on the production hostname", 0.0, url))
+
+
+def _dry_run(
+    plan: RecoveryPlan, project_dir: Path | None, info: Console, as_json: bool, resume: str
+) -> None:
+    """The plan, every resource the recovery stack would declare (Pulumi's mocks, no cloud)
+    and its hourly cost; nothing is created and no secret is read."""
+    from infra.config import SECRET_SETTINGS
+    from infra.offline import run_program
+
+    placeholders = dict.fromkeys(SECRET_SETTINGS.values(), "dry-run")
+    run = run_program(
+        plan.prod_stack,
+        project_dir=project_dir,
+        overrides={"aws:region": plan.region},
+        program=recovery_program(plan, placeholders),
+        preview=True,
+    )
+    resources = rec.declared_resources(run, plan.region)
+    cost = rec.hourly_cost(plan)
+    if as_json:
+        report = {
+            "dry_run": True,
+            "plan": dict(plan.lines()),
+            "resources": [{"type": t, "name": n, "region": r} for t, n, r in resources],
+            "cost": cost,
+            "run": resume,
+        }
+        typer.echo(json.dumps(report, indent=2))
+        return
+    out.print(_table("Recovery plan (dry run: nothing is created)", plan.lines()))
+    table = Table(title=f"Resources {plan.name} would create ({len(resources)})")
+    for column in ("type", "name", "region"):
+        table.add_column(column, overflow="fold")
+    for row in resources:
+        table.add_row(*row)
+    out.print(table)
+    out.print(f"cost while it runs: {cost}", highlight=False)
+    out.print(f"to create it: {resume}", highlight=False, soft_wrap=True)
 
 
 def _undo(target: Any, name: str | None, yes: bool, info: Console, as_json: bool) -> None:
@@ -155,20 +304,21 @@ def _undo(target: Any, name: str | None, yes: bool, info: Console, as_json: bool
 
     tunnel = parse_section("tunnel", (target.stack_config or {}).get(full_key("tunnel")))
     engine = make_engine()
+    try:
+        recovery_outputs = engine.outputs(name)
+    except EngineError as error:
+        raise BadInput(f"cannot read the outputs of the recovery stack {name}: {error}") from None
+    before = recovery_outputs.get("cutoverFrom")
     if not yes:
         typer.confirm(
-            f"Move {tunnel.hostname} back to the tunnel of stack {target.stack}?",  # type: ignore[attr-defined]
+            f"Move {tunnel.hostname} back to {before or '(nothing recorded)'}, where it "  # type: ignore[attr-defined]
+            f"pointed before the cutover to {name}?",
             abort=True,
             err=True,
         )
-    try:
-        prod_outputs, recovery_outputs = engine.outputs(target.stack), engine.outputs(name)
-    except EngineError as error:
-        raise BadInput(f"cannot read the stacks' outputs: {error}") from None
     new_target = rec.undo_cutover(
-        prod_outputs=prod_outputs,
+        recovery_name=name,
         recovery_outputs=recovery_outputs,
-        account_id=tunnel.account_id,  # type: ignore[attr-defined]
         zone_id=tunnel.zone_id,  # type: ignore[attr-defined]
         prod_hostname=tunnel.hostname,  # type: ignore[attr-defined]
         api=make_cutover(),
@@ -177,7 +327,7 @@ def _undo(target: Any, name: str | None, yes: bool, info: Console, as_json: bool
     if as_json:
         typer.echo(json.dumps(message, indent=2))
     else:
-        info.print(f"{message['hostname']} points at {new_target} again (stack {target.stack})")
+        info.print(f"{message['hostname']} points at {new_target} again, as before the cutover")
 
 
 def _summary(outcome: rec.Outcome, info: Console, as_json: bool) -> None:

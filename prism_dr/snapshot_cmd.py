@@ -137,6 +137,8 @@ def register(app: typer.Typer) -> None:
             )
             return
         table = Table(title="Pre-migration snapshot: available", show_header=False)
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")  # folded, never cut: the id is copied from here
         for key, value in (
             ("snapshot", record.snapshot_id),
             ("database", target.label),
@@ -167,19 +169,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps({"database": target.db_instance, "snapshots": rows}, indent=2))
             return
-        table = Table(title=f"Pre-migration snapshots of {target.label}")
-        for column in (
-            "snapshot",
-            "migration",
-            "created (UTC)",
-            "age",
-            "retain until",
-            "expires",
-            "status",
-        ):
-            table.add_column(column)
-        for r in rows:
-            table.add_row(
+        columns = ("snapshot", "migration", "created (UTC)", "age", "retain until", "expires")
+        cells = [
+            [
                 r["snapshot"],
                 r["migration"] or "—",
                 r["created_at"] or "—",
@@ -187,8 +179,13 @@ def register(app: typer.Typer) -> None:
                 r["retain_until"] or "—",
                 _expiry_text(r["expires_in_seconds"]),
                 r["status"],
-            )
-        out.print(table if rows else f"no pre-migration snapshots of {target.label}")
+            ]
+            for r in rows
+        ]
+        if not rows:
+            out.print(f"no pre-migration snapshots of {target.label}")
+            return
+        print_whole(f"Pre-migration snapshots of {target.label}", [*columns, "status"], cells)
 
     @group.command("prune")
     def prune(
@@ -229,13 +226,34 @@ def register(app: typer.Typer) -> None:
             )
             return
         title = f"Prune snapshots of {target.label}" + ("" if yes else " (dry run: pass --yes)")
+        if not results:
+            out.print(f"no snapshots of {target.label}")
+            return
+        print_whole(
+            title,
+            ["snapshot", "type", "action", "reason"],
+            [[r["snapshot"], r["type"], r["action"], r["reason"]] for r in results],
+        )
+
+
+def print_whole(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table when it fits the terminal with every cell on one line; else one block per
+    row, its first cell (the snapshot id) alone on a line. Nothing is cut to `prism-pr…`:
+    an id is what the operator copies into `recover --point snapshot:ID`."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    if sum(widths) + 3 * len(columns) + 1 <= out.width:
         table = Table(title=title)
-        for column in ("snapshot", "type", "action", "reason"):
-            table.add_column(column)
-        for r in results:
-            style = "red" if r["action"] in ("deleted", "would delete") else ""
-            table.add_row(r["snapshot"], r["type"], r["action"], r["reason"], style=style)
-        out.print(table if results else f"no snapshots of {target.label}")
+        for column in columns:
+            table.add_column(column, no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    out.print(f"[bold]{title}[/]", highlight=False)
+    for row in rows:
+        out.print(row[0], highlight=False, soft_wrap=True)
+        details = " · ".join(f"{c} {v}" for c, v in zip(columns[1:], row[1:], strict=True))
+        out.print(f"  {details}", highlight=False, soft_wrap=True)
 
 
 def _wait_with_progress(rds: Any, identifier: str, poll: float, timeout: float) -> snap.Snapshot:

@@ -1,9 +1,9 @@
 """How drills and recoveries drive Pulumi: a small `StackEngine` interface.
 
-The orchestration (drills/local/runner.py, runbook/recover.py) talks only to this interface, so it
-runs in tests through a fake that stands up local equivalents. The Automation API adapter
-that implements it for real lives below the interface and is kept thin: it cannot run here
-(no Pulumi CLI, no cloud).
+The orchestration (drills/aws/runner.py, runbook/recover.py, the reapers) talks only to this
+interface, so it runs in tests through a fake that stands up local equivalents. The Automation
+API adapter that implements it for real lives below the interface and is kept thin: it cannot
+run here (no Pulumi CLI, no cloud).
 """
 
 from __future__ import annotations

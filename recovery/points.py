@@ -6,6 +6,10 @@ automated backups' RestoreWindow, else retention and the instance's creation tim
 `snapshot:ID` must exist and be `available`. The source is the instance's point-in-time
 backups in its region, its retained automated backups when the instance is gone (§4.2), or
 the backups replicated to another region (`--region`, region loss).
+
+Automated backups are listed by instance *name*, and a name outlives its instance: the
+retained backups of an earlier instance called the same come back too. Each is matched to
+the instance by `DbiResourceId`, the id RDS gives one instance for its whole life.
 """
 
 from __future__ import annotations
@@ -61,15 +65,27 @@ class Source:
 
 
 def find_source(
-    rds: Any, *, db_instance: str, home_region: str, region: str, point: Point, now: datetime
+    rds: Any,
+    *,
+    db_instance: str,
+    home_region: str,
+    region: str,
+    point: Point,
+    now: datetime,
+    home_rds: Any | None = None,
 ) -> Source:
-    """Look the point's source up with boto3 (in the recovery region) and check the point."""
+    """Look the point's source up with boto3 (in the recovery region) and check the point.
+
+    `home_rds` (recovering in another region): asked for the instance's DbiResourceId, to
+    pick its replicated backups; a lost home region that cannot answer is expected."""
     if point.kind == "snapshot":
         return _snapshot_source(rds, point.snapshot_id or "", region)
     if region == home_region:
         source = _home_source(rds, db_instance, region)
     else:
-        source = _replicated_source(rds, db_instance, home_region, region)
+        source = _replicated_source(
+            rds, db_instance, home_region, region, _resource_id(home_rds, db_instance)
+        )
     check_point(point, source, now)
     return source
 
@@ -127,6 +143,8 @@ def _earliest_restorable(rds: Any, instance: dict[str, Any]) -> datetime:
             DBInstanceIdentifier=instance["DBInstanceIdentifier"]
         ).get("DBInstanceAutomatedBackups", [])
     for backup in backups:
+        if backup.get("DbiResourceId") != instance.get("DbiResourceId"):
+            continue  # an earlier instance of the same name: its window is not this one's
         earliest = (backup.get("RestoreWindow") or {}).get("EarliestTime")
         if isinstance(earliest, datetime):
             return earliest.astimezone(UTC)
@@ -176,7 +194,18 @@ def _retained_source(rds: Any, db_instance: str, region: str) -> Source:
     )
 
 
-def _replicated_source(rds: Any, db_instance: str, home_region: str, region: str) -> Source:
+def _resource_id(home_rds: Any | None, db_instance: str) -> str | None:
+    if home_rds is None:
+        return None
+    try:
+        return describe_instance(home_rds, db_instance).get("DbiResourceId")
+    except BadInput:  # gone, or the region does not answer: the copies must tell
+        return None
+
+
+def _replicated_source(
+    rds: Any, db_instance: str, home_region: str, region: str, resource_id: str | None
+) -> Source:
     with aws_errors(f"listing replicated backups in {region}"):
         backups = rds.describe_db_instance_automated_backups(DBInstanceIdentifier=db_instance).get(
             "DBInstanceAutomatedBackups", []
@@ -186,19 +215,28 @@ def _replicated_source(rds: Any, db_instance: str, home_region: str, region: str
         for b in backups
         if b.get("Region") == home_region and b.get("DBInstanceAutomatedBackupsArn")
     ]
+    if resource_id is not None:
+        copies = [b for b in copies if b.get("DbiResourceId") == resource_id]
+    else:
+        # The home region cannot say which instance is current: the one still replicating
+        # is (a deleted instance's copies are `retained`), else the newest restorable.
+        copies = [b for b in copies if b.get("Status") == "replicating"] or copies
     if not copies:
+        which = f" (DbiResourceId {resource_id})" if resource_id else ""
         raise NotFound(
-            f"no backups of {db_instance} replicated from {home_region} to {region}; "
+            f"no backups of {db_instance}{which} replicated from {home_region} to {region}; "
             "pick the stack's backupReplication region, or recover in the home region"
         )
-    backup = copies[0]
+    epoch = datetime.min.replace(tzinfo=UTC)
+    backup = max(copies, key=lambda b: (b.get("RestoreWindow") or {}).get("LatestTime") or epoch)
     window = backup.get("RestoreWindow") or {}
     return Source(
         region=region,
         automated_backups_arn=backup["DBInstanceAutomatedBackupsArn"],
         earliest=window.get("EarliestTime"),
         latest=window.get("LatestTime"),
-        description=f"{db_instance} backups replicated to {region}",
+        description=f"{db_instance} backups replicated to {region}"
+        + (f" ({backup['DbiResourceId']})" if backup.get("DbiResourceId") else ""),
     )
 
 

@@ -4,9 +4,18 @@
 block, a new identifier `<db>-rec-<name>`, its own tunnel hostname, the same safety settings
 (environment prod: deletion protection, final snapshot, retention, multi-AZ, replication),
 validated by `infra.config` exactly as a stack file would be. `recovery_program` declares it
-with `infra.stack.build`. The runtime secrets come from the prod stack's SSM parameters (or
-PRISM_RECOVERY_<ENV> when those are out of reach) and reach the program only, as Pulumi
-secrets: never the stack's plain config, an output or a log.
+with `infra.stack.build`.
+
+In the DR region (`--region`, the home region lost) nothing may be created in the home region:
+the recovered instance's backups replicate to a third region (`--replicate-to`), or, where
+the environment does not require replication, nowhere. Once cut over, the recovery tunnel's
+ingress declares the production hostname, so the stack's own `up`s (a re-run, a refresh)
+keep the route the production traffic now takes, and the stack exports `cutoverFrom`, where
+the hostname pointed before, for the undo.
+
+The runtime secrets come from the prod stack's SSM parameters (or PRISM_RECOVERY_<ENV> when
+those are out of reach) and reach the program only, as Pulumi secrets: never the stack's plain
+config, an output or a log.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ if TYPE_CHECKING:
     from infra.config import StackConfig
 
 SECTIONS = ("network", "database", "apiHost", "tunnel", "alarms")
+TUNNEL_CONFIG_TYPE = (
+    "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"
+)
 SECRET_HINT_PREFIX = "PRISM_RECOVERY_"  # e.g. PRISM_RECOVERY_CLERK_SECRET_KEY
 
 
@@ -56,6 +68,9 @@ class RecoveryPlan:
     config_values: dict[str, str]  # the recovery stack's plain config, for the engine
     prod_hostname: str
     hostname: str
+    replication_region: str | None = None  # where the recovered instance's backups go
+    # Set once cut over: the production hostname's CNAME target before it moved here.
+    cutover_from: str | None = None
 
     @property
     def db_identifier(self) -> str:
@@ -86,6 +101,17 @@ class RecoveryPlan:
                 f"final snapshot {db.final_snapshot}, "
                 f"backups {db.backup_retention_days} days, multi-AZ {db.multi_az}",
             ),
+            (
+                "backup replication",
+                f"to {self.replication_region}"
+                if self.replication_region
+                else "off"
+                + (
+                    f" (nothing is created in the lost {self.home_region})"
+                    if self.region != self.home_region
+                    else ""
+                ),
+            ),
             ("recovery hostname", self.hostname),
             ("production hostname", f"{self.prod_hostname} (moves only with --cutover)"),
         ]
@@ -97,6 +123,7 @@ def build_plan(
     point: Point,
     source: Source,
     name: str,
+    replicate_to: str | None = None,
     examples_allowed: bool = False,
 ) -> RecoveryPlan:
     """The recovery stack's config: prod's, with a restore block, a new identifier and host."""
@@ -124,20 +151,24 @@ def build_plan(
     if source.automated_backups_arn:
         restore["sourceAutomatedBackupsArn"] = source.automated_backups_arn
     database["restore"] = restore
+    environment = config.get(full_key("environment"))
+    replication = dict(database.get("backupReplication") or {})
     if source.region != target.region:
-        # The copies of the recovered instance go back to the home region; a network of its own
-        # in the DR region (adopted subnets exist only in the home region).
-        replication = dict(database.get("backupReplication") or {})
-        if replication.get("enabled"):
-            replication["region"] = target.region
-            database["backupReplication"] = replication
+        # The home region is lost: its copies would be created there. A network of its own
+        # in the DR region too (adopted subnets exist only in the home region).
+        replication = _dr_replication(replication, replicate_to, target.region, source.region)
+        database["backupReplication"] = replication
         if (raw["network"].get("mode") or "create") == "adopt":
             raw["network"] = {"mode": "create"}
+    elif replicate_to is not None:
+        raise BadInput(
+            "--replicate-to is for a recovery in the DR region (--region); in the home region "
+            "the backups replicate where the stack says"
+        )
     prod_hostname = str(raw["tunnel"].get("hostname", ""))
     hostname = recovery_hostname(prod_hostname, name)
     raw["tunnel"]["hostname"] = hostname
     sections = {s: parse_section(s, raw[s]) for s in SECTIONS}
-    environment = config.get(full_key("environment"))
     cfg = StackConfig(
         stack=name,
         environment=environment,  # type: ignore[arg-type]
@@ -166,7 +197,29 @@ def build_plan(
         config_values=values,
         prod_hostname=prod_hostname,
         hostname=hostname,
+        replication_region=replication.get("region") if replication.get("enabled") else None,
     )
+
+
+def _dr_replication(
+    replication: dict[str, Any], replicate_to: str | None, home: str, dr: str
+) -> dict[str, Any]:
+    """The recovered instance's backup replication in the DR region: to `replicate_to` (a
+    third region), else off; refused when the stack requires it and no third region is named."""
+    if replicate_to is not None:
+        if replicate_to in (home, dr):
+            raise BadInput(
+                f"--replicate-to {replicate_to}: name a third region, neither the lost home "
+                f"region {home} nor the recovery region {dr}"
+            )
+        return {**replication, "enabled": True, "region": replicate_to}
+    if replication.get("enabled"):
+        raise BadInput(
+            f"the stack replicates its backups (required for prod), but its replica region is "
+            f"{dr}, where this recovery runs, and the home region {home} is lost: pass "
+            "--replicate-to REGION, a third region (e.g. us-east-2)"
+        )
+    return {**replication, "enabled": False}
 
 
 def runtime_secrets(
@@ -209,7 +262,40 @@ def recovery_program(plan: RecoveryPlan, secrets: Mapping[str, str]) -> Program:
 
         from infra.stack import build
 
+        if plan.cutover_from is not None:
+            pulumi.runtime.register_stack_transformation(
+                serve_hostname(plan.prod_hostname, TUNNEL_CONFIG_TYPE)
+            )
         cfg = replace(plan.cfg, secret_env={k: pulumi.Output.secret(v) for k, v in secrets.items()})
         build(cfg)
+        if plan.cutover_from is not None:
+            pulumi.export("cutoverFrom", plan.cutover_from)
+            pulumi.export("servesHostname", plan.prod_hostname)
 
     return program
+
+
+def serve_hostname(hostname: str, config_type: str) -> Any:
+    """A stack transformation adding `hostname` to the tunnel's ingress, served like the
+    recovery hostname, ahead of the catch-all rule cloudflared requires last. Declared here,
+    in the stack, so that an `up` of the recovery stack keeps it instead of dropping a rule
+    changed behind Pulumi's back (infra/tunnel.py declares the rest of the ingress)."""
+    import pulumi
+    import pulumi_cloudflare as cloudflare
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> Any:
+        if args.type_ != config_type:
+            return None
+        config = args.props["config"]
+        rules = list(config.ingresses or [])
+        rules.insert(
+            max(0, len(rules) - 1),
+            cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
+                hostname=hostname, service=rules[0].service
+            ),
+        )
+        props = dict(args.props)
+        props["config"] = cloudflare.ZeroTrustTunnelCloudflaredConfigConfigArgs(ingresses=rules)
+        return pulumi.ResourceTransformationResult(props, args.opts)
+
+    return transform

@@ -11,20 +11,28 @@ Gathering (boto3) and judging are apart: `gather` reads what AWS says into `Fact
 | encryption | storage not encrypted |
 | backup_replication | expected, but no replicated automated backups in the DR region, or |
 |   | their newest restorable time is older than the RPO |
-| pre_migration_snapshot | with --last-migration: no available pre-migration snapshot for it |
-| restore_drill | no passing drill record in the last 92 days (a quarter, spec §6) |
-| untagged_snapshots | (warn) manual snapshots without prism:retain-until: nobody will prune them |
+| pre_migration_snapshot | no available pre-migration snapshot for the last migration (given, |
+|   | else the newest `Prism-Migration` trailer or snapshot record of the project) |
+| restore_drill | no passing drill of this database on record in the last 92 days (spec §6) |
+| untagged_snapshots | (warn) manual snapshots without a readable prism:retain-until: nobody |
+|   | will prune them |
 | expired_drill_resources | (warn) resources tagged prism:expires-at in the past still exist |
+
+Each source (the instance, its snapshots, the replicated backups, the tagging API, the drill
+records) is read on its own: when one cannot be read, the checks that need it fail saying why
+and every other check is still judged. A missing instance is such a failure, not bad input.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from infra.errors import BadInput
 from recovery.aws import Target, aws_errors, describe_instance
@@ -36,6 +44,28 @@ PITR_MAX_LAG = timedelta(minutes=15)  # RDS uploads transaction logs every 5 min
 RPO = timedelta(hours=24)  # §1
 DRILL_MAX_AGE = timedelta(days=92)  # §6: at least quarterly
 EXPIRES_TAG = "prism:expires-at"
+MIGRATION_TRAILER = "Prism-Migration"  # the commit trailer deploy.yml snapshots for
+
+# The sources `gather` reads, and the checks that need each one.
+INSTANCE, SNAPSHOTS, REPLICATION, TAGGING, DRILLS = (
+    "instance",
+    "snapshots",
+    "replicated backups",
+    "tagging API",
+    "drill records",
+)
+_NEEDS = {
+    "automated_backups": (INSTANCE,),
+    "pitr": (INSTANCE,),
+    "deletion_protection": (INSTANCE,),
+    "encryption": (INSTANCE,),
+    "backup_replication": (INSTANCE, REPLICATION),
+    "pre_migration_snapshot": (SNAPSHOTS,),
+    "restore_drill": (DRILLS,),
+    "untagged_snapshots": (SNAPSHOTS,),
+    "expired_drill_resources": (TAGGING,),
+}
+T = TypeVar("T")
 
 
 class Status(StrEnum):
@@ -84,6 +114,7 @@ class LastMigration:
 
     migration_id: str | None = None
     applied_at: datetime | None = None
+    found_in: str = "--last-migration"
 
     @classmethod
     def parse(cls, text: str) -> LastMigration:
@@ -111,12 +142,15 @@ class DrillRecordLike(Protocol):
 
 @dataclass(frozen=True)
 class Facts:
+    db_instance: str
     instance: dict[str, Any]
     snapshots: list[Snapshot]
     replicated_backups: list[dict[str, Any]] | None  # None: no DR region to look in
     replication_region: str | None
     tagged_resources: list[tuple[str, dict[str, str]]]  # (ARN, tags) with prism:expires-at
     drill_records: list[DrillRecordLike]
+    # source -> why it could not be read; the checks needing it fail with that line
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def replication_regions_of(instance: dict[str, Any]) -> list[str]:
@@ -136,50 +170,128 @@ def gather(
     expectations: Expectations,
     dr_client: Callable[[str], Any],
     tagging: Callable[[str], Any],
-    drill_records: Iterable[DrillRecordLike],
+    drill_records: Callable[[], Iterable[DrillRecordLike]],
 ) -> Facts:
-    instance = describe_instance(rds, db_instance)
-    snapshots = snapshots_of(rds, db_instance)
-    replicated: list[dict[str, Any]] | None = None
+    unreadable: dict[str, str] = {}
+
+    def read(source: str, fetch: Callable[[], T], empty: T) -> T:
+        # BadInput is what aws_errors makes of a refusal, a lost route or missing credentials,
+        # and what a missing instance or a corrupt drill record raises.
+        try:
+            return fetch()
+        except (BadInput, OSError) as error:
+            unreadable[source] = str(error)
+            return empty
+
+    instance = read(INSTANCE, lambda: describe_instance(rds, db_instance), {})
+    snapshots = read(SNAPSHOTS, lambda: snapshots_of(rds, db_instance), [])
     regions = replication_regions_of(instance)
     dr_region = expectations.replication_region or (regions[0] if regions else None)
-    dr_rds = dr_client(dr_region) if dr_region else None
-    if dr_rds is not None:
-        with aws_errors(f"listing replicated backups in {dr_rds.meta.region_name}"):
-            pages = dr_rds.get_paginator("describe_db_instance_automated_backups").paginate(
-                DbiResourceId=instance.get("DbiResourceId", "")
-            )
-            replicated = [
-                b
-                for page in pages
-                for b in page.get("DBInstanceAutomatedBackups", [])
-                # Only copies of this instance, not a same-named instance of the DR region.
-                if b.get("DBInstanceArn") == instance.get("DBInstanceArn")
-            ]
+    replicated: list[dict[str, Any]] | None = None
+    if dr_region and instance:
+        replicated = read(
+            REPLICATION, lambda: _replicated_backups(dr_client(dr_region), instance), []
+        )
     tagged: list[tuple[str, dict[str, str]]] = []
     # Drills restore in the home region, or with --region in the DR region: look in both.
     for region in dict.fromkeys([rds.meta.region_name, dr_region]):
-        if region is None:
-            continue
-        with aws_errors(f"listing resources tagged {EXPIRES_TAG} in {region}"):
-            pages = (
-                tagging(region)
-                .get_paginator("get_resources")
-                .paginate(TagFilters=[{"Key": EXPIRES_TAG}])
-            )
-            tagged += [
-                (m["ResourceARN"], {t["Key"]: t["Value"] for t in m.get("Tags", [])})
-                for page in pages
-                for m in page.get("ResourceTagMappingList", [])
-            ]
+        if region is not None:
+            tagged += read(TAGGING, lambda r=region: _expiring_resources(tagging(r), r), [])
+    records = read(DRILLS, lambda: list(drill_records()), [])
     return Facts(
+        db_instance=db_instance,
         instance=instance,
         snapshots=snapshots,
         replicated_backups=replicated,
         replication_region=dr_region,
         tagged_resources=tagged,
-        drill_records=list(drill_records),
+        drill_records=records,
+        unreadable=unreadable,
     )
+
+
+def _replicated_backups(dr_rds: Any, instance: dict[str, Any]) -> list[dict[str, Any]]:
+    with aws_errors(f"listing replicated backups in {dr_rds.meta.region_name}"):
+        pages = dr_rds.get_paginator("describe_db_instance_automated_backups").paginate(
+            DbiResourceId=instance.get("DbiResourceId", "")
+        )
+        return [
+            b
+            for page in pages
+            for b in page.get("DBInstanceAutomatedBackups", [])
+            # Only copies of this instance, not a same-named instance of the DR region.
+            if b.get("DBInstanceArn") == instance.get("DBInstanceArn")
+        ]
+
+
+def _expiring_resources(client: Any, region: str) -> list[tuple[str, dict[str, str]]]:
+    with aws_errors(f"listing resources tagged {EXPIRES_TAG} in {region}"):
+        pages = client.get_paginator("get_resources").paginate(TagFilters=[{"Key": EXPIRES_TAG}])
+        return [
+            (m["ResourceARN"], {t["Key"]: t["Value"] for t in m.get("Tags", [])})
+            for page in pages
+            for m in page.get("ResourceTagMappingList", [])
+        ]
+
+
+def read_drill_records(record_dir: Path | None, missing_hint: str) -> list[DrillRecordLike]:
+    """The drill records, or BadInput naming the directory that is not there."""
+    from drills.record import load_records  # here: the audit's other checks need no pydantic
+
+    if record_dir is None or not Path(record_dir).is_dir():
+        where = f"{record_dir} does not exist" if record_dir is not None else "is unknown"
+        raise BadInput(f"the drill record directory {where}: {missing_hint}")
+    return list(load_records(Path(record_dir)))
+
+
+def _commit_migrations(project_dir: Path) -> list[tuple[datetime, str]]:
+    """(commit time, id) of every `Prism-Migration` trailer in the project's git history."""
+    fmt = f"%cI%x00%(trailers:key={MIGRATION_TRAILER},valueonly,separator=%x20)"
+    try:
+        shown = subprocess.run(
+            ["git", "-C", str(project_dir), "log", f"--format={fmt}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []  # no git, or not a repository: the snapshot records still tell
+    found = []
+    for line in shown.splitlines():
+        stamp, _, ids = line.partition("\x00")
+        when = parse_utc(stamp)
+        for migration in ids.split():
+            if when is not None:
+                found.append((when, migration))
+    return found
+
+
+def last_migration_of(
+    project_dir: Path | None, snapshot_record_dir: Path | None
+) -> LastMigration | None:
+    """The newest migration the project knows: its newest `Prism-Migration` commit trailer
+    (what deploy.yml takes a snapshot for) or its newest snapshot record (a manual deploy's
+    migration input), whichever is later. None when there is neither."""
+    from runbook.snapshot_record import load_records as load_snapshot_records
+
+    candidates = [
+        (when, migration, f"{MIGRATION_TRAILER} trailer in {project_dir}")
+        for when, migration in (_commit_migrations(project_dir) if project_dir else [])
+    ]
+    if snapshot_record_dir is not None and Path(snapshot_record_dir).is_dir():
+        try:
+            records = load_snapshot_records(snapshot_record_dir)
+        except BadInput:
+            records = []  # a corrupt record is `snapshot create`'s to report, not this check's
+        candidates += [
+            (r.created_at, r.migration, f"snapshot record in {snapshot_record_dir}")
+            for r in records
+        ]
+    if not candidates:
+        return None
+    _, migration, where = max(candidates, key=lambda c: c[0])
+    return LastMigration(migration_id=migration, found_in=where)
 
 
 def evaluate(
@@ -188,17 +300,24 @@ def evaluate(
     now: datetime,
     last_migration: LastMigration | None = None,
 ) -> list[Check]:
-    return [
-        _automated_backups(facts.instance, expectations),
-        _pitr(facts.instance, expectations, now),
-        _deletion_protection(facts.instance, expectations),
-        _encryption(facts.instance),
-        _replication(facts, expectations, now),
-        _pre_migration_snapshot(facts.snapshots, last_migration),
-        _restore_drill(facts.drill_records, expectations, now),
-        _untagged_snapshots(facts.snapshots),
-        _expired_drill_resources(facts.tagged_resources, now),
-    ]
+    rules: dict[str, Callable[[], Check]] = {
+        "automated_backups": lambda: _automated_backups(facts.instance, expectations),
+        "pitr": lambda: _pitr(facts.instance, expectations, now),
+        "deletion_protection": lambda: _deletion_protection(facts.instance, expectations),
+        "encryption": lambda: _encryption(facts.instance),
+        "backup_replication": lambda: _replication(facts, expectations, now),
+        "pre_migration_snapshot": lambda: _pre_migration_snapshot(facts.snapshots, last_migration),
+        "restore_drill": lambda: _restore_drill(
+            facts.drill_records, facts.db_instance, expectations, now
+        ),
+        "untagged_snapshots": lambda: _untagged_snapshots(facts.snapshots),
+        "expired_drill_resources": lambda: _expired_drill_resources(facts.tagged_resources, now),
+    }
+    checks = []
+    for name, rule in rules.items():
+        missing = [facts.unreadable[s] for s in _NEEDS[name] if s in facts.unreadable]
+        checks.append(Check(name, Status.FAIL, missing[0]) if missing else rule())
+    return checks
 
 
 def passed(checks: list[Check]) -> bool:
@@ -316,16 +435,26 @@ def _pre_migration_snapshot(snapshots: list[Snapshot], last: LastMigration | Non
             if newest and newest.created_at
             else "none yet"
         )
-        return Check("pre_migration_snapshot", Status.SKIP, f"no --last-migration given; {detail}")
+        return Check(
+            "pre_migration_snapshot",
+            Status.SKIP,
+            f"no migration known (no --last-migration, {MIGRATION_TRAILER} trailer or snapshot "
+            f"record); {detail}",
+        )
     if last.migration_id is not None:
         found = [s for s in ready if s.migration == last.migration_id]
         if not found:
             return Check(
                 "pre_migration_snapshot",
                 Status.FAIL,
-                f"no available pre-migration snapshot tagged prism:migration={last.migration_id}",
+                f"no available pre-migration snapshot tagged prism:migration={last.migration_id} "
+                f"(the last migration, from the {last.found_in})",
             )
-        return Check("pre_migration_snapshot", Status.PASS, f"{found[-1].identifier}")
+        return Check(
+            "pre_migration_snapshot",
+            Status.PASS,
+            f"{found[-1].identifier} (migration {last.migration_id}, from the {last.found_in})",
+        )
     assert last.applied_at is not None
     newest = ready[-1] if ready else None
     if newest is None or newest.created_at is None or newest.created_at < last.applied_at:
@@ -339,17 +468,35 @@ def _pre_migration_snapshot(snapshots: list[Snapshot], last: LastMigration | Non
     return Check("pre_migration_snapshot", Status.PASS, f"{newest.identifier}")
 
 
-def _restore_drill(records: list[DrillRecordLike], exp: Expectations, now: datetime) -> Check:
-    passing = [r for r in records if str(getattr(r.result, "value", r.result)) == "passed"]
+def drills_of(records: list[DrillRecordLike], db_instance: str) -> list[DrillRecordLike]:
+    """The records whose backup came from `db_instance`: its name stands in the record's
+    backup source as a word (`prism-prod point-in-time backups …`, `prism-prod@latest`), or
+    starts one of its snapshots' names (`rds:prism-prod-2026-…`, `prism-prod-premig-…`).
+    A drill of another database, or of a dump whose name says nothing, is not its drill."""
+    own = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(db_instance)}(?![A-Za-z0-9])")
+    return [r for r in records if own.search(str(getattr(r, "backup_source", "")))]
+
+
+def _restore_drill(
+    records: list[DrillRecordLike], db_instance: str, exp: Expectations, now: datetime
+) -> Check:
+    own = drills_of(records, db_instance)
+    passing = [r for r in own if str(getattr(r.result, "value", r.result)) == "passed"]
     if not passing:
+        others = len(records) - len(own)
         return Check(
-            "restore_drill", Status.FAIL, "no passing restore drill on record (spec §6: quarterly)"
+            "restore_drill",
+            Status.FAIL,
+            f"no passing restore drill of {db_instance} on record (spec §6: quarterly); "
+            f"{others} record(s) of other backups do not count",
         )
     newest = max(passing, key=lambda r: r.started_at)
     age = now - newest.started_at.astimezone(UTC)
     days = age.total_seconds() / 86400
     day = newest.started_at.date().isoformat()
-    detail = f"newest passing drill {day} ({newest.environment}), {days:.0f} days ago"
+    detail = (
+        f"newest passing drill of {db_instance} {day} ({newest.environment}), {days:.0f} days ago"
+    )
     if age > exp.drill_max_age:
         return Check(
             "restore_drill",
@@ -360,16 +507,23 @@ def _restore_drill(records: list[DrillRecordLike], exp: Expectations, now: datet
 
 
 def _untagged_snapshots(snapshots: list[Snapshot]) -> Check:
-    untagged = [
-        s.identifier for s in snapshots if not s.is_automated and RETAIN_UNTIL_TAG not in s.tags
-    ]
-    if untagged:
+    unpruned = []
+    for s in snapshots:
+        if s.is_automated:
+            continue
+        if RETAIN_UNTIL_TAG not in s.tags:
+            unpruned.append(s.identifier)
+        elif s.retain_until is None:  # prune keeps what it cannot read: forever, unless told
+            unpruned.append(
+                f"{s.identifier} (unreadable {RETAIN_UNTIL_TAG}: {s.tags[RETAIN_UNTIL_TAG]!r})"
+            )
+    if unpruned:
         return Check(
             "untagged_snapshots",
             Status.WARN,
-            f"{len(untagged)} manual snapshot(s) without {RETAIN_UNTIL_TAG}: kept (and paid for) "
-            "until someone deletes them",
-            untagged,
+            f"{len(unpruned)} manual snapshot(s) without a readable {RETAIN_UNTIL_TAG} (an RFC "
+            "3339 UTC time): kept (and paid for) until someone deletes them",
+            unpruned,
         )
     return Check("untagged_snapshots", Status.PASS, "every manual snapshot has an expiry")
 

@@ -1,8 +1,6 @@
 """What an AWS drill restores, where, for how long and who runs it: all checked with boto3
 before anything is created.
 
-(The issue calls this drills/local/plan.py; that name already holds the local drill's plan.)
-
 - Source: the stack's database (`Pulumi.<stack>.yaml`, validated by `infra.config`), or
   `--db-instance ID` in its place; the stack still supplies the host and tunnel settings.
 - Point: `latest`, an ISO time inside the restorable window, `snapshot:ID` or

@@ -169,6 +169,15 @@ def test_deploy_staging_cannot_touch_what_prod_owns() -> None:
     assert allowed("deploy-prod", *put) == "allow"
 
 
+def test_only_the_prune_role_deletes_and_only_pre_migration_snapshots() -> None:
+    premig = f"arn:aws:rds:us-east-1:{ACCOUNT}:snapshot:prism-prod-premig-0042-20261201"
+    automated = f"arn:aws:rds:us-east-1:{ACCOUNT}:snapshot:rds:prism-prod-2026-12-01-03-00"
+    assert allowed("prune", "rds:DeleteDBSnapshot", premig) == "allow"
+    assert allowed("prune", "rds:DeleteDBSnapshot", automated) == "implicit-deny"
+    for role in ("audit", "deploy-prod", "preview"):
+        assert allowed(role, "rds:DeleteDBSnapshot", premig) == "implicit-deny", role
+
+
 def test_the_reaper_deletes_only_drill_tagged_resources() -> None:
     db = f"arn:aws:rds:us-east-1:{ACCOUNT}:db:prism-prod"
     assert allowed("drill", "rds:DeleteDBInstance", db) == "implicit-deny"
@@ -189,6 +198,7 @@ def test_each_role_trusts_only_its_jobs_subject() -> None:
         "deploy-prod": "repo:prism/prism-infra:environment:production",
         "drill": "repo:prism/prism-infra:environment:drill",
         "audit": "repo:prism/prism-infra:ref:refs/heads/main",
+        "prune": "repo:prism/prism-infra:environment:prune",
     }
     assert len(set(subjects.values())) == len(ROLES)
 

@@ -41,7 +41,7 @@ def ci(moto, tmp_path, monkeypatch):  # noqa: F811
     project = make_project(tmp_path)
     iam = boto3.client("iam")
     where = Placeholders(account=ACCOUNT, region="us-east-1")
-    for role in ("audit", "deploy-prod", "drill"):
+    for role in ("audit", "deploy-prod", "drill", "prune"):
         iam.create_role(
             RoleName=role_name(role),
             Path="/prism-ci/",
@@ -108,6 +108,24 @@ def test_snapshot_create_runs_as_deploy_prod(ci, capsys, tmp_path) -> None:
         "0042_add_index",
         "--record-dir",
         str(tmp_path / "snap"),
+        "--json",
+    )
+    _no_denial(result)
+    assert result.code == 0, result.err
+
+
+def test_snapshot_prune_runs_as_the_prune_role(ci, capsys, tmp_path) -> None:
+    assume, project = ci
+    assume("prune")
+    result = run(
+        capsys,
+        "snapshot",
+        "prune",
+        "--stack",
+        "prod",
+        "--project-dir",
+        str(project),
+        "--yes",
         "--json",
     )
     _no_denial(result)

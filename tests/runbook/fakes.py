@@ -17,7 +17,7 @@ from typing import Any
 from drills.local.standin_api import serve
 from infra.offline import OfflineRun, Secret, run_program
 from recovery.cloudflare import with_ingress
-from recovery.engine import OnEvent, Program, StackInfo, UpResult
+from recovery.engine import EngineError, OnEvent, Program, StackInfo, UpResult
 
 
 class FakeEngine:
@@ -31,6 +31,11 @@ class FakeEngine:
         self._outputs: dict[str, dict[str, Any]] = {"prod": dict(prod_outputs)}
         self._servers: list[Any] = []
         self.api_url = ""
+        # A failing `up`: the error, and how many resources it leaves in the stack's state
+        # (the Automation API raises once the engine stops; created resources stay).
+        self.fail: EngineError | None = None
+        self.left_behind = 0
+        self.resource_counts: dict[str, int] = {}
 
     def up(
         self,
@@ -43,9 +48,22 @@ class FakeEngine:
     ) -> UpResult:
         self.calls.append(("up", stack))
         self.config[stack], self.tags[stack] = dict(config), dict(tags)
-        # The prod file feeds the runtime's config; the recovery program reads none of it.
-        run = run_program("prod", project_dir=self.project_dir, program=program, preview=False)
+        if self.fail is not None:
+            if self.left_behind:
+                self.resource_counts[stack] = self.left_behind
+                self._outputs.setdefault(stack, {})
+            raise self.fail
+        # The prod file feeds the runtime's config; the recovery program reads none of it but
+        # the region, which the real engine sets from `config` (aws:region) as here.
+        run = run_program(
+            "prod",
+            project_dir=self.project_dir,
+            program=program,
+            preview=False,
+            overrides={"aws:region": config["aws:region"]},
+        )
         self.runs[stack] = run
+        self.resource_counts[stack] = len(run.resources)
         server = serve(0, self.dsn)
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
@@ -70,7 +88,11 @@ class FakeEngine:
         self.calls.append(("refresh", stack))
 
     def list_stacks(self, prefix: str = "") -> list[StackInfo]:
-        return [StackInfo(name=s, last_update=None) for s in self._outputs if s.startswith(prefix)]
+        return [
+            StackInfo(name=s, last_update=None, resource_count=self.resource_counts.get(s))
+            for s in self._outputs
+            if s.startswith(prefix)
+        ]
 
     def close(self) -> None:
         for server in self._servers:

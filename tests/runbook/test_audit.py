@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -76,6 +78,7 @@ class World:
         _drill(self.records, days_ago=20)
         self.replicated = [_replicated(self.instance, timedelta(minutes=10))]
         self.primary_stub: dict | None = None
+        self.tagging_refused = False
         self.stubbers: list[Stubber] = []
         monkeypatch.setattr("prism_dr.audit_cmd.client", self.client)
 
@@ -95,6 +98,16 @@ class World:
             return dr
         if service == "rds" and region == "us-east-1" and self.primary_stub is not None:
             return self._stubbed_primary()
+        if service == "resourcegroupstaggingapi" and self.tagging_refused:
+            # Stubber: moto answers every GetResources; a role without tag:GetResources gets
+            # this refusal (Resource Groups Tagging API reference, GetResources, Errors).
+            tagging = boto3.client(service, region_name=region)
+            stubber = Stubber(tagging)
+            stubber.add_client_error(
+                "get_resources", "AccessDeniedException", "not authorized: tag:GetResources", 400
+            )
+            stubber.activate()
+            return tagging
         return runbook_aws.client(service, region)
 
     def _stubbed_primary(self):
@@ -284,6 +297,190 @@ def test_the_table_output_and_bad_input(world, capsys, monkeypatch):
     missing = run(
         capsys, "audit", "--db-instance", "prism-nope", "--record-dir", str(world.records)
     )
-    assert missing.code == 2 and "prism-nope does not exist" in missing.err
+    assert missing.code == 1 and "prism-nope does not exist" in missing.out
     both = run(capsys, "audit", "--stack", "prod", "--db-instance", "x")
     assert both.code == 2 and "exactly one" in both.err
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: each check on its own, the right drills, the project's records.
+
+
+def test_a_failing_tagging_api_fails_only_its_check(world, capsys):
+    world.tagging_refused = True
+    result, report = world.audit(capsys, "--last-migration", "0042")
+    assert result.code == 1, result.err
+    assert _failed(report) == {"expired_drill_resources"}
+    [check] = [c for c in report["checks"] if c["name"] == "expired_drill_resources"]
+    assert "AccessDeniedException" in check["detail"]
+    assert len(report["checks"]) == 9  # every other check still judged and reported
+
+
+def test_a_missing_database_is_a_failed_check_not_bad_input(world, capsys, tmp_path):
+    result = run(
+        capsys,
+        "audit",
+        "--db-instance",
+        "prism-nope",
+        "--record-dir",
+        str(world.records),
+        "--json",
+    )
+    assert result.code == 1, result.err
+    report = json.loads(result.out)
+    failed = _failed(report)
+    assert {"automated_backups", "pitr", "deletion_protection", "encryption"} <= failed
+    details = {c["name"]: c["detail"] for c in report["checks"]}
+    assert "prism-nope does not exist" in details["pitr"]
+
+
+def test_only_drills_of_the_audited_database_count(world, capsys):
+    for path in world.records.glob("*"):
+        path.unlink()
+    write_record(
+        DrillRecord(
+            started_at=datetime.now(UTC) - timedelta(days=3),
+            environment="prod",
+            backup_source="other-app-2026-11-30.dump (custom)",
+            result=Result.PASSED,
+            completed_by="ops",
+            tier=Tier.STANDARD,
+        ),
+        world.records,
+    )
+    write_record(
+        DrillRecord(
+            started_at=datetime.now(UTC) - timedelta(days=2),
+            environment="prod",
+            backup_source="prism-production point-in-time backups in us-east-1 (latest)",
+            result=Result.PASSED,
+            completed_by="ops",
+            tier=Tier.STANDARD,
+        ),
+        world.records,
+    )
+    result, report = world.audit(capsys)
+    assert result.code == 1 and _failed(report) == {"restore_drill"}
+    assert "2 record(s) of other backups" in json.dumps(report)
+    write_record(
+        DrillRecord(
+            started_at=datetime.now(UTC) - timedelta(days=1),
+            environment="prod",
+            backup_source="snapshot rds:prism-prod-2026-11-30-03-00 (snapshot:rds:prism-prod)",
+            result=Result.PASSED,
+            completed_by="ops",
+            tier=Tier.STANDARD,
+        ),
+        world.records,
+    )
+    result, report = world.audit(capsys)
+    assert result.code == 0, report
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A prism-infra project directory as CI checks it out: stack files, records, git."""
+    from infra.offline import PROJECT_DIR
+
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(PROJECT_DIR / name, root)
+    return root
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_the_record_dir_is_the_projects_wherever_audit_runs(
+    world, capsys, checkout, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # not the checkout: a relative default would find nothing
+    argv = ("audit", "--stack", "prod", "--project-dir", str(checkout), "--json")
+    result = run(capsys, *argv)
+    assert result.code == 1
+    report = json.loads(result.out)
+    assert _failed(report) == {"restore_drill"}
+    [check] = [c for c in report["checks"] if c["name"] == "restore_drill"]
+    assert str(checkout / "docs/audit/restore-drills") in check["detail"]
+    assert "does not exist" in check["detail"]
+    shutil.copytree(world.records, checkout / "docs/audit/restore-drills")
+    result = run(capsys, *argv)
+    assert result.code == 0, result.out
+
+
+def test_a_corrupt_drill_record_fails_the_drill_check_and_the_rest_is_reported(world, capsys):
+    (world.records / "2026-11-01-prod.json").write_text("{not json")
+    result, report = world.audit(capsys)
+    assert result.code == 1
+    assert _failed(report) == {"restore_drill"}
+    assert "2026-11-01-prod.json" in json.dumps(report)
+
+
+def test_the_scheduled_audit_finds_the_last_migration_in_the_trailers(
+    world, capsys, checkout, monkeypatch
+):
+    shutil.copytree(world.records, checkout / "docs/audit/restore-drills")
+    _git(checkout, "init", "-q")
+    _git(checkout, "add", ".")
+    _git(checkout, "commit", "-q", "-m", "add reports\n\nPrism-Migration: 0042")
+    argv = ("audit", "--stack", "prod", "--project-dir", str(checkout), "--json")
+    result = run(capsys, *argv)
+    assert result.code == 0, result.out
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert checks["pre_migration_snapshot"]["status"] == "pass"
+    assert "Prism-Migration trailer" in checks["pre_migration_snapshot"]["detail"]
+    (checkout / "x").write_text("x")
+    _git(checkout, "add", "x")
+    _git(checkout, "commit", "-q", "-m", "drop a column\n\nPrism-Migration: 0043")
+    result = run(capsys, *argv)
+    assert result.code == 1
+    assert _failed(json.loads(result.out)) == {"pre_migration_snapshot"}
+    assert "prism:migration=0043" in result.out
+
+
+def test_the_last_migration_comes_from_a_snapshot_record_without_git(world, capsys, checkout):
+    from runbook.snapshot_record import SnapshotRecord
+    from runbook.snapshot_record import write_record as write_snapshot_record
+
+    shutil.copytree(world.records, checkout / "docs/audit/restore-drills")
+    now = datetime.now(UTC)
+    write_snapshot_record(
+        SnapshotRecord(
+            snapshot_id="prism-prod-premig-0044-20261201000000",
+            db_instance="prism-prod",
+            region="us-east-1",
+            migration="0044",
+            created_at=now,
+            confirmed_at=now,
+            created_by="ci",
+        ),
+        checkout / "docs/audit/snapshots",
+    )
+    result = run(capsys, "audit", "--stack", "prod", "--project-dir", str(checkout), "--json")
+    assert result.code == 1  # the snapshot of 0044 is gone from the account
+    assert _failed(json.loads(result.out)) == {"pre_migration_snapshot"}
+    assert "prism:migration=0044" in result.out and "snapshot record" in result.out
+
+
+def test_a_malformed_retain_until_is_flagged(world, capsys):
+    world.rds.create_db_snapshot(
+        DBSnapshotIdentifier="prism-prod-premig-0041-20261101000000",
+        DBInstanceIdentifier="prism-prod",
+        Tags=[
+            {"Key": "prism:purpose", "Value": "pre-migration"},
+            {"Key": "prism:retain-until", "Value": "next month"},
+        ],
+    )
+    result, report = world.audit(capsys)
+    assert result.code == 0  # a warning: the backups are fine, the cost is not bounded
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["untagged_snapshots"]["status"] == "warn"
+    assert checks["untagged_snapshots"]["items"] == [
+        "prism-prod-premig-0041-20261101000000 (unreadable prism:retain-until: 'next month')"
+    ]

@@ -91,7 +91,7 @@ def cloudflare(monkeypatch):
     return fake
 
 
-def _recover(capsys, project, *extra):
+def _recover(capsys, project, *extra, yes=True):
     return run(
         capsys,
         "recover",
@@ -102,6 +102,7 @@ def _recover(capsys, project, *extra):
         "--name",
         "recovery-t1",
         "--json",
+        *(("--yes",) if yes else ()),
         *extra,
     )
 
@@ -155,16 +156,14 @@ def test_recover_latest_stands_up_prods_program_with_a_restore_and_waits_for_rea
     ]
 
 
+# Offsets, not times: parameters must be the same in every pytest-xdist worker's collection.
 @pytest.mark.parametrize(
-    "point",
-    [
-        (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    ],
+    "offset", [timedelta(days=-2), timedelta(hours=1)], ids=["two-days-ago", "in-an-hour"]
 )
 def test_a_point_outside_the_window_exits_2_and_creates_nothing(
-    prod, engine, project, capsys, point
+    prod, engine, project, capsys, offset
 ):
+    point = (datetime.now(UTC) + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
     result = _recover(capsys, project, "--point", point)
     assert result.code == 2
     assert "outside the restorable window" in result.err
@@ -228,19 +227,49 @@ def test_a_recovery_that_never_gets_ready_fails_and_stays_for_inspection(
     assert ("destroy", "recovery-t1") not in broken.calls
 
 
-def test_cutover_moves_the_hostname_and_undo_moves_it_back(
-    prod, engine, project, cloudflare, capsys
+def _ingress(run_) -> list[dict]:
+    [config] = run_.of_type(
+        "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"
+    )
+    return [
+        {k: v for k, v in rule.items() if k in ("hostname", "service")}
+        for rule in config.inputs["config"]["ingresses"]
+    ]
+
+
+def test_cutover_declares_the_hostname_moves_it_probes_it_and_undo_uses_the_record(
+    prod, engine, project, cloudflare, capsys, monkeypatch
 ):
-    result = _recover(capsys, project, "--cutover", "--yes")
+    # Where the hostname pointed before is not prod's tunnel (a load balancer, say): the undo
+    # must put back what was there, not what prod's outputs suggest.
+    cloudflare.records[HOST] = "prism-edge.prismhub.net"
+    probed: list[str] = []
+
+    def base_url(hostname):
+        probed.append(hostname)
+        return engine.api_url
+
+    monkeypatch.setattr(recover_cmd, "base_url", base_url)
+    result = _recover(capsys, project, "--cutover")
     assert result.code == 0, result.err
     recovery_tunnel = engine.outputs("recovery-t1")["tunnelId"]
+    # The recovery stack itself declares the production hostname, ahead of the catch-all, so
+    # a later `up` of it keeps the rule instead of dropping it.
+    rules = _ingress(engine.runs["recovery-t1"])
+    assert rules[0]["hostname"] == "api-recovery-t1.prismhub.io"
+    assert rules[1] == {"hostname": HOST, "service": "http://localhost:8080"}
+    assert "hostname" not in rules[-1]
+    assert engine.outputs("recovery-t1")["cutoverFrom"] == "prism-edge.prismhub.net"
+    # Only the record moves through the API; the rule existed before it did.
+    assert cloudflare.calls == [f"point {HOST} {tunnel_target(recovery_tunnel)}"]
     assert cloudflare.records[HOST] == tunnel_target(recovery_tunnel)
-    rules = cloudflare.ingress[recovery_tunnel]
-    assert rules[0] == {"hostname": HOST, "service": "http://localhost:8080"}
-    # The ingress rule exists before the record moves: no request meets a 404.
-    assert cloudflare.calls[0].startswith("ingress") and cloudflare.calls[1].startswith("point")
+    assert probed[-1] == HOST  # /ready probed on the production hostname after the move
     report = json.loads(result.out)
-    assert report["cutover_from"] == tunnel_target(PROD_TUNNEL)
+    assert report["cutover_from"] == "prism-edge.prismhub.net"
+    assert [s["name"] for s in report["steps"]][-2:] == [
+        "cutover",
+        "/ready 200 on the production hostname",
+    ]
     assert any("pulumi up -s prod" in line for line in report["reconcile"])
 
     back = run(
@@ -256,18 +285,135 @@ def test_cutover_moves_the_hostname_and_undo_moves_it_back(
         "--yes",
     )
     assert back.code == 0, back.err
-    assert cloudflare.records[HOST] == tunnel_target(PROD_TUNNEL)
-    assert cloudflare.ingress[recovery_tunnel] == []
+    assert cloudflare.records[HOST] == "prism-edge.prismhub.net"
+
+
+def test_a_cutover_whose_ready_fails_on_the_hostname_is_exit_1_with_the_undo(
+    prod, engine, project, cloudflare, capsys, monkeypatch
+):
+    monkeypatch.setattr(
+        recover_cmd,
+        "base_url",
+        lambda hostname: "http://127.0.0.1:9" if hostname == HOST else engine.api_url,
+    )
+    result = _recover(capsys, project, "--cutover", "--ready-timeout", "0")
+    assert result.code == 1
+    assert f"{HOST} now points at recovery-t1" in result.err
+    assert "prism-dr recover --stack prod --name recovery-t1 --undo-cutover" in result.err
+
+
+def test_undo_without_a_recorded_cutover_changes_nothing(prod, engine, project, cloudflare, capsys):
+    assert _recover(capsys, project).code == 0  # up, never cut over
+    back = run(
+        capsys,
+        "recover",
+        "--stack",
+        "prod",
+        "--project-dir",
+        str(project),
+        "--name",
+        "recovery-t1",
+        "--undo-cutover",
+        "--yes",
+    )
+    assert back.code == 2 and "records no cutoverFrom" in back.err
+    assert cloudflare.calls == []
 
 
 def test_cutover_asks_first_and_no_leaves_the_hostname(
     prod, engine, project, cloudflare, capsys, monkeypatch
 ):
-    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
-    result = _recover(capsys, project, "--cutover")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\nn\n"))  # create: yes; move: no
+    result = _recover(capsys, project, "--cutover", yes=False)
     assert result.code == 130 and "aborted" in result.err
+    assert engine.calls == [("up", "recovery-t1")]
     assert cloudflare.records[HOST] == tunnel_target(PROD_TUNNEL)
     assert cloudflare.calls == []
+
+
+def test_the_plan_is_confirmed_before_anything_is_created(
+    prod, engine, project, capsys, monkeypatch
+):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    result = _recover(capsys, project, yes=False)
+    assert result.code == 130
+    assert "Recovery plan" in result.err and "Create the recovery stack recovery-t1" in result.err
+    assert engine.calls == []
+
+
+def test_dry_run_prints_plan_resources_and_cost_and_creates_nothing(
+    prod, project, capsys, monkeypatch
+):
+    def no_engine():
+        raise AssertionError("a dry run needs no engine")
+
+    monkeypatch.setattr(recover_cmd, "make_engine", no_engine)
+    monkeypatch.setattr(recover_cmd.out, "width", 200)
+    argv = ("recover", "--stack", "prod", "--project-dir", str(project), "--name", "recovery-d1")
+    result = run(capsys, *argv, "--dry-run")
+    assert result.code == 0, result.err
+    assert "dry run: nothing is created" in result.out
+    assert "aws:rds/instance:Instance" in result.out and "database-instance" in result.out
+    assert "db.t4g.medium $0.065/h x 2 (Multi-AZ)" in result.out
+    assert "prism-dr recover --stack prod --name recovery-d1 --point latest" in result.out
+    report = json.loads(run(capsys, *argv, "--dry-run", "--json", "--cutover").out)
+    assert report["dry_run"] is True
+    types = {r["type"] for r in report["resources"]}
+    assert "aws:rds/instance:Instance" in types
+    assert report["cost"].startswith("$")
+    assert len(prod.describe_db_instances()["DBInstances"]) == 1
+
+
+def test_without_the_pulumi_cli_nothing_is_created_and_it_is_exit_2(
+    prod, project, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `pulumi` on it
+    result = _recover(capsys, project)
+    assert result.code == 2 and "Pulumi CLI is not on PATH" in result.err
+    assert "--dry-run" in result.err
+
+
+def test_a_rerun_with_the_same_name_continues_that_recovery(prod, engine, project, capsys):
+    from recovery.engine import EngineError
+
+    engine.fail, engine.left_behind = EngineError("InsufficientDBInstanceCapacity"), 4
+    first = run(capsys, "recover", "--stack", "prod", "--project-dir", str(project), "--yes")
+    assert first.code == 1
+    [name] = [stack for verb, stack in engine.calls if verb == "up"]
+    # The hint is the exact command, with the default name spelled out.
+    assert (
+        f"`prism-dr recover --stack prod --name {name} --point latest --project-dir {project}`"
+        in first.err
+    )
+    engine.fail = None
+    again = run(
+        capsys,
+        "recover",
+        "--stack",
+        "prod",
+        "--name",
+        name,
+        "--point",
+        "latest",
+        "--project-dir",
+        str(project),
+        "--yes",
+    )
+    assert again.code == 0, again.err
+    assert f"continuing the recovery stack {name}" in again.out
+    assert [c for c in engine.calls if c[0] == "up"] == [("up", name), ("up", name)]
+
+
+def test_a_rerun_after_the_cutover_keeps_serving_the_hostname(
+    prod, engine, project, cloudflare, capsys
+):
+    assert _recover(capsys, project, "--cutover").code == 0
+    again = _recover(capsys, project)  # e.g. after fixing something, without --cutover
+    assert again.code == 0, again.err
+    assert {"hostname": HOST, "service": "http://localhost:8080"} in _ingress(
+        engine.runs["recovery-t1"]
+    )
+    assert engine.outputs("recovery-t1")["cutoverFrom"] == tunnel_target(PROD_TUNNEL)
 
 
 def test_region_recovers_from_the_replicated_backups(prod, engine, project, capsys, monkeypatch):
@@ -306,16 +452,23 @@ def test_region_recovers_from_the_replicated_backups(prod, engine, project, caps
         return runbook_aws.client(service, region)
 
     monkeypatch.setattr(recover_cmd, "client", client)
-    result = _recover(capsys, project, "--region", "us-west-2")
+    refused = _recover(capsys, project, "--region", "us-west-2")
+    # Prod requires replicated backups, and the only replica region is this one.
+    assert refused.code == 2 and "--replicate-to REGION" in refused.err
+    assert engine.calls == []
+    result = _recover(capsys, project, "--region", "us-west-2", "--replicate-to", "us-east-2")
     assert result.code == 0, result.err
     run_ = engine.runs["recovery-t1"]
     [db] = run_.of_type("aws:rds/instance:Instance")
     assert db.inputs["restoreToPointInTime"]["sourceDbInstanceAutomatedBackupsArn"] == arn
     assert "sourceDbInstanceIdentifier" not in db.inputs["restoreToPointInTime"]
     assert engine.config["recovery-t1"]["aws:region"] == "us-west-2"
-    # Its own backups are replicated back to the home region.
+    # Nothing is created in the lost home region: no provider points there, the copies of
+    # the recovered instance's backups go to the third region.
     providers = {p.inputs.get("region") for p in run_.of_type("pulumi:providers:aws")}
-    assert "us-east-1" in providers
+    assert "us-east-1" not in providers and "us-east-2" in providers
+    database = json.loads(engine.config["recovery-t1"]["prism-infra:database"])
+    assert database["backupReplication"]["region"] == "us-east-2"
     assert json.loads(result.out)["region"] == "us-west-2"
 
 
@@ -378,7 +531,15 @@ def test_the_table_output_ends_with_rto_and_manual_steps(
 ):
     monkeypatch.setattr(recover_cmd.out, "width", 200)
     result = run(
-        capsys, "recover", "--stack", "prod", "--project-dir", str(project), "--name", "recovery-t2"
+        capsys,
+        "recover",
+        "--stack",
+        "prod",
+        "--project-dir",
+        str(project),
+        "--name",
+        "recovery-t2",
+        "--yes",
     )
     assert result.code == 0, result.err
     text = result.out
@@ -388,16 +549,13 @@ def test_the_table_output_ends_with_rto_and_manual_steps(
     assert "pulumi config set --secret prism-infra:clerkSecretKey" in text
 
 
-def test_a_failed_up_is_exit_1_naming_the_stack(prod, engine, project, capsys, monkeypatch):
+def test_a_failed_up_is_exit_1_naming_the_stack(prod, engine, project, capsys):
     from recovery.engine import EngineError
 
-    def fail(*args, **kwargs):
-        engine.calls.append(("up", args[0]))
-        raise EngineError(
-            "aws:rds/instance:Instance database-instance: InsufficientDBInstanceCapacity"
-        )
-
-    monkeypatch.setattr(engine, "up", fail)
+    engine.fail = EngineError(
+        "aws:rds/instance:Instance database-instance: InsufficientDBInstanceCapacity"
+    )
+    engine.left_behind = 12  # the network and the host came up before the DB failed
     result = _recover(capsys, project)
     assert result.code == 1
     assert (
@@ -407,6 +565,17 @@ def test_a_failed_up_is_exit_1_naming_the_stack(prod, engine, project, capsys, m
     # With --json the plan goes to stderr; then one error line, no traceback.
     assert result.err.splitlines()[-1].startswith("prism-dr: error: the recovery stack")
     assert result.err.count("prism-dr: error:") == 1 and "Traceback" not in result.err
+    assert "to continue it, run `prism-dr recover --stack prod --name recovery-t1" in result.err
+
+
+def test_a_failed_up_that_created_nothing_is_exit_2(prod, engine, project, capsys):
+    from recovery.engine import EngineError
+
+    engine.fail = EngineError("pulumi failed on stack recovery-t1: error: no credentials")
+    result = _recover(capsys, project)
+    assert result.code == 2
+    assert "holds nothing" in result.err
+    assert "run `prism-dr recover --stack prod --name recovery-t1 --point latest" in result.err
 
 
 def test_cutover_without_a_token_stops_before_anything_is_created(

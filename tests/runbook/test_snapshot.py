@@ -349,3 +349,20 @@ def test_an_unwritable_record_dir_is_refused_before_the_snapshot(rds, capsys, tm
     )
     assert result.code == 2 and "cannot be written" in result.err
     assert _manual_snapshots(rds) == []
+
+
+@pytest.mark.parametrize("width", [40, 80, 120, 250])
+def test_list_and_prune_never_cut_an_identifier(rds, capsys, monkeypatch, width):
+    make_db(rds)
+    ids = [f"prism-prod-premig-0042-add-reports-{n}-20261130120000" for n in range(5)]
+    for identifier in ids:
+        _snapshot(rds, identifier, _premig("2020-01-01T00:00:00Z", "0042_add_reports"))
+    monkeypatch.setattr(snapshot_cmd.out, "width", width)
+    for argv in (("list",), ("prune",)):
+        result = run(capsys, "snapshot", *argv, "--db-instance", "prism-prod")
+        assert result.code == 0, result.err
+        assert "…" not in result.out
+        for identifier in ids:  # whole, on one line: five rows that no longer look alike
+            assert any(identifier in line for line in result.out.splitlines()), result.out
+    if width >= 120:
+        assert "┃ snapshot" in result.out  # wide enough: still a table

@@ -200,10 +200,14 @@ def test_each_job_assumes_its_own_role() -> None:
         ("deploy.yml", "prod"): "AWS_PROD_DEPLOY_ROLE_ARN",
         ("drill.yml", "drill"): "AWS_DRILL_ROLE_ARN",
         ("audit.yml", "audit"): "AWS_AUDIT_ROLE_ARN",
+        ("audit.yml", "prune"): "AWS_PRUNE_ROLE_ARN",
     }
     for (workflow, job), variable in roles.items():
         [aws] = _uses(_workflow(workflow)["jobs"][job], "aws-actions/configure-aws-credentials")
         assert aws["with"]["role-to-assume"] == f"${{{{ vars.{variable} }}}}"
+    # The prune job's token must differ from the audit job's (infra/ci_roles.py SUBJECTS).
+    jobs = _workflow("audit.yml")["jobs"]
+    assert jobs["prune"]["environment"] == "prune" and "environment" not in jobs["audit"]
 
 
 def test_audit_runs_weekly_and_fails_the_job_on_a_failed_check() -> None:
@@ -235,6 +239,7 @@ def test_python_dependencies_come_from_the_hash_pinned_lock() -> None:
     ("command", "options"),
     [
         (["snapshot", "create"], ["--stack", "--migration", "--json"]),
+        (["snapshot", "prune"], ["--stack", "--yes", "--json"]),
         (["audit"], ["--stack"]),
         (["plan"], ["--stack"]),
     ],
@@ -250,3 +255,38 @@ def test_the_commands_the_workflows_call_exist(command: list[str], options: list
     assert result.returncode == 0, result.stderr
     for option in options:
         assert option in result.stdout
+
+
+def test_snapshot_prune_runs_weekly_with_yes() -> None:
+    doc = _workflow("audit.yml")
+    assert doc["on"]["schedule"]  # the same weekly schedule as the audit
+    job = doc["jobs"]["prune"]
+    step = _step(job, name="Prune expired pre-migration snapshots of prod")
+    assert step["run"] == ".venv/bin/prism-dr snapshot prune --stack prod --yes --json"
+    assert "continue-on-error" not in step and "continue-on-error" not in job
+    role = _uses(job, "aws-actions/configure-aws-credentials")[0]["with"]["role-to-assume"]
+    assert (
+        role
+        != _uses(doc["jobs"]["audit"], "aws-actions/configure-aws-credentials")[0]["with"][
+            "role-to-assume"
+        ]
+    )  # the audit's role stays read-only
+
+
+def test_the_scheduled_audit_sees_the_migration_trailers() -> None:
+    [checkout] = _uses(_workflow("audit.yml")["jobs"]["audit"], "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_snapshot_records_land_through_a_pull_request() -> None:
+    jobs = _workflow("deploy.yml")["jobs"]
+    job = jobs["snapshot-records"]
+    assert set(job["needs"]) == {"migration", "prod"}
+    assert "always()" in job["if"] and "needs.migration.outputs.ids != ''" in job["if"]
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    [download] = _uses(job, "actions/download-artifact")
+    assert download["with"]["path"] == "docs/audit/snapshots/"
+    script = _step(job, name="Open the pull request (else the artifact is the record)")["run"]
+    assert "git add docs/audit/snapshots" in script and "gh pr create" in script
+    # The prod job itself only reads the repository.
+    assert jobs["prod"]["permissions"]["contents"] == "read"
