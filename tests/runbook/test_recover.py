@@ -368,6 +368,7 @@ def test_without_the_pulumi_cli_nothing_is_created_and_it_is_exit_2(
     prod, project, capsys, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("PATH", str(tmp_path))  # no `pulumi` on it
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     result = _recover(capsys, project)
     assert result.code == 2 and "Pulumi CLI is not on PATH" in result.err
     assert "--dry-run" in result.err
