@@ -3,9 +3,10 @@
 Nothing connects *to* the host: its security group has no inbound rule and public traffic
 arrives through the Cloudflare tunnel that cloudflared dials out. Operators use SSM Session
 Manager. Secrets never pass through user data (pulumi-aws 7 stores it in clear text): the
-script only holds SSM parameter *names*; values are fetched at every service start into
-root-only env files, and DATABASE_URL is assembled on the host from the RDS endpoint and the
-RDS-managed master secret, so the managed password rotation needs no redeploy.
+script only holds SSM parameter *names*; values are fetched at every service start and every
+5 minutes into root-only env files, and DATABASE_URL is assembled on the host from the RDS
+endpoint and the API's application-role secret, so a new password needs no redeploy. The
+image is a parameter too, so a new digest does not replace the instance.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from infra.boot import (
     UserDataTooLarge,
     compose_literal,
     ecr_registry,
+    image_parameter,
     parameter_prefix,
     render_user_data,
 )
@@ -110,9 +112,9 @@ def secret_read_policy(secret_arn: str) -> dict[str, object]:
         "Version": "2012-10-17",
         "Statement": [
             {
-                # That one secret. An RDS-managed secret is encrypted with the AWS-managed
-                # aws/secretsmanager key, which account principals may use through Secrets
-                # Manager: no kms grant needed.
+                # That one secret. On the stacks it is the API role's, encrypted with the
+                # stack's key: the key's policy (infra/secrets.py) must let this role decrypt
+                # through Secrets Manager; IAM cannot grant that by itself.
                 "Sid": "ReadSecret",
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
@@ -257,6 +259,18 @@ class ApiHost(pulumi.ComponentResource):
         # AWS publishes the current AL2023 AMI id per region in a public parameter: no name
         # filter to keep in step with AWS's image naming.
         ami = aws.ssm.get_parameter_output(name=al2023_ami_parameter(s.architecture), opts=invoke)
+        # The image lives in a parameter, not in user data: a new approved digest reaches the
+        # host through `pulumi up` and the host's refresh (within 5 minutes), and the instance,
+        # which a changed user data would replace, stays.
+        self.image_parameter = aws.ssm.Parameter(
+            f"{name}-image",
+            name=image_parameter(args.stack),
+            type="String",
+            insecure_value=s.image,
+            description="The Prism API image the host runs (by digest on prod)",
+            tags=tags,
+            opts=child,
+        )
         self.user_data = user_data
         instance = aws.ec2.Instance(
             f"{name}-instance",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from infra.downloads import RDS_CA_BUNDLE, download
 from infra.host_rules import (
     ECR_HOST,
     HEREDOC_MARKER,
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 ENV_DIR = "/etc/prism"
 COMPOSE_FILE = f"{ENV_DIR}/compose.yaml"
 API_ENV_FILE = f"{ENV_DIR}/api.env"
+# PRISM_API_IMAGE for compose's interpolation: the image the stack's parameter names.
+RELEASE_ENV_FILE = f"{ENV_DIR}/release.env"
+RDS_CA_FILE = f"{ENV_DIR}/rds-ca.pem"  # the same path on the host and in the container
 TUNNEL_ENV_FILE = f"{ENV_DIR}/cloudflared.env"
 BIN_DIR = "/usr/local/bin"
 UNIT_DIR = "/etc/systemd/system"
@@ -49,12 +53,14 @@ UNITS = (
     "prism-api.service",
     "prism-cloudflared.service",
     "prism-env-refresh.timer",
+    "prism-auth-watch.service",
 )
 _OUR_UNITS = (
     "prism-api.service",
     "prism-cloudflared.service",
     "prism-env-refresh.service",
     "prism-env-refresh.timer",
+    "prism-auth-watch.service",
 )
 _PLACEHOLDER = re.compile(r"@([a-z_]+)@")
 
@@ -66,6 +72,23 @@ def parameter_prefix(stack: str) -> str:
 
 def registry_password_parameter(stack: str) -> str:
     return f"{parameter_prefix(stack)}/registry/password"
+
+
+# The PostgreSQL role the API connects as. Its name and password are in a Secrets Manager
+# secret the stack creates (on its key) and names in DatabaseParameterNames.secret_arn; the role
+# itself is made by `prism-dr db bootstrap`.
+APP_ROLE = "prism_api"
+
+
+def app_secret_prefix(stack: str) -> str:
+    """The secret's name up to the suffix Pulumi adds: a deleted secret keeps its name for
+    its recovery window, so a stack rebuilt within it needs a new one."""
+    return f"prism/{stack}/database/app-"
+
+
+def image_parameter(stack: str) -> str:
+    """The API image the host runs (a plain String the stack writes from apiHost.image)."""
+    return f"{parameter_prefix(stack)}/release/image"
 
 
 @dataclass(frozen=True)
@@ -135,7 +158,6 @@ def render_compose(spec: UserDataSpec) -> str:
     s = spec.settings
     doc = yaml.safe_load(template("compose.yaml"))
     api = doc["services"]["api"]
-    api["image"] = s.image
     api["env_file"] = [spec.path(API_ENV_FILE)]
     # PORT and IMPORT_UPLOAD_DIR come from their own keys (config refuses them in env).
     api["environment"] = {
@@ -145,13 +167,27 @@ def render_compose(spec: UserDataSpec) -> str:
     }
     # Loopback only: cloudflared on the host is the one way in.
     api["ports"] = [f"127.0.0.1:{s.port}:{s.port}"]
-    api["volumes"] = [f"{spec.path(s.import_upload_dir)}:{s.import_upload_dir}"]
+    api["volumes"] = [
+        f"{spec.path(s.import_upload_dir)}:{s.import_upload_dir}",
+        f"{spec.path(RDS_CA_FILE)}:{RDS_CA_FILE}:ro",
+    ]
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def compose_command(spec: UserDataSpec) -> str:
+    """`docker compose` with the stack's files: the image is read from the release env."""
+    return (
+        f"{spec.path(DOCKER)} compose --env-file {spec.path(RELEASE_ENV_FILE)} "
+        f"-f {spec.path(COMPOSE_FILE)}"
+    )
 
 
 def _fetch_env_script(spec: UserDataSpec) -> str:
     q = shlex.quote
     db = spec.database
+    login_line = (
+        f"  {spec.path(BIN_DIR)}/prism-registry-login\n" if spec.registry_login else ""
+    )
     secret_lines = []
     for env, name in sorted(spec.secret_parameters.items()):
         secret_lines += [f"value=$(param {q(name)})", f'line {env} "$value" >>"$tmp"']
@@ -160,6 +196,11 @@ def _fetch_env_script(spec: UserDataSpec) -> str:
         {
             "region": q(spec.region),
             "api_env_file": q(spec.path(API_ENV_FILE)),
+            "release_env_file": q(spec.path(RELEASE_ENV_FILE)),
+            "image_parameter": q(image_parameter(spec.stack)),
+            "ca_path": RDS_CA_FILE,
+            "login_line": login_line,
+            "compose": compose_command(spec),
             "db_host": q(db.host),
             "db_port": q(db.port),
             "db_name": q(db.name),
@@ -206,12 +247,14 @@ def _registry_login_script(spec: UserDataSpec) -> str:
 
 def _units(spec: UserDataSpec) -> dict[str, str]:
     bin_dir = spec.path(BIN_DIR)
-    login_step = f"ExecStartPre={bin_dir}/prism-registry-login\n" if spec.registry_login else ""
+    # `-`: a registry that is down must not stop a start; the cached image still runs.
+    login_step = (
+        f"ExecStartPre=-{bin_dir}/prism-registry-login\n" if spec.registry_login else ""
+    )
     values = {
         "prism-api.service": {
             "bin_dir": bin_dir,
-            "compose_file": spec.path(COMPOSE_FILE),
-            "docker": spec.path(DOCKER),
+            "compose": compose_command(spec),
             "login_step": login_step,
         },
         "prism-cloudflared.service": {
@@ -220,6 +263,7 @@ def _units(spec: UserDataSpec) -> dict[str, str]:
         },
         "prism-env-refresh.service": {"bin_dir": bin_dir},
         "prism-env-refresh.timer": {},
+        "prism-auth-watch.service": {"bin_dir": bin_dir},
     }
     return {unit: fill(unit, values[unit]) for unit in _OUR_UNITS}
 
@@ -241,6 +285,7 @@ def boot_files(spec: UserDataSpec) -> list[BootFile]:
         BootFile(
             f"{bin_dir}/prism-fetch-tunnel-token", _tunnel_token_script(spec), "0700", "shell"
         ),
+        BootFile(f"{bin_dir}/prism-auth-watch", template("prism-auth-watch.sh"), "0700", "shell"),
     ]
     if spec.registry_login:
         files.append(
@@ -272,7 +317,13 @@ def _heredoc(path: str, body: str, mode: str) -> str:
 def render_user_data(spec: UserDataSpec) -> str:
     """The first-boot script. Holds parameter names and public settings only."""
     s = spec.settings
-    arch = "aarch64" if s.architecture == "arm64" else "x86_64"
+    compose = download("compose", s.compose_version, s.architecture)
+    cloudflared = download("cloudflared", s.cloudflared_version, s.architecture)
+    checksums = [
+        f"{compose.sha256}  docker-compose",
+        f"{cloudflared.sha256}  cloudflared.rpm",
+        f"{RDS_CA_BUNDLE.sha256}  rds-ca.pem",
+    ]
     uid, _, gid = s.import_upload_owner.partition(":")
     script = fill(
         "user-data.sh",
@@ -280,11 +331,12 @@ def render_user_data(spec: UserDataSpec) -> str:
             "stack": spec.stack,
             "log_file": shlex.quote(spec.path(BOOT_LOG)),
             "plugin_dir": spec.path(PLUGIN_DIR),
-            "compose_url": "https://github.com/docker/compose/releases/download/"
-            f"{s.compose_version}/docker-compose-linux-{arch}",
-            "cloudflared_url": "https://github.com/cloudflare/cloudflared/releases/download/"
-            f"{s.cloudflared_version}/cloudflared-linux-{arch}.rpm",
+            "compose_url": compose.url,
+            "cloudflared_url": cloudflared.url,
+            "rds_ca_url": RDS_CA_BUNDLE.url,
+            "checksums": "\n".join(checksums),
             "env_dir": spec.path(ENV_DIR),
+            "rds_ca_file": shlex.quote(spec.path(RDS_CA_FILE)),
             "upload_uid": uid,
             "upload_gid": gid,
             "upload_dir": shlex.quote(spec.path(s.import_upload_dir)),

@@ -276,6 +276,22 @@ RESOURCE_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         ("sns:Subscribe", "sns:Unsubscribe", "sns:SetSubscriptionAttributes"),
         "tag",
     ),
+    "aws:secretsmanager/secret:Secret": (
+        ("secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"),
+        (
+            "secretsmanager:CreateSecret",
+            "secretsmanager:UpdateSecret",
+            "secretsmanager:DeleteSecret",
+            "secretsmanager:TagResource",
+            "secretsmanager:UntagResource",
+        ),
+        "tag",
+    ),
+    "aws:secretsmanager/secretVersion:SecretVersion": (
+        ("secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"),
+        ("secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"),
+        "tag",
+    ),
     "aws:cloudwatch/metricAlarm:MetricAlarm": (
         ("cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"),
         ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"),
@@ -580,12 +596,22 @@ def program_needs(mode: Mode, stack: str, types: Iterable[str] | None = None) ->
     """What running the program (preview or up) needs for these resource types (all by
     default), scoped to `stack`."""
     chosen = [RESOURCE_TYPES[t] for t in (types or RESOURCE_TYPES)]
-    reads = {a for r, _, _ in chosen for a in r if not a.startswith("ssm:Get")} | set(INVOKE_READS)
+    values = ("ssm:Get", "secretsmanager:GetSecretValue")  # a secret's value: scoped below
+    reads = {a for r, _, _ in chosen for a in r if not a.startswith(values)} | set(INVOKE_READS)
+    secret_reads = {a for r, _, _ in chosen for a in r if a == "secretsmanager:GetSecretValue"}
     needs = [
         Need("ProgramReads", tuple(sorted(reads))),
         Need("ProgramReadsStackParameters", ("ssm:GetParameter",), (PARAMS,)),
         Need("ProgramReadsAmiParameter", ("ssm:GetParameter", "ssm:GetParameters"), (AMI_PARAM,)),
     ]
+    if secret_reads:
+        needs.append(
+            Need(
+                "ProgramReadsStackSecrets",
+                tuple(sorted(secret_reads)),
+                condition=_tagged("ResourceTag"),
+            )
+        )
     if mode == "write":
         by_scope: dict[str, set[str]] = {}
         for _, writes, scope in chosen:

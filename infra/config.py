@@ -27,6 +27,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, mod
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from infra.downloads import pinned_versions
+
 # Defined without pulumi (infra/errors.py) and re-exported here.
 from infra.errors import ConfigError as ConfigError
 from infra.errors import FieldProblem
@@ -37,6 +39,7 @@ from infra.host_rules import (
     HEREDOC_MARKER,
     HOST_RESERVED_PORTS,
     ecr_registry,
+    image_digest,
 )
 
 NAMESPACE = "prism-infra"
@@ -55,6 +58,8 @@ SECRET_KEYS: tuple[str, ...] = tuple(f"{NAMESPACE}:{k}" for k in SECRET_SETTINGS
 # The private registry's password or token: needed only with apiHost.registryUsername.
 REGISTRY_PASSWORD_KEY = "registryPassword"
 OPTIONAL_SECRET_KEYS: tuple[str, ...] = (f"{NAMESPACE}:{REGISTRY_PASSWORD_KEY}",)
+# Set by the deploy workflow only (never committed): the commit a `pulumi up` applies.
+DEPLOYED_COMMIT_KEY = "deployedCommit"
 # Built on the host from the RDS endpoint and the RDS-managed secret, never stored as a value.
 DATABASE_URL_ENV = "DATABASE_URL"
 
@@ -509,12 +514,13 @@ class ApiHostConfig(_Model):
     ]
     port: Annotated[int, _between(1, 65535)] = 8080
     env: dict[EnvName, str] = {}
+    # Releases with a pinned sha256 per architecture in infra/downloads.py.
     compose_version: Annotated[
-        str, _pattern(r"v\d+\.\d+\.\d+", "a docker compose release like v2.36.0")
-    ] = "v2.36.0"
+        str, _pattern(r"v\d+\.\d+\.\d+", "a docker compose release like v5.4.0")
+    ] = "v5.4.0"
     cloudflared_version: Annotated[
-        str, _pattern(r"\d{4}\.\d+\.\d+", "a cloudflared release like 2024.6.1")
-    ] = "2024.6.1"
+        str, _pattern(r"\d{4}\.\d+\.\d+", "a cloudflared release like 2026.9.3")
+    ] = "2026.9.3"
     import_upload_dir: Annotated[str, _pattern(r"/[A-Za-z0-9/_.-]+", "an absolute path")] = (
         "/var/lib/prism/imports"
     )
@@ -522,7 +528,7 @@ class ApiHostConfig(_Model):
     # cannot write a root-owned directory). Numeric: the user need not exist on the host.
     import_upload_owner: Annotated[
         str, _pattern(r"\d{1,10}:\d{1,10}", "numeric uid:gid like 65532:65532")
-    ] = "0:0"
+    ] = "65532:65532"
     # Log in to a private registry (GHCR, Docker Hub, ...) as this user, with the password in
     # the secret key prism-infra:registryPassword. ECR images need none: the host role logs in.
     registry_username: (
@@ -560,6 +566,18 @@ class ApiHostConfig(_Model):
                 f"must not contain {HEREDOC_MARKER}, which ends a file in the boot script "
                 f"{_got(self.import_upload_dir)}",
             )
+        for tool, version, setting in (
+            ("compose", self.compose_version, "composeVersion"),
+            ("cloudflared", self.cloudflared_version, "cloudflaredVersion"),
+        ):
+            pinned = pinned_versions(tool, self.architecture)  # type: ignore[arg-type]
+            if version not in pinned:
+                raise FieldProblem(
+                    setting,
+                    f"has no pinned sha256 for {self.architecture} in infra/downloads.py "
+                    f"{_got(version)}: use one of {pinned or 'none yet'}, or add the release's "
+                    "published checksum there",
+                )
         if self.registry_username is not None and ecr_registry(self.image) is not None:
             raise FieldProblem(
                 "registryUsername",
@@ -650,6 +668,9 @@ class StackConfig:
     # prism-infra:deployRoleArns: who deploys the stack and so may use its key; empty means the
     # environment's role of infra/ci_roles.py in the stack's account.
     deploy_role_arns: tuple[str, ...] = ()
+    # prism-infra:deployedCommit: the commit a deploy applies (set by the deploy workflow),
+    # exported so that the next deploy snapshots every migration since.
+    deployed_commit: str | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -775,6 +796,14 @@ def environment_rules(cfg: StackConfig) -> None:
         )
     if not db.multi_az:
         raise ConfigError(f"{db_key}.multiAz", f"must be true {prod} {_got(False)}")
+    if image_digest(cfg.api_host.image) is None:
+        # A tag can move after the approval: prod runs exactly the image that was approved.
+        raise ConfigError(
+            f"{full_key('apiHost')}.image",
+            f"must name the image by digest (…@sha256:<64 hex>) {prod} "
+            f"{_got(cfg.api_host.image)}: the deploy workflow resolves the approved tag and sets "
+            "it; by hand: docker buildx imagetools inspect <image:tag>",
+        )
     if not db.backup_replication.enabled:
         raise ConfigError(
             f"{db_key}.backupReplication.enabled", f"must be true {prod} {_got(False)}"
@@ -898,6 +927,15 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
             )
 
     deploy_roles = deploy_role_arns(config.get_object(DEPLOY_ROLES_KEY))
+
+    deployed_commit = config.get(DEPLOYED_COMMIT_KEY)
+    if deployed_commit is not None and not re.fullmatch(r"[0-9a-f]{40}", deployed_commit):
+        raise ConfigError(
+            full_key(DEPLOYED_COMMIT_KEY),
+            f"must be a full git commit id (40 lowercase hex) {_got(deployed_commit)}: the "
+            "deploy workflow sets it to $GITHUB_SHA",
+        )
+
     # Validating the whole runs the rules across sections (check_rules).
     cfg = StackConfig(
         stack=stack,
@@ -911,6 +949,7 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
         secret_env=secret_env,
         registry_password=registry_password,
         deploy_role_arns=deploy_roles,
+        deployed_commit=deployed_commit,
     )
     check_rules(cfg)  # the stack-name rule; the others ran when cfg was built
     if not examples_allowed:

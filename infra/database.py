@@ -58,6 +58,7 @@ class PrismDatabaseArgs:
     extra_tags: added to every resource (e.g. prism:drill, prism:expires-at).
     ephemeral: a drill's instance: backups off, automated backups deleted with it, no final
         snapshot (nothing of a drill outlives its teardown).
+    master_secret_key_arn: the KMS key of the RDS-managed master secret (the stack's key).
     """
 
     settings: DatabaseConfig
@@ -71,6 +72,9 @@ class PrismDatabaseArgs:
     protect: bool = False
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     ephemeral: bool = False
+    # The stack's own KMS key for the RDS-managed master secret (None: aws/secretsmanager,
+    # which every principal of the account allowed GetSecretValue can use).
+    master_secret_key_arn: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
         # Checked here, when the arguments are built: before any resource is registered.
@@ -222,6 +226,7 @@ class PrismDatabase(pulumi.ComponentResource):
             db_name=None if restored else s.db_name,
             username=None if restored else s.master_username,
             manage_master_user_password=True,
+            master_user_secret_kms_key_id=args.master_secret_key_arn,
             port=s.port,
             db_subnet_group_name=subnet_group_name,
             vpc_security_group_ids=[sg.id],

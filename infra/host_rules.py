@@ -19,12 +19,13 @@ HOST_RESERVED_PORTS: dict[int, str] = {
 }
 # Environment variables the compose file sets itself, and the apiHost key that sets each.
 COMPOSE_SET_ENV: dict[str, str] = {"PORT": "port", "IMPORT_UPLOAD_DIR": "importUploadDir"}
-# apiHost.env lands in user data; the rest of the script takes about 6 KiB. Rendering grows a
-# value (`$` -> `$$`, escaped quotes, non-ASCII as \u or \U escapes, YAML line folding): at
-# worst 4-byte characters, 3 KiB of which render as ~8.5 KiB. So 3 KiB of names and values in
-# at most 64 entries always fits (tests/infra/test_api_host.py renders the worst cases); the
-# real script is still measured (UserDataTooLarge).
-ENV_BYTES_LIMIT = 3 * 1024
+# apiHost.env lands in user data; the rest of the script takes about 9 KiB (pinned downloads,
+# the refresh and auth-watch units). Rendering grows a value (`$` -> `$$`, escaped quotes,
+# non-ASCII as \u or \U escapes, YAML line folding): at worst 4-byte characters, 2 KiB of
+# which render as ~5.7 KiB. So 2 KiB of names and values in at most 64 entries always fits
+# (tests/infra/test_api_host.py renders the worst cases); the real script is still measured
+# (UserDataTooLarge).
+ENV_BYTES_LIMIT = 2 * 1024
 ENV_MAX_ENTRIES = 64
 
 ECR_HOST = re.compile(r"\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?")
@@ -43,3 +44,12 @@ def ecr_registry(image: str) -> str | None:
     """The ECR registry host of an image in ECR, else None."""
     registry = image_registry(image)
     return registry if registry and ECR_HOST.fullmatch(registry) else None
+
+
+_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
+
+
+def image_digest(image: str) -> str | None:
+    """`sha256:<hex>` when the reference pins its image by digest, else None (a tag moves)."""
+    match = _DIGEST.search(image)
+    return match[1] if match else None

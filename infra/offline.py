@@ -347,7 +347,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 out["masterUserSecrets"] = [
                     {
                         "secretArn": f"{arn_base('secretsmanager')}:secret:rds!db-{ident}",
-                        "kmsKeyId": f"{arn_base('kms')}:alias/aws/secretsmanager",
+                        # RDS reports the key it was given, else the AWS-managed one.
+                        "kmsKeyId": state.get("masterUserSecretKmsKeyId")
+                        or f"{arn_base('kms')}:alias/aws/secretsmanager",
                         "secretStatus": "active",
                     }
                 ]
@@ -359,6 +361,10 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "b64Url": "offline",
                 "dec": "0",
             }
+        elif typ == "random:index/randomPassword:RandomPassword":
+            # Not a real secret: letters and digits of the requested length, fixed per name.
+            length = int(state.get("length", 16))
+            out["result"] = (_digest(name, size=64) * (length // 64 + 1))[:length]
         elif typ == "random:index/randomBytes:RandomBytes":
             out |= {
                 "base64": "b2ZmbGluZS1ub3QtYS1yZWFsLXNlY3JldC0wMDAwMDAwMA==",

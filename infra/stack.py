@@ -19,6 +19,7 @@ from infra.config import StackConfig, load_config
 from infra.database import PrismDatabase, PrismDatabaseArgs
 from infra.network import Network, NetworkArgs
 from infra.secrets import (
+    APP_ROLE,
     RuntimeSecrets,
     RuntimeSecretsArgs,
     secret_parameter_names,
@@ -63,6 +64,24 @@ def build(cfg: StackConfig) -> PrismStack:
         ),
     )
 
+    # First: its key also encrypts the database's master secret and the API's role secret.
+    secrets = RuntimeSecrets(
+        "runtime-secrets",
+        RuntimeSecretsArgs(
+            stack=cfg.stack,
+            secret_env=cfg.secret_env,
+            reader_role_arn=host.role_arn,
+            registry_password=cfg.registry_password,
+            region=cfg.region,
+            key_deletion_window_days=30 if cfg.is_prod else 7,
+            environment=cfg.environment,
+            deployer_arns=cfg.deploy_role_arns,
+            extra_tags=env_tag,
+            app_role=True,
+        ),
+    )
+    assert secrets.app_secret_arn is not None
+
     database = PrismDatabase(
         "database",
         PrismDatabaseArgs(
@@ -75,29 +94,18 @@ def build(cfg: StackConfig) -> PrismStack:
             restored_from=cfg.database.restored_from,
             protect=cfg.is_prod,
             extra_tags=env_tag,
+            master_secret_key_arn=secrets.key_arn,
         ),
     )
-
-    secrets = RuntimeSecrets(
-        "runtime-secrets",
-        RuntimeSecretsArgs(
-            stack=cfg.stack,
-            secret_env=cfg.secret_env,
-            database_address=database.address,
-            database_port=database.port,
-            database_name=cfg.database.db_name,
-            database_secret_arn=database.master_secret_arn,
-            reader_role_arn=host.role_arn,
-            registry_password=cfg.registry_password,
-            region=cfg.region,
-            key_deletion_window_days=30 if cfg.is_prod else 7,
-            environment=cfg.environment,
-            deployer_arns=cfg.deploy_role_arns,
-            extra_tags=env_tag,
-        ),
+    # The API connects as its application role, never as the master user.
+    secrets.point_host_at_database(
+        address=database.address,
+        port=database.port,
+        database_name=cfg.database.db_name,
+        secret_arn=secrets.app_secret_arn,
     )
-    # Each component owns its IAM: the host grants itself its database's managed secret.
-    host.allow_reading_secret("database-secret", database.master_secret_arn)
+    # Each component owns its IAM: the host grants itself the role's secret, and only that.
+    host.allow_reading_secret("database-secret", secrets.app_secret_arn)
 
     tunnel = ApiTunnel(
         "api-tunnel",
@@ -128,6 +136,12 @@ def build(cfg: StackConfig) -> PrismStack:
     pulumi.export("dbArn", database.arn)
     pulumi.export("dbLatestRestorableTime", database.latest_restorable_time)
     pulumi.export("dbMasterSecretArn", database.master_secret_arn)  # the ARN, never the value
+    pulumi.export("dbAppRole", APP_ROLE)
+    pulumi.export("dbAppSecretArn", secrets.app_secret_arn)  # the ARN, never the value
+    pulumi.export("apiImage", cfg.api_host.image)
+    if cfg.deployed_commit is not None:
+        # Read by the next deploy: its migrations are those of deployedCommit..HEAD.
+        pulumi.export("deployedCommit", cfg.deployed_commit)
     pulumi.export("dbBackupRetentionDays", cfg.database.backup_retention_days)
     if database.backup_replication_arn is not None:
         pulumi.export("dbBackupReplicationArn", database.backup_replication_arn)

@@ -42,6 +42,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "recover": ("recover_cmd",),
     "iam": ("iam_cmd",),
     "doctor": ("doctor_cmd",),
+    "db": ("db_cmd",),
 }
 _registered: set[str] = set()
 

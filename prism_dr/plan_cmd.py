@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.errors import BadInput
+from infra.host_rules import image_digest
 from prism_dr import teardown
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ _DR_SETTINGS: dict[str, list[str]] = {
         "finalSnapshotIdentifier",
         "deleteAutomatedBackups",
         "deletionProtection",
+        "masterUserSecretKmsKeyId",
         "restoreToPointInTime",
         "snapshotIdentifier",
         "dbSubnetGroupName",
@@ -133,6 +135,9 @@ _DR_SETTINGS: dict[str, list[str]] = {
     ],
     "cloudflare:index/dnsRecord:DnsRecord": ["name", "type", "content", "proxied", "ttl"],
     "random:index/randomId:RandomId": ["byteLength", "keepers"],
+    "random:index/randomPassword:RandomPassword": ["length", "special"],
+    "aws:secretsmanager/secret:Secret": ["namePrefix", "kmsKeyId", "recoveryWindowInDays"],
+    "aws:secretsmanager/secretVersion:SecretVersion": ["secretId", "secretString"],
     "pulumi:providers:aws": ["region"],
 }
 # Outputs worth showing although (in a preview) the cloud has not computed them yet.
@@ -378,6 +383,10 @@ def _posture(run: OfflineRun) -> dict[str, Any]:
             "publiclyAccessible": db.inputs.get("publiclyAccessible"),
             "backupReplication": replication,
             "restoredFrom": restore,
+            # What runs against it: the approved image (by digest on prod) and the API's role.
+            "apiImage": run.outputs.get("apiImage"),
+            "apiImageByDigest": image_digest(str(run.outputs.get("apiImage", ""))) is not None,
+            "applicationRole": run.outputs.get("dbAppRole"),
         }
     )
 
@@ -482,6 +491,9 @@ def _print(report: dict[str, Any]) -> None:
             ("publicly accessible", posture["publiclyAccessible"]),
             ("backup replication", replicated),
             ("restored from", posture["restoredFrom"] or "-"),
+            ("API image", posture["apiImage"] or "-"),
+            ("API image pinned by digest", posture["apiImageByDigest"]),
+            ("API connects as", posture["applicationRole"] or "-"),
         ]
         summary = Table(title="DR posture", show_header=False, box=None, pad_edge=False)
         for label, value in rows:

@@ -11,6 +11,7 @@ import yaml
 
 from infra import boot
 from infra.api_host import COMPOSE_FILE, compose_literal, parameter_prefix
+from infra.downloads import PINNED
 from infra.host_rules import ENV_BYTES_LIMIT, ENV_MAX_ENTRIES, USER_DATA_LIMIT
 from infra.offline import OfflineRun, ResourceRecord, Secret
 from tests.infra.conftest import FAKE_SECRETS, clear_strings, config_error, run_stack
@@ -117,7 +118,9 @@ def test_instance_profile_role_and_its_permissions(each_stack: OfflineRun) -> No
         "Action": "ssm:GetParameter*",
         "NotResource": own,
     }
-    assert by_sid["ReadSecret"]["Resource"] == each_stack.outputs["dbMasterSecretArn"]
+    # The application role's secret: the host never reads the master secret.
+    assert by_sid["ReadSecret"]["Resource"] == each_stack.outputs["dbAppSecretArn"]
+    assert each_stack.outputs["dbAppSecretArn"] != each_stack.outputs["dbMasterSecretArn"]
     for st in statements:  # no wildcard grant (the Deny may be broad)
         if st["Effect"] == "Allow":
             assert "*" not in st["Action"] and st["Resource"] != "*"
@@ -149,14 +152,24 @@ def test_user_data_installs_and_runs_everything(each_stack: OfflineRun) -> None:
     assert "/usr/local/lib/docker/cli-plugins/docker-compose" in user_data
     assert "docker-compose-linux-aarch64" in user_data
     assert "cloudflared-linux-aarch64.rpm" in user_data
-    units = "docker.service prism-api.service prism-cloudflared.service prism-env-refresh.timer"
+    units = (
+        "docker.service prism-api.service prism-cloudflared.service prism-env-refresh.timer "
+        "prism-auth-watch.service"
+    )
     # Every unit enabled first, then started without waiting on any (item 1 of issue 6).
     assert f"systemctl enable {units}\nsystemctl start --no-block {units}\n" in user_data
     assert "--now" not in user_data
-    for unit in ("prism-api.service", "prism-cloudflared.service"):
+    restart = {
+        "prism-api.service": "Restart=on-failure",  # a oneshot; docker restarts the container
+        "prism-cloudflared.service": "Restart=always",
+        "prism-auth-watch.service": "Restart=always",
+    }
+    for unit, policy in restart.items():
         body = _heredoc(user_data, f"/etc/systemd/system/{unit}")
-        assert "Restart=always" in body
+        assert policy in body
         assert "WantedBy=multi-user.target" in body  # enabled: starts again after a reboot
+    timer = _heredoc(user_data, "/etc/systemd/system/prism-env-refresh.timer")
+    assert "OnUnitActiveSec=5min" in timer
 
 
 def test_compose_file_is_rendered_from_config(each_stack: OfflineRun) -> None:
@@ -164,13 +177,30 @@ def test_compose_file_is_rendered_from_config(each_stack: OfflineRun) -> None:
     api = compose["services"]["api"]
     expected_image = {
         "staging": "ghcr.io/example/prism-api:staging",
-        "prod": "ghcr.io/example/prism-api:stable",
+        "prod": "ghcr.io/example/prism-api@sha256:" + "0" * 64,
     }
-    assert api["image"] == expected_image[each_stack.stack]
+    # The image reaches the host through its parameter, never through user data.
+    parameter = each_stack.one("aws:ssm/parameter:Parameter", "api-host-image")
+    assert parameter.inputs["name"] == f"/prism/{each_stack.stack}/release/image"
+    assert parameter.inputs["insecureValue"] == expected_image[each_stack.stack]
+    assert each_stack.outputs["apiImage"] == expected_image[each_stack.stack]
+    assert expected_image[each_stack.stack] not in _user_data(each_stack)
+    assert api["image"] == "${PRISM_API_IMAGE:?written by prism-fetch-env}"
     assert api["ports"] == ["127.0.0.1:8080:8080"]  # loopback only: the tunnel is the way in
     assert api["environment"]["PORT"] == "8080"
     assert api["environment"]["APP_ENV"] in ("staging", "production")
     assert api["env_file"] == ["/etc/prism/api.env"]
+
+
+def test_a_new_digest_changes_the_parameter_not_the_instance() -> None:
+    # user_data_replace_on_change replaces the host when its script changes: a new image must
+    # leave the script as it was and change only the parameter the host refreshes from.
+    digest = "ghcr.io/acme/prism-api@sha256:" + "b" * 64
+    before = run_stack("prod")
+    after = run_stack("prod", {"prism-infra:apiHost.image": digest})
+    assert _user_data(after) == _user_data(before)
+    image = after.one("aws:ssm/parameter:Parameter", "api-host-image")
+    assert image.inputs["insecureValue"] == digest
 
 
 def _compose(run: OfflineRun) -> dict:
@@ -265,6 +295,9 @@ def test_x86_hosts_get_x86_binaries() -> None:
     assert (
         "docker-compose-linux-x86_64" in user_data and "cloudflared-linux-x86_64.rpm" in user_data
     )
+    # Each checked against its own architecture's pinned checksum.
+    assert f"{PINNED['cloudflared']['2026.9.3']['x86_64']}  cloudflared.rpm" in user_data
+    assert f"{PINNED['compose']['v5.4.0']['x86_64']}  docker-compose" in user_data
 
 
 def test_allow_reading_secret_grants_one_secret_to_the_host() -> None:

@@ -9,6 +9,7 @@ fails. On a new stack the database parameters do not exist at first boot.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -24,10 +25,12 @@ from infra.boot import (
     DatabaseParameterNames,
     UserDataSpec,
     boot_files,
+    image_parameter,
     registry_password_parameter,
     render_user_data,
 )
 from infra.config import parse_section
+from infra.downloads import RDS_CA_BUNDLE, Download
 from infra.offline import read_stack_config
 from infra.secrets import secret_parameter_names, tunnel_token_parameter
 
@@ -43,6 +46,7 @@ DB_PASSWORD = "p@ss:w/rd%BOOT&?#"  # characters a URL must encode
 TUNNEL_TOKEN = "eyBOOTtunnelTokenC0ffee"
 REGISTRY_PASSWORD = "ghp_BOOTregistryToken42"
 SECRET_VALUES = [*SECRETS.values(), DB_PASSWORD, TUNNEL_TOKEN, REGISTRY_PASSWORD]
+IMAGE = "ghcr.io/acme/prism-api@sha256:" + "a1" * 32
 
 _AWS = r"""#!/usr/bin/env python3
 import json, os, sys
@@ -112,13 +116,48 @@ exit 0
 _LOGGING_STUB = '#!/bin/bash\necho "$(basename "$0") $*" >>"$STUB_LOG"\n'
 # Like docker login: reads the password from stdin.
 _DOCKER = _LOGGING_STUB + 'case "$*" in *--password-stdin*) cat >/dev/null ;; esac\n'
-_CURL = _LOGGING_STUB + 'while [ $# -gt 0 ]; do [ "$1" = -o ] && : >"$2"; shift; done\n'
+# Like curl -fsSL: the release file the URL names, from the stand-in release server
+# ($STUB_RELEASES), or curl's error 22 for an HTTP error.
+_CURL = _LOGGING_STUB + r"""out= url=
+while [ $# -gt 0 ]; do
+  case "$1" in -o) out=$2; shift ;; --retry) shift ;; -*) ;; *) url=$1 ;; esac
+  shift
+done
+src="$STUB_RELEASES/${url##*/}"
+if [ ! -f "$src" ]; then echo "curl: (22) The requested URL returned error: 404" >&2; exit 22; fi
+cp "$src" "$out"
+"""
+# Like journalctl --follow: prints the journal lines in $STUB_JOURNAL, then (unlike the real
+# one, which waits for more) ends.
+_JOURNALCTL = _LOGGING_STUB + 'cat "$STUB_JOURNAL" 2>/dev/null || true\n'
+
+# What the stand-in release server publishes: one body per file the boot script downloads.
+RELEASE_BODIES = {
+    "docker-compose-linux-aarch64": b"compose plugin\n",
+    "cloudflared-linux-aarch64.rpm": b"cloudflared rpm\n",
+    "global-bundle.pem": b"-----BEGIN CERTIFICATE-----\n",
+}
+
+
+@pytest.fixture(autouse=True)
+def _pinned_to_the_stand_in_releases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real pins name the real files; here the checksums are those of the stand-ins, so
+    `sha256sum -c` runs for real against what the stub curl returns."""
+    sums = {name: hashlib.sha256(body).hexdigest() for name, body in RELEASE_BODIES.items()}
+    pinned = {
+        "compose": {"v5.4.0": {"arm64": sums["docker-compose-linux-aarch64"]}},
+        "cloudflared": {"2026.9.3": {"arm64": sums["cloudflared-linux-aarch64.rpm"]}},
+    }
+    monkeypatch.setattr("infra.downloads.PINNED", pinned)
+    bundle = Download(RDS_CA_BUNDLE.url, sums["global-bundle.pem"])
+    monkeypatch.setattr("infra.boot.RDS_CA_BUNDLE", bundle)
 
 
 def _state(tmp: Path, *, with_database: bool) -> dict:
     params = {name: SECRETS[env] for env, name in secret_parameter_names(STACK, SECRETS).items()}
     params[tunnel_token_parameter(STACK)] = TUNNEL_TOKEN
     params[registry_password_parameter(STACK)] = REGISTRY_PASSWORD
+    params[image_parameter(STACK)] = IMAGE
     secrets = {}
     if with_database:
         db = DatabaseParameterNames.for_stack(STACK)
@@ -168,12 +207,24 @@ class Host:
             "dnf": _LOGGING_STUB,
             "docker": _DOCKER,
             "curl": _CURL,
+            "journalctl": _JOURNALCTL,
         }.items():
             path = self.stubs / name
             path.write_text(text)
             path.chmod(0o755)
+        # The docker CLI where AL2023's package puts it (the units and scripts call it there).
+        docker = self.root / "usr/bin/docker"
+        docker.parent.mkdir(parents=True)
+        docker.write_text(_DOCKER)
+        docker.chmod(0o755)
+        self.releases = tmp / "releases"
+        self.releases.mkdir()
+        for name, body in RELEASE_BODIES.items():
+            (self.releases / name).write_bytes(body)
         self.log = tmp / "calls.log"
         self.env = {
+            "STUB_RELEASES": str(self.releases),
+            "STUB_JOURNAL": str(tmp / "journal"),
             "PATH": f"{self.stubs}:/usr/bin:/bin",
             "STUB_STATE": str(tmp / "state.json"),
             "STUB_LOG": str(self.log),
@@ -244,22 +295,31 @@ def test_later_the_env_file_is_written_0600_from_the_secret(host: Host) -> None:
     env_file = host.root / API_ENV_FILE.lstrip("/")
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     lines = env_file.read_text().splitlines()
+    # The application role's secret, over TLS checked against the RDS CAs and the host name.
     assert lines[0] == (
         "DATABASE_URL='postgres://prism_admin:p%40ss%3Aw%2Frd%25BOOT%26%3F%23"
-        "@prism-staging.abc.us-east-1.rds.amazonaws.com:5432/prism?sslmode=require'"
+        "@prism-staging.abc.us-east-1.rds.amazonaws.com:5432/prism"
+        "?sslmode=verify-full&sslrootcert=/etc/prism/rds-ca.pem'"
     )
     assert sorted(lines[1:]) == sorted(f"{k}='{v}'" for k, v in SECRETS.items())
     assert [p.name for p in env_file.parent.iterdir() if p.name.startswith("api.env.")] == []
+    release = host.root / "etc/prism/release.env"
+    assert release.read_text() == f"PRISM_API_IMAGE='{IMAGE}'\n"
+    assert stat.S_IMODE(release.stat().st_mode) == 0o600
 
-    # The hourly refresh restarts the API only when something changed.
-    assert host.run(fetch_env, "--restart-if-changed").returncode == 0
-    assert "systemctl restart prism-api.service" not in host.log.read_text()
+    # The 5-minute refresh recreates the API container only when something changed, and
+    # never restarts the whole unit.
+    recreate = "compose --env-file {0}/etc/prism/release.env -f {0}/etc/prism/compose.yaml up"
+    recreate = recreate.format(host.root) + " --detach --wait --no-deps api"
+    assert host.run(fetch_env, "--apply").returncode == 0
+    assert recreate not in host.log.read_text()
     state = json.loads((host.tmp / "state.json").read_text())
     arn = next(iter(state["secrets"]))
     state["secrets"][arn] = json.dumps({"username": DB_USER, "password": "rotated"})
     (host.tmp / "state.json").write_text(json.dumps(state))
-    assert host.run(fetch_env, "--restart-if-changed").returncode == 0
-    assert "systemctl restart prism-api.service" in host.log.read_text()
+    assert host.run(fetch_env, "--apply").returncode == 0
+    assert host.log.read_text().count(recreate) == 1
+    assert "systemctl restart" not in host.log.read_text()
 
     token_script = host.root / "usr/local/bin/prism-fetch-tunnel-token"
     assert host.run(token_script).returncode == 0
@@ -281,10 +341,12 @@ def test_registry_login_from_ssm_before_each_start(host: Host) -> None:
     spec = _spec(host.root, registryUsername="prism-bot")
     assert host.run(render_user_data(spec)).returncode == 0
     unit = (host.root / "etc/systemd/system/prism-api.service").read_text()
-    login = f"ExecStartPre={host.root}/usr/local/bin/prism-registry-login"
+    # `-`: a registry that is down does not stop a start (the cached image runs).
+    login = f"ExecStartPre=-{host.root}/usr/local/bin/prism-registry-login"
     docker = f"{host.root}/usr/bin/docker"
-    pull = f"ExecStartPre=-{docker} compose -f {host.root}/etc/prism/compose.yaml pull"
-    assert unit.index(login) < unit.index(pull) < unit.index(f"ExecStart={docker}")
+    assert unit.index(login) < unit.index(f"ExecStart={docker}")
+    # No pull before a start: a restart never brings in another image behind a tag.
+    assert " pull" not in unit
     done = host.run(host.root / "usr/local/bin/prism-registry-login")
     assert done.returncode == 0, done.stderr
     calls = host.log.read_text()
@@ -303,3 +365,79 @@ def test_ecr_login_needs_no_password(host: Host) -> None:
     calls = host.log.read_text()
     assert "aws ecr get-login-password --region eu-west-1" in calls
     assert "docker login --username AWS --password-stdin 123456789012.dkr.ecr" in calls
+
+
+def test_a_new_image_reaches_the_running_api_through_its_parameter(host: Host) -> None:
+    _state(host.tmp, with_database=True)
+    spec = _spec(host.root, registryUsername="prism-bot")
+    assert host.run(render_user_data(spec)).returncode == 0
+    fetch_env = host.root / "usr/local/bin/prism-fetch-env"
+    assert host.run(fetch_env).returncode == 0  # what the API's start wrote
+    state = json.loads((host.tmp / "state.json").read_text())
+    newer = "ghcr.io/acme/prism-api@sha256:" + "b2" * 32
+    state["parameters"][image_parameter(STACK)] = newer
+    (host.tmp / "state.json").write_text(json.dumps(state))
+    before = host.log.read_text()
+    assert host.run(fetch_env, "--apply").returncode == 0
+    calls = host.log.read_text()[len(before) :].splitlines()
+    assert (host.root / "etc/prism/release.env").read_text() == f"PRISM_API_IMAGE='{newer}'\n"
+    # Logged in first (the new image is pulled), then the API container alone recreated.
+    login = next(i for i, c in enumerate(calls) if c.startswith("docker login"))
+    up = next(i for i, c in enumerate(calls) if "up --detach --wait --no-deps api" in c)
+    assert login < up
+
+
+def _boot_fails_before_any_unit(host: Host) -> str:
+    _state(host.tmp, with_database=False)
+    done = host.run(render_user_data(_spec(host.root)))
+    assert done.returncode != 0
+    assert host.lines("enabled") == [] and host.lines("started") == []
+    assert not (host.root / "usr/local/lib/docker/cli-plugins/docker-compose").exists()
+    dnf = [c for c in host.log.read_text().splitlines() if c.startswith("dnf ")]
+    assert dnf == ["dnf install -y docker jq"]
+    return done.stdout + done.stderr
+
+
+def test_an_altered_download_stops_the_boot_before_it_is_installed(host: Host) -> None:
+    (host.releases / "cloudflared-linux-aarch64.rpm").write_bytes(b"something else\n")
+    out = _boot_fails_before_any_unit(host)
+    assert "cloudflared.rpm: FAILED" in out and "docker-compose: OK" in out
+
+
+def test_a_failed_download_stops_the_boot(host: Host) -> None:
+    (host.releases / "global-bundle.pem").unlink()
+    out = _boot_fails_before_any_unit(host)
+    assert "curl: (22)" in out
+
+
+def test_the_rds_ca_bundle_is_installed_where_the_url_names_it(host: Host) -> None:
+    _state(host.tmp, with_database=False)
+    assert host.run(render_user_data(_spec(host.root))).returncode == 0
+    bundle = host.root / "etc/prism/rds-ca.pem"
+    assert bundle.read_bytes() == RELEASE_BODIES["global-bundle.pem"]
+    assert stat.S_IMODE(bundle.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("journal", "refreshed"),
+    [
+        # PostgreSQL's message for a wrong password (src/backend/libpq/auth.c), as pgx quotes it.
+        (
+            'failed to connect to `user=prism_api database=prism`: server error (FATAL: '
+            'password authentication failed for user "prism_api" (SQLSTATE 28P01))\n',
+            True,
+        ),
+        ("listening on :8080\nGET /ready 200\n", False),
+    ],
+)
+def test_an_authentication_failure_refreshes_at_once(
+    host: Host, journal: str, refreshed: bool
+) -> None:
+    _state(host.tmp, with_database=False)
+    assert host.run(render_user_data(_spec(host.root))).returncode == 0
+    (host.tmp / "journal").write_text(journal)
+    before = host.log.read_text()
+    host.run(host.root / "usr/local/bin/prism-auth-watch")
+    calls = host.log.read_text()[len(before) :]
+    assert "journalctl --follow --lines=0 --output=cat SYSLOG_IDENTIFIER=prism-api" in calls
+    assert ("systemctl start prism-env-refresh.service" in calls) is refreshed

@@ -19,6 +19,7 @@ from infra.config import (
     parse_section,
     windows_overlap,
 )
+from infra.downloads import PINNED
 from infra.offline import DELETE, Secret, read_stack_config, runtime_config
 from tests.infra.conftest import FAKE_SECRETS, config_error, run_stack
 
@@ -196,7 +197,7 @@ ENV = "prism-infra:apiHost.env"
             f"{ENV}.IMPORT_UPLOAD_DIR is set by the stack from prism-infra:apiHost.importUploadDir",
         ),
         # User data is capped at 16 KiB by EC2.
-        ({"BIG": "x" * 3100}, f"{ENV} holds 3103 bytes of names and values; at most 3072 fit"),
+        ({"BIG": "x" * 2100}, f"{ENV} holds 2103 bytes of names and values; at most 2048 fit"),
         ({f"K{i}": "" for i in range(65)}, f"{ENV} has 65 entries; at most 64 fit"),
     ],
 )
@@ -291,7 +292,7 @@ def test_real_values_pass_the_example_check() -> None:
         "prism-infra:tunnel.zoneId": "b2" * 16,
         "prism-infra:tunnel.hostname": "api.prism-app.io",
         "prism-infra:alarms.email": "oncall@prism-app.io",
-        "prism-infra:apiHost.image": "ghcr.io/prism-app/api:1.4.2",
+        "prism-infra:apiHost.image": "ghcr.io/prism-app/api@sha256:" + "c4" * 32,
     }
     run = run_stack("prod", real, program=lambda: main(examples_allowed=False))
     assert run.outputs["apiHostname"] == "api.prism-app.io"
@@ -407,10 +408,71 @@ HOST = "prism-infra:apiHost"
         "prism-api",
     ],
 )
-def test_image_by_tag_or_digest(image: str) -> None:
+def test_staging_takes_a_tag_or_a_digest(image: str) -> None:
     run = run_stack("staging", {f"{HOST}.image": image})
-    user_data = run.one("aws:ec2/instance:Instance").inputs["userData"]
-    assert f"image: {image}" in user_data
+    parameter = run.one("aws:ssm/parameter:Parameter", "api-host-image")
+    assert parameter.inputs["insecureValue"] == image
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/acme/prism-api:stable",
+        "ghcr.io/acme/prism-api:1.4.2",
+        "ghcr.io/acme/prism-api",  # docker reads it as :latest
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/prism-api:release",
+    ],
+)
+def test_prod_refuses_a_mutable_image_reference(image: str) -> None:
+    message = config_error("prod", {f"{HOST}.image": image})
+    assert message.startswith(
+        f"{HOST}.image must name the image by digest (…@sha256:<64 hex>) when "
+        f"prism-infra:environment is prod (got \"{image}\")"
+    )
+
+
+def test_prod_takes_a_digest_with_or_without_its_tag() -> None:
+    for image in (
+        "ghcr.io/acme/prism-api@sha256:" + "d" * 64,
+        "ghcr.io/acme/prism-api:1.4.2@sha256:" + "d" * 64,
+    ):
+        run = run_stack("prod", {f"{HOST}.image": image})
+        assert run.outputs["apiImage"] == image
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting", "version"),
+    [
+        ({f"{HOST}.composeVersion": "v2.36.0"}, "composeVersion", "v2.36.0"),
+        ({f"{HOST}.cloudflaredVersion": "2024.6.1"}, "cloudflaredVersion", "2024.6.1"),
+    ],
+)
+def test_a_download_without_a_pinned_checksum_is_refused(
+    overrides: dict[str, str], setting: str, version: str
+) -> None:
+    # 2024.6.1 was the stacks' cloudflared before: a release nobody pinned is never fetched.
+    message = config_error("staging", overrides)
+    assert message.startswith(f"{HOST}.{setting} has no pinned sha256 for arm64 ")
+    assert f'in infra/downloads.py (got "{version}")' in message
+
+
+def test_an_architecture_without_a_pinned_checksum_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    arm_only = {"compose": PINNED["compose"], "cloudflared": {"2026.9.3": {"arm64": "e" * 64}}}
+    monkeypatch.setattr("infra.downloads.PINNED", arm_only)
+    message = config_error(
+        "staging", {f"{HOST}.architecture": "x86_64", f"{HOST}.instanceType": "t3.small"}
+    )
+    assert message.startswith(f"{HOST}.cloudflaredVersion has no pinned sha256 for x86_64 ")
+
+
+def test_deployed_commit_must_be_a_commit_id() -> None:
+    message = config_error("prod", {"prism-infra:deployedCommit": "main"})
+    assert message.startswith("prism-infra:deployedCommit must be a full git commit id")
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert run_stack("prod", {"prism-infra:deployedCommit": sha}).outputs["deployedCommit"] == sha
+    assert "deployedCommit" not in run_stack("prod").outputs
 
 
 @pytest.mark.parametrize(

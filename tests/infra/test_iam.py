@@ -49,7 +49,9 @@ class Host:
         self.key_policy: dict[str, Any] = json.loads(
             run.one("aws:kms/key:Key", "runtime-secrets-key").inputs["policy"]
         )
-        self.db_secret: str = run.outputs["dbMasterSecretArn"]
+        # What the API connects with: its application role's secret.
+        self.db_secret: str = run.outputs["dbAppSecretArn"]
+        self.master_secret: str = run.outputs["dbMasterSecretArn"]
 
     def ssm(self, action: str, parameter: str) -> str:
         return evaluate(Request(self.arn, action, f"{SSM}{parameter}"), self.policies)
@@ -200,6 +202,13 @@ def test_a_host_reads_only_its_own_database_secret(
         assert evaluate(Request(host.arn, action, theirs), host.policies) == "implicit-deny"
     assert (
         evaluate(Request(host.arn, "secretsmanager:PutSecretValue", host.db_secret), host.policies)
+        == "implicit-deny"
+    )
+    # Nor its own database's master secret: the API never connects as the master user.
+    assert (
+        evaluate(
+            Request(host.arn, "secretsmanager:GetSecretValue", host.master_secret), host.policies
+        )
         == "implicit-deny"
     )
 

@@ -34,10 +34,40 @@ def test_database_url_parts_point_at_the_instance(each_stack: OfflineRun) -> Non
     assert params[f"{base}/host"]["insecureValue"] == db.outputs["address"]
     assert params[f"{base}/port"]["insecureValue"] == "5432"
     assert params[f"{base}/name"]["insecureValue"] == "prism"
-    assert params[f"{base}/secret-arn"]["insecureValue"] == each_stack.outputs["dbMasterSecretArn"]
+    # The API's application role, never the master user.
+    assert params[f"{base}/secret-arn"]["insecureValue"] == each_stack.outputs["dbAppSecretArn"]
     for part in ("host", "port", "name", "secret-arn"):
         assert params[f"{base}/{part}"]["type"] == "String"  # none of these is a secret
         assert "value" not in params[f"{base}/{part}"]
+
+
+def test_the_app_role_secret_is_on_the_stacks_key(each_stack: OfflineRun) -> None:
+    key = each_stack.one("aws:kms/key:Key", "runtime-secrets-key")
+    secret = each_stack.one("aws:secretsmanager/secret:Secret", "runtime-secrets-app-secret")
+    # A prefix: Secrets Manager keeps a deleted secret's name through its recovery window, so a
+    # stack rebuilt within it needs a name of its own.
+    assert secret.inputs["namePrefix"] == f"prism/{each_stack.stack}/database/app-"
+    assert "name" not in secret.inputs
+    assert secret.inputs["kmsKeyId"] == key.outputs["arn"]
+    assert each_stack.outputs["dbAppSecretArn"] == secret.outputs["arn"]
+    assert each_stack.outputs["dbAppRole"] == "prism_api"
+    version = each_stack.one(
+        "aws:secretsmanager/secretVersion:SecretVersion", "runtime-secrets-app-secret-value"
+    )
+    # The password is generated, kept secret in the state, and never in an input in clear.
+    value = version.inputs["secretString"]
+    assert isinstance(value, Secret)
+    body = json.loads(value.value)
+    assert body["username"] == "prism_api" and len(body["password"]) == 40
+    password = each_stack.one("random:index/randomPassword:RandomPassword")
+    assert password.inputs["special"] is False
+
+
+def test_the_master_secret_is_on_the_stacks_key(each_stack: OfflineRun) -> None:
+    key = each_stack.one("aws:kms/key:Key", "runtime-secrets-key")
+    instance = each_stack.one("aws:rds/instance:Instance")
+    assert instance.inputs["manageMasterUserPassword"] is True
+    assert instance.inputs["masterUserSecretKmsKeyId"] == key.outputs["arn"]
 
 
 def test_no_database_password_is_stored_anywhere(each_stack: OfflineRun) -> None:
@@ -84,7 +114,15 @@ def test_key_policy_names_the_host_role_and_the_stacks_deploy_role_only(
     host = by_sid["HostDecryptsThroughSsm"]
     assert host["Principal"] == {"AWS": each_stack.one("aws:iam/role:Role").outputs["arn"]}
     assert host["Action"] == "kms:Decrypt"
-    assert host["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-1.amazonaws.com"}}
+    # Through SSM (its parameters) and Secrets Manager (the database secrets on this key) only.
+    assert host["Condition"] == {
+        "StringEquals": {
+            "kms:ViaService": [
+                "ssm.us-east-1.amazonaws.com",
+                "secretsmanager.us-east-1.amazonaws.com",
+            ]
+        }
+    }
 
 
 def test_the_account_neither_uses_the_key_nor_hands_it_out(each_stack: OfflineRun) -> None:

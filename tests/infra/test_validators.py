@@ -168,7 +168,8 @@ def test_shellcheck_passes_on_every_script(stack: str, variant: str, tmp_path: P
     spec = _spec(stack, variant)
     scripts = {"user-data": render_user_data(spec)}
     scripts |= {Path(f.path).name: f.body for f in _files(spec, "shell")}
-    assert len(scripts) == (4 if variant != "plain" else 3)
+    # user data, fetch-env, tunnel token, auth watch (+ registry login)
+    assert len(scripts) == (5 if variant != "plain" else 4)
     for name, text in scripts.items():
         (tmp_path / name).write_text(text)
     result = subprocess.run(
@@ -230,7 +231,7 @@ def test_systemd_analyze_verifies_every_unit(stack: str, variant: str, tmp_path:
     spec = _spec(stack, variant, root=str(tmp_path))
     units = _host_root(tmp_path, spec)
     names = [Path(f.path).name for f in _files(spec, "unit")]
-    assert len(names) == 4
+    assert len(names) == 5
     result = _verify(units, names)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
@@ -240,7 +241,7 @@ def test_systemd_analyze_would_see_a_defect(tmp_path: Path) -> None:
     spec = _spec("staging", "plain", root=str(tmp_path))
     units = _host_root(tmp_path, spec)
     api = units / "prism-api.service"
-    api.write_text(api.read_text().replace("Restart=always", "Restart=sometimes"))
+    api.write_text(api.read_text().replace("Restart=on-failure", "Restart=sometimes"))
     (tmp_path / "usr/local/bin/prism-fetch-env").unlink()
     result = _verify(units, ["prism-api.service"])
     assert "Failed to parse service restart specifier" in result.stderr
@@ -344,7 +345,13 @@ def test_compose_file_follows_the_compose_spec(
     doc = yaml.safe_load(compose.body)
     errors = [e.message for e in compose_schema.iter_errors(doc)]
     assert errors == []
-    assert doc["services"]["api"]["image"] == _spec(stack, variant).settings.image
+    api = doc["services"]["api"]
+    # The image is not in the file (nor in user data): compose reads it from release.env, and
+    # pulls only an image it does not have, so a restart never changes what runs.
+    assert api["image"].startswith("${PRISM_API_IMAGE:?")
+    assert _spec(stack, variant).settings.image not in compose.body
+    assert api["pull_policy"] == "missing"
+    assert "/etc/prism/rds-ca.pem:/etc/prism/rds-ca.pem:ro" in api["volumes"]
 
 
 def test_the_compose_schema_would_see_a_defect(

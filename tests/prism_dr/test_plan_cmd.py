@@ -76,6 +76,10 @@ def test_table_shows_dr_settings(app: typer.Typer, runner: CliRunner) -> None:
     assert "http_status:404" in out
     assert "endpoint: (unknown)" in out  # computed by AWS, unknown offline
     assert "[secret]" in out
+    # What runs against the database: the approved image by digest, as the application role.
+    assert "API image pinned by digest" in out
+    assert "ghcr.io/example/prism-api@sha256:" + "0" * 64 in out
+    assert "API connects as" in out and "prism_api" in out
     assert result.stderr == ""
 
 
@@ -86,6 +90,9 @@ def test_json_has_every_resource_with_its_settings(prod_json: dict) -> None:
     assert posture["multiAz"] is True and posture["deletionProtection"] is True
     assert posture["pulumiProtect"] is True and posture["finalSnapshot"] is True
     assert posture["backupReplication"] == {"region": "us-west-2", "retentionDays": 30}
+    assert posture["apiImage"] == "ghcr.io/example/prism-api@sha256:" + "0" * 64
+    assert posture["apiImageByDigest"] is True
+    assert posture["applicationRole"] == "prism_api"
     by_name = {r["name"]: r for r in prod_json["resources"]}
     db = by_name["database-instance"]
     assert db["settings"]["backupRetentionPeriod"] == 30
@@ -96,6 +103,9 @@ def test_json_has_every_resource_with_its_settings(prod_json: dict) -> None:
     assert replication["options"]["provider"] == "database-dr-region"
     assert by_name["api-host-sg"]["settings"]["ingress"] == []
     assert by_name["runtime-secrets-redis-url"]["settings"]["value"] == "<secret>"
+    app_secret = by_name["runtime-secrets-app-secret"]["settings"]
+    assert app_secret["namePrefix"] == "prism/prod/database/app-"
+    assert by_name["runtime-secrets-app-secret-value"]["settings"]["secretString"] == "<secret>"
     assert prod_json["outputs"]["dbEndpoint"] == "<unknown>"
     assert prod_json["outputs"]["dbIdentifier"] == "prism-prod"
 

@@ -51,7 +51,7 @@ def project(tmp_path):
     cfg = doc["config"]
     cfg["prism-infra:tunnel"] = {"accountId": ACCOUNT, "zoneId": ZONE, "hostname": HOST}
     cfg["prism-infra:alarms"]["email"] = "ops@prismhub.io"
-    cfg["prism-infra:apiHost"]["image"] = "ghcr.io/prismhub/prism-api:stable"
+    cfg["prism-infra:apiHost"]["image"] = "ghcr.io/prismhub/prism-api@sha256:" + "5" * 64
     (root / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc))
     return root
 
