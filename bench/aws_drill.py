@@ -6,9 +6,10 @@ Cloudflare tunnel 30 s); the "restored DB" is a sample Prism database in an ephe
 PostgreSQL and the "host" the stand-in API on it. Everything else is the real drill: the
 wait for /ready through the "hostname", the verification suite, the record, the teardown.
 
-Goals (issue #8): recorded RTO = max(DB, host + tunnel) + the /ready wait + verification;
-orchestration (the drill's wall time minus the checks and the /ready wait) <= 60 s.
-Reported, never asserted.
+The runner reads the engine's clock (simulated provider time plus real time). Goals: the
+recorded RTO is that clock's reading at the first /ready 200, seen by the bench's own probe,
+minus the drill's start (issue #17: the clock, not a formula); orchestration (the drill's
+wall time minus the checks and the /ready wait) <= 60 s. Reported, never asserted.
 
     python -m bench.aws_drill [--runs 3] [--scale 1] [--tier standard] [--out bench/out]
 """
@@ -30,9 +31,11 @@ from drills.aws.runner import run_aws_drill
 from drills.local.cluster import EphemeralPostgres
 from drills.local.sample import build_sample
 from drills.verify.model import Tier
+from drills.verify.smoke import probe
 from recovery.aws import resolve_target
 from recovery.points import Point, Source
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
+from tests.fakes.cloud import MemoryCloud
 from tests.fakes.engine import DEFAULT_DURATIONS, FakeStackEngine
 
 ORCHESTRATION_GOAL_SECONDS = 60.0
@@ -74,16 +77,35 @@ def bench_plan(record_dir: Path, tier: Tier) -> AwsDrillPlan:
 def one_run(cluster: Any, database: str, record_dir: Path, tier: Tier) -> dict[str, Any]:
     plan = bench_plan(record_dir, tier)
     local = StandinStack(cluster, database)
-    engine = FakeStackEngine(local=local)
+    tunnel = plan.cfg.tunnel
+    cloud = MemoryCloud(
+        account_id=tunnel.account_id,
+        zone_id=tunnel.zone_id,
+        zone_name=tunnel.hostname.partition(".")[2],
+    )
+    engine = FakeStackEngine(local=local, cloud=cloud)
+    first_ready: list[float] = []
+
+    def get(url: str) -> int | None:
+        status = probe(url)
+        if status == 200 and not first_ready:
+            first_ready.append(engine.clock())
+        return status
+
     started = time.monotonic()
+    clock_start = engine.clock()
     outcome = run_aws_drill(
         plan,
         engine,
         secrets=SECRETS,
         access=access_for(cluster),
         base_url=http_url,
+        get=get,
         ready_interval=0.1,
         destroy_backoff=0,
+        clock=engine.clock,
+        started=clock_start,
+        tunnels=cloud.cloudflare,
     )
     wall = time.monotonic() - started
     phases = {p.name: p.seconds for p in outcome.record.phases}
@@ -96,7 +118,7 @@ def one_run(cluster: Any, database: str, record_dir: Path, tier: Tier) -> dict[s
     return {
         "result": outcome.record.result.value,
         "recorded_rto_seconds": outcome.record.rto_seconds,
-        "expected_rto_seconds": round(provisioning + ready + verified, 3),
+        "clock_rto_seconds": round(first_ready[0] - clock_start, 3) if first_ready else None,
         "simulated_provisioning_seconds": provisioning,
         "ready_wait_seconds": ready,
         "verification_seconds": verified,
@@ -129,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         "scale": args.scale,
         "tier": args.tier.value,
         "simulated": {k: v for k, v in DEFAULT_DURATIONS.items()},
-        "rto_formula_holds": all(
-            abs((r["recorded_rto_seconds"] or 0) - r["expected_rto_seconds"]) < 0.01 for r in runs
+        "rto_is_the_clocks": all(
+            r["clock_rto_seconds"] is not None
+            and abs((r["recorded_rto_seconds"] or 0) - r["clock_rto_seconds"]) < 0.5
+            for r in runs
         ),
         "orchestration_median_seconds": statistics.median(orchestration),
         "orchestration_max_seconds": max(orchestration),
@@ -149,9 +173,8 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"AWS drill (simulated), {len(result['runs'])} runs, tier {result['tier']}",
         f"  recorded RTO (run 1)     {first['recorded_rto_seconds']:.1f} s "
-        f"= {first['simulated_provisioning_seconds']:.0f} + {first['ready_wait_seconds']:.1f} "
-        f"+ {first['verification_seconds']:.1f}",
-        f"  RTO formula holds        {result['rto_formula_holds']}",
+        f"(the clock at the first /ready 200: {first['clock_rto_seconds']:.1f} s)",
+        f"  RTO is the clock's       {result['rto_is_the_clocks']}",
         f"  orchestration median     {result['orchestration_median_seconds']:.1f} s",
         f"  orchestration max        {result['orchestration_max_seconds']:.1f} s "
         f"(goal <= {result['orchestration_goal_seconds']:.0f} s: "

@@ -40,6 +40,16 @@ _LOG_PARAMETERS = {
 RESTORE_IGNORED_INPUTS = ["restore_to_point_in_time", "snapshot_identifier"]
 
 EVENT_LOG_EXPORTS = ["postgresql", "upgrade"]
+# RDS creates the log group of each export on first write, untagged and kept forever; declared
+# here first (`/aws/rds/instance/<id>/<log>`, the name RDS writes to: AWS RDS User Guide,
+# "Publishing PostgreSQL logs to Amazon CloudWatch Logs"), they carry the stack's tags and a
+# retention, and go with the stack. CloudWatch accepts only listed values (30 and 7 are).
+LOG_RETENTION_DAYS = 30
+EPHEMERAL_LOG_RETENTION_DAYS = 7
+
+
+def log_group_name(identifier: str, log: str) -> str:
+    return f"/aws/rds/instance/{identifier}/{log}"
 
 
 @dataclass(frozen=True)
@@ -205,12 +215,28 @@ class PrismDatabase(pulumi.ComponentResource):
             opts=child,
         )
 
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-log-{log}",
+                name=log_group_name(s.identifier, log),
+                retention_in_days=(
+                    EPHEMERAL_LOG_RETENTION_DAYS if args.ephemeral else LOG_RETENTION_DAYS
+                ),
+                tags=tags,
+                opts=child,
+            )
+            for log in EVENT_LOG_EXPORTS
+        ]
+
         restored = origin is not None
         instance_opts = child_options(
             self,
             opts,
             protect=args.protect,
             ignore_changes=RESTORE_IGNORED_INPUTS if restored else None,
+            # The groups exist before RDS first writes to them (else RDS creates them untagged
+            # and the create here fails on the existing name); destroyed after the instance.
+            depends_on=log_groups,
         )
         instance = aws.rds.Instance(
             f"{name}-instance",

@@ -157,8 +157,18 @@ def read_stack_config(stack: str, project_dir: Path | None = None) -> dict[str, 
             f"does not exist in {path.parent} (known stacks: {known}); create it with "
             f"`pulumi stack init {stack}` and set its keys (docs/stacks.md)",
         )
+    raw = path.read_bytes()
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            path.name,
+            f"is not UTF-8 (byte 0x{raw[exc.start]:02x} at line {line}); save it as UTF-8, "
+            "as Pulumi reads it",
+        ) from None
+    try:
+        doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -25,7 +27,14 @@ from drills.aws.forward import (
     check_forward_tools,
     secrets_manager_credentials,
 )
-from drills.aws.plan import DEFAULT_TTL, AwsDrillPlan, cost_estimate, parse_ttl, plan_aws_drill
+from drills.aws.plan import (
+    DEFAULT_TTL,
+    AwsDrillPlan,
+    cost_estimate,
+    parse_ttl,
+    plan_aws_drill,
+    with_zone_hostname,
+)
 from drills.aws.runtime import (
     RuntimeValue,
     drill_runtime_values,
@@ -39,6 +48,10 @@ from infra.errors import BadInput
 from prism_dr.console import ConsoleObserver
 from recovery.aws import client
 from recovery.engine import EngineError, StackEngine, check_backend
+
+if TYPE_CHECKING:
+    from drills.aws.runner import Sweep
+    from recovery.cloudflare import TunnelCleanup
 
 err = Console(stderr=True)
 out = Console()
@@ -87,8 +100,46 @@ def make_access(plan: AwsDrillPlan) -> DatabaseAccess:
 base_url = None  # tests replace it: the stand-in API answers on http://127.0.0.1:<port>
 
 
+RUN_FILE_ENV = "PRISM_DRILL_RUN_FILE"
+
+
+def note_run_id(run_id: str) -> None:
+    """Append the run id to $PRISM_DRILL_RUN_FILE before anything is created: the workflow's
+    `if: always()` step sweeps each id it finds there, whatever became of the drill."""
+    path = os.environ.get(RUN_FILE_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as runs:
+            runs.write(run_id + "\n")
+    except OSError as error:
+        raise BadInput(f"{RUN_FILE_ENV}={path} cannot be written: {error.strerror}") from None
+
+
+def make_tunnels(plan: AwsDrillPlan) -> TunnelCleanup | None:
+    """The Cloudflare calls of the teardown and the sweep; refused without the token."""
+    if plan.hostname is None:
+        return None
+    from recovery.cloudflare import CloudflareTunnels
+
+    return CloudflareTunnels()
+
+
+def make_sweep(plan: AwsDrillPlan, tunnels: TunnelCleanup | None) -> Sweep:
+    """After the teardown: the run's tagged leftovers in its region (and IAM), its tunnel
+    and DNS record."""
+    from drills.aws.plan import memo_clients
+    from drills.aws.reaper import CloudflareScope, drill_sweep
+
+    scope = None
+    if plan.hostname is not None:
+        scope = CloudflareScope(plan.cfg.tunnel.account_id, plan.cfg.tunnel.zone_id, plan.hostname)
+    return drill_sweep([plan.region], memo_clients(client), tunnels, scope)
+
+
 def run(options: AwsDrillOptions) -> int:
     """The exit code: 0 passed, 1 failed, 128+n interrupted by signal n (recorded)."""
+    started = time.monotonic()  # the RTO counts the plan and Pulumi's start-up too
     ttl = parse_ttl(options.ttl, DEFAULT_TTL) if options.ttl else None  # None: the stack's
     plan = plan_aws_drill(
         stack=options.stack,
@@ -123,11 +174,16 @@ def run(options: AwsDrillOptions) -> int:
     secrets = secrets_of(values)
     registry_password = registry_password_of(values)
     access = make_access(plan)
+    tunnels = make_tunnels(plan)
+    if tunnels is not None:  # the drill hostname goes directly under the zone Cloudflare names
+        plan = with_zone_hostname(plan, tunnels.zone_name)
     engine = make_engine()
     for label, value in plan.lines():
         err.print(f"[bold]{label}[/]: {value}", highlight=False)
 
     from drills.aws.runner import run_aws_drill
+
+    note_run_id(plan.run_id)
 
     extra = {"base_url": base_url} if base_url is not None else {}
     outcome = run_aws_drill(
@@ -139,6 +195,9 @@ def run(options: AwsDrillOptions) -> int:
         manifest_path=options.manifest,
         smoke_cmd=options.smoke_cmd,
         observer=ConsoleObserver(err),
+        started=started,
+        sweep=make_sweep(plan, tunnels),
+        tunnels=tunnels,
         **extra,
     )
     record = redacted(outcome.record)

@@ -110,7 +110,10 @@ def register(app: typer.Typer) -> None:
             False, "--no-tunnel", help="AWS drill: no drill hostname and tunnel."
         ),
         smoke_cmd: str | None = typer.Option(
-            None, "--smoke-cmd", help="AWS drill: run this with BASE_URL set to the drill hostname."
+            None,
+            "--smoke-cmd",
+            help="Your smoke test, run with BASE_URL set to the API (the AWS drill's "
+            "hostname; the local drill's --api-cmd/--api-url); its exit code is a check.",
         ),
         project_dir: Path | None = typer.Option(
             None, "--project-dir", help="AWS drill: where Pulumi.<stack>.yaml lives.", hidden=True
@@ -169,6 +172,7 @@ def register(app: typer.Typer) -> None:
             keep=keep,
             api_url=api_url,
             api_cmd=api_cmd,
+            smoke_cmd=smoke_cmd,
             completed_by=operator,
             notes=notes,
             pg_bindir=pg_bindir,

@@ -62,13 +62,19 @@ def register(app: typer.Typer) -> None:
         skip_stacks: list[str] = typer.Option(
             [], "--skip-stack", help="Drill stack to leave alone (repeatable)."
         ),
+        run: str | None = typer.Option(
+            None,
+            "--run",
+            help="One drill run's id: remove everything tagged with it, expired or not, "
+            "and its Cloudflare tunnel and DNS record.",
+        ),
     ) -> None:
         """Find and remove what crashed or expired drills left behind."""
         age = parse_duration(older_than)
         if local:
-            if regions or skip_stacks:
+            if regions or skip_stacks or run:
                 raise BadInput(
-                    "--region and --skip-stack apply to AWS drills; drop them with --local"
+                    "--region, --skip-stack and --run apply to AWS drills; drop them with --local"
                 )
             raise typer.Exit(_reap_local(yes=yes, kept_older_than=age, as_json=as_json))
         try:
@@ -78,6 +84,12 @@ def register(app: typer.Typer) -> None:
                 f"the AWS drill reaper needs the Python module {err.name!r}, which is not "
                 "installed: run scripts/bootstrap (or use --local)"
             ) from err
+        if run is not None:
+            if skip_stacks:
+                raise BadInput("--skip-stack does not go with --run (one run is swept)")
+            raise typer.Exit(
+                aws_reaper.run_sweep(run_id=run, yes=yes, regions=list(regions), as_json=as_json)
+            )
         raise typer.Exit(
             aws_reaper.run(
                 older_than=age,

@@ -121,3 +121,69 @@ def with_ingress(
         return kept
     at = next((i for i, r in enumerate(kept) if not r.get("hostname")), len(kept))
     return [*kept[:at], {"hostname": hostname, "service": service}, *kept[at:]]
+
+
+# -- what a drill leaves in Cloudflare: its tunnel and its DNS record ---------------------------
+
+
+def drill_tunnel_name(stack: str) -> str:
+    """The name infra/tunnel.py gives a stack's tunnel."""
+    return f"prism-{stack}-api"
+
+
+class TunnelCleanup(Protocol):
+    """Finding and removing a drill's tunnel and DNS record (the sweep and `drill reap --run`),
+    and the zone's name the drill hostname goes under."""
+
+    def zone_name(self, zone_id: str) -> str: ...
+
+    def tunnels_named(self, account_id: str, name: str) -> list[str]:
+        """Ids of the account's live (not deleted) tunnels with this name."""
+        ...
+
+    def clean_connections(self, account_id: str, tunnel_id: str) -> None:
+        """Drop the tunnel's connections: Cloudflare refuses to delete a connected tunnel."""
+        ...
+
+    def delete_tunnel(self, account_id: str, tunnel_id: str) -> None: ...
+
+    def dns_records(self, zone_id: str, hostname: str) -> list[str]:
+        """Ids of the zone's records named `hostname`."""
+        ...
+
+    def delete_dns_record(self, zone_id: str, record_id: str) -> None: ...
+
+
+class CloudflareTunnels(CloudflareApi):
+    """TunnelCleanup over the v4 API (developers.cloudflare.com/api: Cloudflare Tunnel, DNS
+    Records). The token needs Cloudflare Tunnel:Edit and DNS:Edit."""
+
+    def __init__(self, token: str | None = None, base_url: str = API) -> None:
+        if not (token or os.environ.get(TOKEN_ENV)):
+            raise BadInput(
+                f"the drill's tunnel needs {TOKEN_ENV}: a Cloudflare API token with Cloudflare "
+                "Tunnel:Edit on the account and DNS:Edit on the zone (or drill without the tunnel: "
+                "--no-tunnel)"
+            )
+        super().__init__(token, base_url)
+
+    def zone_name(self, zone_id: str) -> str:
+        """The zone's own name (GET /zones/{zone_id}), e.g. `example.com`."""
+        return str((self._call("GET", f"/zones/{zone_id}") or {})["name"])
+
+    def tunnels_named(self, account_id: str, name: str) -> list[str]:
+        found = self._call("GET", f"/accounts/{account_id}/cfd_tunnel?name={name}&is_deleted=false")
+        return [str(t["id"]) for t in found or [] if t.get("name") == name]
+
+    def clean_connections(self, account_id: str, tunnel_id: str) -> None:
+        self._call("DELETE", f"/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections")
+
+    def delete_tunnel(self, account_id: str, tunnel_id: str) -> None:
+        self._call("DELETE", f"/accounts/{account_id}/cfd_tunnel/{tunnel_id}")
+
+    def dns_records(self, zone_id: str, hostname: str) -> list[str]:
+        found = self._call("GET", f"/zones/{zone_id}/dns_records?name={hostname}")
+        return [str(r["id"]) for r in found or [] if r.get("name") == hostname]
+
+    def delete_dns_record(self, zone_id: str, record_id: str) -> None:
+        self._call("DELETE", f"/zones/{zone_id}/dns_records/{record_id}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,16 +90,35 @@ class StackEngine(Protocol):
 
     def outputs(self, stack: str) -> Mapping[str, Any]: ...
 
-    def destroy(self, stack: str, *, remove: bool = True, on_event: OnEvent | None = None) -> None:
-        """Destroy every resource of the stack, then (remove=True) delete the stack itself.
+    def destroy(
+        self,
+        stack: str,
+        *,
+        remove: bool = True,
+        on_event: OnEvent | None = None,
+        targets: Sequence[str] | None = None,
+    ) -> None:
+        """Destroy every resource of the stack, then (remove=True) delete the stack itself;
+        with `targets` (URNs), only those and what depends on them, and the stack stays.
 
         Raises ConcurrentUpdate when the stack is locked, EngineError on other failures.
         A stack that does not exist is already destroyed: no error.
         """
         ...
 
+    def resources(self, stack: str) -> list[tuple[str, str]]:
+        """(URN, type) of each resource in the stack's state; [] when there is no stack."""
+        ...
+
     def cancel(self, stack: str) -> None:
         """Cancel the operation under way on the stack (releases its lock)."""
+        ...
+
+    def interrupt(self, stack: str) -> None:
+        """Interrupt this process's `up` of the stack as Ctrl-C would: the first call asks
+        for a graceful cancel (in-flight operations finish and are recorded), a second
+        terminates at once (in-flight creates stay pending: their resources may be orphaned).
+        Called from a signal handler while `up` runs in another thread."""
         ...
 
     def refresh(self, stack: str, *, clear_pending_creates: bool = True) -> None:
@@ -292,7 +311,8 @@ class AutomationEngine:
         with _engine_errors(stack):
             s.set_all_config({k: auto.ConfigValue(value=v) for k, v in config.items()})
             for key, value in tags.items():
-                # Stack tags need Pulumi Cloud; the config carries the expiry too.
+                # Self-managed backends keep stack tags since Pulumi 3.211 (the reaper reads
+                # prism:expires-at there); an older CLI refuses, and the config has it too.
                 with suppress(auto.CommandError):
                     s.set_tag(key, value)
             result = s.up(on_event=tracker.raw, color="never")
@@ -304,7 +324,14 @@ class AutomationEngine:
         with _engine_errors(stack):
             return {k: v.value for k, v in s.outputs().items() if not v.secret}
 
-    def destroy(self, stack: str, *, remove: bool = True, on_event: OnEvent | None = None) -> None:
+    def destroy(
+        self,
+        stack: str,
+        *,
+        remove: bool = True,
+        on_event: OnEvent | None = None,
+        targets: Sequence[str] | None = None,
+    ) -> None:
         from pulumi import automation as auto
 
         try:
@@ -315,12 +342,46 @@ class AutomationEngine:
             raise
         tracker = DurationTracker(on_event)
         with _engine_errors(stack):
-            s.destroy(on_event=tracker.raw, color="never", remove=remove)
+            if targets:
+                s.destroy(
+                    on_event=tracker.raw,
+                    color="never",
+                    target=list(targets),
+                    target_dependents=True,
+                )
+            else:
+                s.destroy(on_event=tracker.raw, color="never", remove=remove)
+
+    def resources(self, stack: str) -> list[tuple[str, str]]:
+        from pulumi import automation as auto
+
+        try:
+            s = self._stack(stack)
+        except EngineError as error:
+            if isinstance(error.__cause__, auto.StackNotFoundError):
+                return []
+            raise
+        with _engine_errors(stack):
+            deployment = s.export_stack().deployment or {}
+        return [(r["urn"], r["type"]) for r in deployment.get("resources") or []]
 
     def cancel(self, stack: str) -> None:
         s = self._stack(stack)
         with _engine_errors(stack):
             s.cancel()
+
+    def interrupt(self, stack: str) -> None:
+        # The Automation API forwards no signal to the CLI it runs (pulumi/automation/_cmd.py
+        # starts it with subprocess.Popen and only waits), so the drill sends the CLI's own
+        # Ctrl-C: SIGINT to the `pulumi` processes this process started.
+        import signal
+
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            with suppress(psutil.Error):
+                if child.name() == "pulumi":
+                    child.send_signal(signal.SIGINT)
 
     def refresh(self, stack: str, *, clear_pending_creates: bool = True) -> None:
         s = self._stack(stack)

@@ -59,6 +59,16 @@ _FLAG_VALUE = re.compile(
     r"\s+)(?!-)('(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\S+)"
 )
 
+# Prose: a credential written after the word that names it, as a person types a note
+# ("rotated the token 9f8e7d6c5b4a", "password: hunter2x", "the API key is AbC_123…"). Only
+# a value that looks generated (six characters or more, with a digit or one of _+/=-) is
+# masked, so "the token expired" stays readable.
+_WORD_VALUE = re.compile(
+    r"(?i)((?<![\w-])(?:token|password|passwd|passphrase|secret|api[ _-]?key)s?"
+    r"(?:\s*[:=]\s*|\s+(?:is\s+|was\s+)?))"
+    r"(?!\*\*\*)(?=[^\s,;&'\"]*[0-9_+/=-])([^\s,;&'\"]{6,})"
+)
+
 # HTTP headers that carry credentials, as a log line shows them.
 _CREDENTIAL_HEADER = re.compile(
     r"(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bx-auth-(?:token|key)|\bcookie)"
@@ -115,6 +125,7 @@ def mask_dsn(text: str) -> str:
         pos = end
     out.append(_mask_key_values(text[pos:]))
     text = _FLAG_VALUE.sub(lambda m: m.group(1) + MASK, "".join(out))
+    text = _WORD_VALUE.sub(lambda m: m.group(1) + MASK, text)
     text = _CREDENTIAL_HEADER.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
     for shape in _SHAPES:
         text = shape.sub(lambda m: m.group(1) + MASK, text)

@@ -10,14 +10,18 @@ own RDS-managed master secret, read from Secrets Manager; the DSN lives in memor
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from psycopg.conninfo import make_conninfo
@@ -161,15 +165,37 @@ class SsmPortForward:
                 self.sleep(0.5)
             yield _dsn(outputs, "127.0.0.1", local, self.credentials)
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            _end_group(proc)
             if proc.stderr:
                 proc.stderr.close()
+
+
+def _end_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """The session's whole process group: `aws ssm start-session` runs the relay in a child,
+    session-manager-plugin (awscli/customizations/sessionmanager.py starts it with
+    check_call), which outlives an `aws` that alone is terminated. The group is the one
+    `start_new_session` made, led by `aws`: SIGTERM to all of it, SIGKILL to what is left
+    after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (a zombie waiting for its reaper does not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
 
 
 def check_forward_tools(aws_cli: str = "aws") -> None:

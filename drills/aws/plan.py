@@ -117,6 +117,7 @@ class AwsDrillPlan:
     direct: bool = False
     notes: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    source_storage_gb: int | None = None  # the source's allocated storage, when found
 
     @property
     def stack_name(self) -> str:
@@ -136,6 +137,12 @@ class AwsDrillPlan:
     @property
     def instance_class(self) -> str:
         return self.settings.instance_class or self.cfg.database.instance_class
+
+    @property
+    def storage_gb(self) -> int:
+        """A restore needs at least the source's storage: a source grown past the stack
+        file's figure would not fit in it."""
+        return max(self.cfg.database.allocated_storage_gb, self.source_storage_gb or 0)
 
     @property
     def host_instance_type(self) -> str:
@@ -220,10 +227,41 @@ def parse_ttl(text: str | None, default: timedelta) -> timedelta:
     return ttl
 
 
-def drill_hostname(stack_hostname: str, run_id: str) -> str:
-    """`api.example.com` → `drill-<id>.example.com`: one label under the same parent."""
-    _, _, parent = stack_hostname.partition(".")
-    return f"{STACK_PREFIX}{run_id}.{parent}"
+def drill_hostname(zone: str, run_id: str) -> str:
+    """`drill-<id>.<zone>`: a label directly under the zone, whatever the stack's hostname
+    (an apex hostname has no parent to put it under)."""
+    return f"{STACK_PREFIX}{run_id}.{zone}"
+
+
+def guess_zone(hostname: str) -> str:
+    """The zone when Cloudflare cannot be asked (a dry run without a token): the parent of a
+    name of three labels or more, else the name itself (an apex is its own zone)."""
+    labels = hostname.split(".")
+    return ".".join(labels[1:]) if len(labels) >= 3 else hostname
+
+
+def drill_zone(hostname: str, zone_id: str, zone_name: Callable[[str], str] | None) -> str:
+    """The zone's name (Cloudflare's GET /zones/{id} when `zone_name` is given), checked to
+    hold the stack's hostname."""
+    if zone_name is None:
+        return guess_zone(hostname)
+    zone = zone_name(zone_id).strip(".").lower()
+    if hostname.lower() != zone and not hostname.lower().endswith("." + zone):
+        raise BadInput(
+            f"prism-infra:tunnel.hostname {hostname} is not in the zone {zone_id} ({zone}); "
+            "fix the hostname or the zoneId in the stack file"
+        )
+    return zone
+
+
+def with_zone_hostname(plan: AwsDrillPlan, zone_name: Callable[[str], str]) -> AwsDrillPlan:
+    """The plan with its hostname directly under the zone Cloudflare names (the plan itself
+    guessed the zone, to need no token for a dry run)."""
+    if plan.hostname is None:
+        return plan
+    tunnel = plan.cfg.tunnel
+    zone = drill_zone(tunnel.hostname, tunnel.zone_id, zone_name)
+    return replace(plan, hostname=drill_hostname(zone, plan.run_id))
 
 
 def plan_aws_drill(
@@ -243,6 +281,7 @@ def plan_aws_drill(
     now: datetime | None = None,
     actor: str | None = None,
     clients: Clients = client,
+    zone_name: Callable[[str], str] | None = None,
 ) -> AwsDrillPlan:
     """Resolve and check everything the drill needs; create nothing."""
     clients = memo_clients(clients)
@@ -273,6 +312,7 @@ def plan_aws_drill(
         network = _network_if_source_exists(clients, target, cfg)
     run_id = run_id_for(now)
     use_tunnel = settings.tunnel if tunnel is None else tunnel
+    storage = source_storage(clients, target.db_instance, home, where, point)
     return AwsDrillPlan(
         run_id=run_id,
         stack=stack,
@@ -288,12 +328,38 @@ def plan_aws_drill(
         settings=settings,
         cfg=cfg,
         network=network,
-        hostname=drill_hostname(cfg.tunnel.hostname, run_id) if use_tunnel else None,
+        hostname=(
+            drill_hostname(drill_zone(cfg.tunnel.hostname, cfg.tunnel.zone_id, zone_name), run_id)
+            if use_tunnel
+            else None
+        ),
         record_dir=record_dir,
         keep=keep,
         direct=direct,
         notes=notes,
+        source_storage_gb=storage,
     )
+
+
+def source_storage(
+    clients: Clients, db_instance: str, home: str, region: str, point: Point
+) -> int | None:
+    """The source's allocated storage (DescribeDBInstances), else the snapshot's being
+    restored (DescribeDBSnapshots); None when neither is found."""
+    try:
+        instance = describe_instance(clients("rds", home), db_instance)
+        if instance.get("AllocatedStorage"):
+            return int(instance["AllocatedStorage"])
+    except NotFound:
+        pass
+    if point.kind == "snapshot" and point.snapshot_id:
+        with aws_errors(f"describing snapshot {point.snapshot_id}"):
+            found = clients("rds", region).describe_db_snapshots(
+                DBSnapshotIdentifier=point.snapshot_id
+            )["DBSnapshots"]
+        if found and found[0].get("AllocatedStorage"):
+            return int(found[0]["AllocatedStorage"])
+    return None
 
 
 def memo_clients(clients: Clients) -> Clients:

@@ -33,8 +33,8 @@ def drill_program(
 
 
 def drill_config(plan: AwsDrillPlan) -> dict[str, str]:
-    """The drill stack's plain config: its region, and its expiry for the reaper (stack tags
-    are a Pulumi Cloud feature; a self-managed backend keeps config only)."""
+    """The drill stack's plain config: its region, and its expiry for the reaper besides the
+    `prism:expires-at` stack tag (which self-managed backends keep only since Pulumi 3.211)."""
     return {
         "aws:region": plan.region,
         "prism-infra:environment": "drill",
@@ -103,9 +103,15 @@ def build_drill(
         ),
     )
 
+    storage = plan.storage_gb
+    ceiling = cfg.database.max_allocated_storage_gb
+    if ceiling is not None:  # RDS wants the ceiling at least 10 % above the allocation
+        ceiling = max(ceiling, -(-storage * 11 // 10))
     db_settings = cfg.database.model_copy(
         update={
             "identifier": plan.db_identifier,
+            "allocated_storage_gb": storage,
+            "max_allocated_storage_gb": ceiling,
             "instance_class": plan.instance_class,
             "multi_az": False,
             "deletion_protection": False,

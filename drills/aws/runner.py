@@ -1,15 +1,23 @@
-"""The AWS drill: plan → up → wait for the host → verify → record → destroy.
+"""The AWS drill: plan → up → wait for the host → verify → record → destroy → sweep.
 
 The same guarantees as the local drill: the stack is destroyed on success, failure,
 exception, SIGINT, SIGTERM and SIGHUP (unless `--keep`), and a drill that ran always leaves
 its record, teardown outcome included. Teardown itself is not interrupted by a second
 signal: it is deferred until the destroy has finished.
 
-Clocks. Per-resource durations come from the engine's events (`resource_pre` →
-`res_outputs`). The DB and the host are created in parallel, so provisioning takes
-max(DB, host + tunnel); RTO = that + the wait for `/ready` 200 through the hostname + the
-verification. The first check's time is recorded apart: restored RDS storage loads lazily
-from S3, and the first touch pays for it.
+A signal during `up` never raises inside it (an exception there closes the CLI's pipes, and
+a CLI killed by SIGPIPE never finishes its cancel): `up` runs in a worker thread, the signal
+asks the engine for one graceful cancel and the drill waits for it, bounded; only past that
+bound does it ask again, which terminates the CLI and may orphan in-flight creates. Pulumi's
+`refresh --clear-pending-creates` then forgets those (it does not delete them), so after
+every teardown the drill sweeps the account for everything tagged `prism:drill=<run id>`
+and Cloudflare for the run's tunnel and DNS record (drills/aws/reaper.py: sweep_run), and
+records what the sweep found and removed.
+
+Clocks. RTO is read from the clock: drill start (the plan included) → the first `/ready`
+200 through the hostname. The phases are spans of the same clock. Per-resource durations
+from the engine's events (`resource_pre` → `res_outputs`) name the stand-up phase. The
+first check's time is recorded apart: restored RDS storage loads lazily from S3.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from drills.record import (
 from drills.verify import VerifyTarget, load_manifest, verify
 from drills.verify.model import CheckResult, Status
 from drills.verify.smoke import probe, run_smoke_cmd, wait_ready
+from recovery.cloudflare import CloudflareError, TunnelCleanup, drill_tunnel_name
 from recovery.engine import (
     ConcurrentUpdate,
     EngineError,
@@ -49,6 +58,7 @@ from recovery.engine import (
     Program,
     ResourceEvent,
     StackEngine,
+    UpResult,
 )
 from recovery.redact import mask_dsn
 
@@ -56,6 +66,11 @@ READY_TIMEOUT = 30 * 60.0  # the host boots while the database restores; then /r
 READY_INTERVAL = 10.0
 DESTROY_ATTEMPTS = 3  # a lock costs one (cancel, then destroy), a transient failure another
 DESTROY_BACKOFF = 30.0
+# A graceful cancel waits for the in-flight creates; an RDS restore can outlast any sensible
+# wait, and GitHub kills a cancelled step 10 s after its SIGINT: the drill waits this long,
+# then terminates the CLI (the sweep removes what that orphans).
+CANCEL_WAIT = 5.0
+TERMINATE_WAIT = 2.0
 
 DB_TYPE = "aws:rds/instance:Instance"
 HOST_TYPE = "aws:ec2/instance:Instance"
@@ -68,11 +83,23 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+class UpInProgress:
+    """While `up` runs in its worker thread, signals are noted here instead of raised."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.received: list[int] = []
+
+
 @contextlib.contextmanager
-def signals_as_interrupt() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP raise Interrupted, so `finally` tears the stack down."""
+def signals_as_interrupt(up: UpInProgress | None = None) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise Interrupted, so `finally` tears the stack down;
+    during `up` they are only noted (the waiting loop cancels the up)."""
 
     def _raise(signum: int, frame: Any) -> None:
+        if up is not None and up.active:
+            up.received.append(signum)
+            return
         raise Interrupted(signum)
 
     watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -149,9 +176,13 @@ def teardown(
     backoff: float = DESTROY_BACKOFF,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    tunnels: TunnelCleanup | None = None,
+    account_id: str | None = None,
 ) -> Teardown:
-    """Destroy and remove the stack: cancel a lock, refresh after an interrupted up (its
-    pending creates would otherwise be forgotten, not deleted), retry a failed destroy."""
+    """Destroy and remove the stack: cancel a lock, refresh after an interrupted up (it
+    drops the pending creates from the state; their resources are the sweep's), retry a
+    failed destroy. With `tunnels`, the host goes first and the tunnel's connections are
+    cleaned before the tunnel is deleted."""
     started = clock()
     notes: list[str] = []
     if after_interrupted_up:
@@ -169,6 +200,8 @@ def teardown(
             notes.append(f"refresh failed: {error}")
     for attempt in range(1, attempts + 1):
         try:
+            if tunnels is not None and account_id:
+                _host_first(engine, stack, tunnels, account_id, notes)
             engine.destroy(stack, remove=True)
         except ConcurrentUpdate:
             notes.append(f"destroy {attempt}: stack locked; cancelled the update under way")
@@ -182,10 +215,29 @@ def teardown(
         notes.append(f"stack {stack} destroyed and removed")
         return Teardown(True, clock() - started, notes)
     notes.append(
-        f"stack {stack} NOT destroyed: run `prism-dr drill reap --yes` or "
-        f"`pulumi destroy -s {stack}`"
+        f"stack {stack} NOT destroyed: run `prism-dr drill reap --run "
+        f"{stack.removeprefix('drill-')} --yes` or `pulumi destroy -s {stack}`"
     )
     return Teardown(False, clock() - started, notes)
+
+
+def _host_first(
+    engine: StackEngine, stack: str, tunnels: TunnelCleanup, account_id: str, notes: list[str]
+) -> None:
+    """Cloudflare refuses to delete a tunnel with active connections, and nothing in the
+    program makes the tunnel outlive the host (the host's runtime secrets need the tunnel's
+    token parameter, which needs the secrets' key: a dependency would be a cycle). So the
+    host (cloudflared) is destroyed first, then the tunnel's connections are cleaned."""
+    hosts = [urn for urn, type_ in engine.resources(stack) if type_ == HOST_TYPE]
+    if hosts:
+        engine.destroy(stack, remove=False, targets=hosts)
+        notes.append("the host destroyed before the tunnel")
+    try:
+        for tunnel_id in tunnels.tunnels_named(account_id, drill_tunnel_name(stack)):
+            tunnels.clean_connections(account_id, tunnel_id)
+            notes.append("the tunnel's connections cleaned")
+    except CloudflareError as error:  # the destroy then fails on the tunnel, and is retried
+        notes.append(f"cleaning the tunnel's connections failed: {str(error)[:200]}")
 
 
 def _cancel(engine: StackEngine, stack: str, notes: list[str]) -> None:
@@ -193,6 +245,96 @@ def _cancel(engine: StackEngine, stack: str, notes: list[str]) -> None:
         engine.cancel(stack)
     except EngineError as error:
         notes.append(f"cancel failed: {error}")
+
+
+def run_up(
+    engine: StackEngine,
+    stack: str,
+    program: Program,
+    *,
+    config: Mapping[str, str],
+    tags: Mapping[str, str],
+    on_event: OnEvent,
+    guard: UpInProgress,
+    notes: list[str],
+    cancel_wait: float = CANCEL_WAIT,
+    terminate_wait: float = TERMINATE_WAIT,
+) -> UpResult:
+    """`engine.up` in a worker thread. A signal noted by `guard` asks for one graceful
+    cancel; past `cancel_wait` the CLI is terminated. Raises EngineError when the up failed
+    or was cancelled, Interrupted once the up has ended (or could not be waited for)."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = engine.up(stack, program, config=config, tags=tags, on_event=on_event)
+        except BaseException as error:  # handed to the main thread
+            box["error"] = error
+
+    worker = threading.Thread(target=work, name="pulumi-up", daemon=True)
+    guard.active = True
+    try:
+        worker.start()
+        asked = 0
+        deadline = float("inf")
+        while worker.is_alive():
+            worker.join(0.05)
+            if guard.received and asked == 0:
+                asked = 1
+                engine.interrupt(stack)
+                notes.append("asked the engine for a graceful cancel")
+                deadline = time.monotonic() + cancel_wait
+            elif asked == 1 and time.monotonic() > deadline:
+                asked = 2
+                engine.interrupt(stack)
+                notes.append(
+                    f"the cancel outlasted {cancel_wait:g} s: terminated the engine (in-flight "
+                    "creates may be orphaned; the sweep removes them)"
+                )
+                deadline = time.monotonic() + terminate_wait
+            elif asked == 2 and time.monotonic() > deadline:
+                notes.append("the engine did not stop: left it running")
+                break
+    finally:
+        guard.active = False
+    if guard.received:
+        raise Interrupted(guard.received[0])
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+@dataclass
+class SweepReport:
+    """What the sweep of one run found and did: (what, action) pairs."""
+
+    found: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[str]:
+        return [what for what, action in self.found if action.startswith("failed")]
+
+    def check(self) -> CheckResult:
+        if not self.found:
+            detail = "nothing tagged with this run was left"
+        else:
+            detail = "; ".join(f"{what}: {action}" for what, action in self.found)
+        return CheckResult(
+            name="sweep",
+            status=Status.FAIL if self.failed else Status.PASS,
+            detail=detail[:2000],
+            seconds=round(self.seconds, 3),
+        )
+
+
+Sweep = Callable[[str], SweepReport]
+"""run id -> what was found tagged `prism:drill=<run id>` (and the run's tunnel and DNS
+record) after the teardown, and removed."""
+
+
+def _no_sweep(run_id: str) -> SweepReport:
+    return SweepReport()
 
 
 @dataclass
@@ -224,9 +366,10 @@ class _Run:
     up_state: str = "not started"  # done, failed, interrupted
     error: str | None = None  # what in the environment ended the drill (Result.ERROR)
     up_seconds: float | None = None
-    provisioning: float = 0.0
     ready_seconds: float = 0.0
     verify_seconds: float = 0.0
+    started: float = 0.0  # the clock when the drill began (RTO's start)
+    ready_at: float | None = None  # the clock at the first /ready 200 through the hostname
 
 
 def run_aws_drill(
@@ -246,13 +389,23 @@ def run_aws_drill(
     observer: Observer | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    started: float | None = None,
+    sweep: Sweep = _no_sweep,
+    tunnels: TunnelCleanup | None = None,
+    cancel_wait: float = CANCEL_WAIT,
 ) -> AwsDrillOutcome:
+    """`started`: the `clock` reading when the drill began (before its plan), the RTO's
+    start; `sweep`: the post-teardown sweep of the run's tagged leftovers; `tunnels`: the
+    Cloudflare calls the teardown needs to delete the tunnel (host first, connections
+    cleaned)."""
     observer = observer or SilentObserver()
     manifest = load_manifest(manifest_path)
     events = EventLog()
     run = _Run()
     interrupted: int | None = None
     wall_start = clock()
+    run.started = wall_start if started is None else started
+    guard = UpInProgress()
 
     def phase(name: str, seconds: float) -> None:
         run.phases.append(Phase(name=name, seconds=round(max(0.0, seconds), 3)))
@@ -264,7 +417,7 @@ def run_aws_drill(
 
     teardown_result: Teardown | None = None
     try:
-        with signals_as_interrupt():
+        with signals_as_interrupt(guard):
             try:
                 _stand_up_and_verify(
                     plan,
@@ -284,6 +437,8 @@ def run_aws_drill(
                     observer,
                     clock,
                     sleep,
+                    guard,
+                    cancel_wait,
                 )
             except Interrupted as signal_:
                 interrupted = signal_.signum
@@ -310,6 +465,7 @@ def run_aws_drill(
                     f"{plan.drill_tags()['prism:expires-at']}"
                 )
             else:
+                account = plan.cfg.tunnel.account_id if plan.hostname else None
                 teardown_result = teardown(
                     engine,
                     plan.stack_name,
@@ -317,9 +473,30 @@ def run_aws_drill(
                     backoff=destroy_backoff,
                     clock=clock,
                     sleep=sleep,
+                    tunnels=tunnels,
+                    account_id=account,
                 )
+                report = _sweep(sweep, plan.run_id, clock)
+                if report.found and not teardown_result.destroyed and not report.failed:
+                    # The sweep removed what the destroy could not: the refresh now finds
+                    # the state's resources gone, and the stack can be removed.
+                    again = teardown(
+                        engine,
+                        plan.stack_name,
+                        after_interrupted_up=True,
+                        backoff=destroy_backoff,
+                        clock=clock,
+                        sleep=sleep,
+                    )
+                    teardown_result = Teardown(
+                        again.destroyed,
+                        teardown_result.seconds + again.seconds,
+                        [*teardown_result.notes, "after the sweep:", *again.notes],
+                    )
                 phase("destroyed", teardown_result.seconds)
                 check(teardown_result.check())
+                phase("swept", report.seconds)
+                check(report.check())
         if deferred and interrupted is None:
             interrupted = deferred[0]
             run.notes.append(f"{signal.Signals(deferred[0]).name} received during teardown")
@@ -329,21 +506,22 @@ def run_aws_drill(
     return outcome
 
 
+def _sweep(sweep: Sweep, run_id: str, clock: Callable[[], float]) -> SweepReport:
+    """The sweep must never lose the record: its own failure is a failed sweep."""
+    t = clock()
+    try:
+        report = sweep(run_id)
+    except Exception as error:
+        report = SweepReport([("sweep", f"failed: {type(error).__name__}: {str(error)[:200]}")])
+    report.seconds = clock() - t
+    return report
+
+
 def _show(display: Callable[..., None], *args: Any) -> None:
     """The display must never stop a teardown or lose a record (e.g. a spinner left running
     by an exception refuses to start another)."""
     with contextlib.suppress(Exception):
         display(*args)
-
-
-def provisioning_seconds(events: EventLog, up_seconds: float) -> float:
-    """max(DB, host + tunnel) from the engine's events; the up's wall time without them."""
-    db = events.span(lambda ty: ty == DB_TYPE)
-    host = events.span(lambda ty: ty == HOST_TYPE)
-    tunnel = events.span(lambda ty: ty.startswith(TUNNEL_PREFIX)) or 0.0
-    if db is None and host is None:
-        return up_seconds
-    return max(db or 0.0, (host or 0.0) + tunnel)
 
 
 def _stand_up_name(events: EventLog) -> str:
@@ -377,18 +555,27 @@ def _stand_up_and_verify(
     observer: Observer,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    guard: UpInProgress,
+    cancel_wait: float,
 ) -> None:
     _show(observer.phase_started, "stand up")
     t = clock()
     run.up_state = "interrupted"  # until up returns or raises: then it may hold pending creates
     try:
-        result = engine.up(
+        result = run_up(
+            engine,
             plan.stack_name,
             program,
             config=drill_config(plan),
             tags=plan.drill_tags(),
             on_event=events,
+            guard=guard,
+            notes=run.notes,
+            cancel_wait=cancel_wait,
         )
+    except Interrupted:
+        run.up_seconds = clock() - t
+        raise
     except EngineError as error:
         run.up_state = "failed"
         run.error = f"the drill stack did not come up: {str(error)[:300]}"
@@ -401,8 +588,7 @@ def _stand_up_and_verify(
     run.up_state = "done"
     run.up_seconds = clock() - t
     run.outputs = dict(result.outputs)
-    run.provisioning = provisioning_seconds(events, run.up_seconds)
-    phase(_stand_up_name(events), run.provisioning)
+    phase(_stand_up_name(events), run.up_seconds)
 
     hostname = run.outputs.get("apiHostname") or plan.hostname
     api_url = base_url(str(hostname)) if plan.hostname and hostname else None
@@ -418,6 +604,8 @@ def _stand_up_and_verify(
             sleep=sleep,
         )
         run.ready_seconds = clock() - t
+        if ready.status == Status.PASS:
+            run.ready_at = clock()
         phase("/ready through the hostname", run.ready_seconds)
         check(ready)
     else:
@@ -447,6 +635,8 @@ def _stand_up_and_verify(
     if smoke_cmd and api_url:
         check(run_smoke_cmd(smoke_cmd, api_url))
     run.verify_seconds = clock() - t
+    if not api_url:  # no hostname to reach: the drill is back once it is verified
+        run.ready_at = clock()
     phase("verified", run.verify_seconds)
 
 
@@ -462,8 +652,12 @@ def _record(
     db = events.span(lambda ty: ty == DB_TYPE)
     host = events.span(lambda ty: ty == HOST_TYPE)
     rto = None
-    if run.up_state == "done" and all(c.status != Status.FAIL for c in run.checks):
-        rto = round(run.provisioning + run.ready_seconds + run.verify_seconds, 3)
+    if (
+        run.up_state == "done"
+        and run.ready_at is not None
+        and all(c.status != Status.FAIL for c in run.checks)
+    ):
+        rto = round(run.ready_at - run.started, 3)
     # Billed time: from creation until the destroy finished (or the TTL, when kept).
     after_up = clock() - wall_start - (run.up_seconds or 0.0)
     alive_db = (db or 0.0) + after_up

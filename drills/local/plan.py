@@ -33,6 +33,7 @@ class LocalDrillPlan(BaseModel):
     jobs: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     api_url: str | None = None
     api_cmd: str | None = None
+    smoke_cmd: str | None = None  # run with BASE_URL = the API's URL; its exit code is a check
     completed_by: str | None = None
     notes: str = ""
     pg_bindir: Path | None = None  # --pg-bindir; None: PRISM_DR_PG_BINDIR or discovered
@@ -78,6 +79,13 @@ def check_plan(plan: LocalDrillPlan) -> None:
         raise BadInput("nothing to drill: pass --backup FILE, --source-dsn DSN, or --demo")
     if plan.api_url and plan.api_cmd:
         raise BadInput("--api-url and --api-cmd both given; pass one (the command is probed)")
+    if plan.smoke_cmd is not None and not (plan.api_url or plan.api_cmd):
+        raise BadInput(
+            "--smoke-cmd needs an API to test: pass --api-cmd (the drill starts it on the "
+            "restored database) or --api-url"
+        )
+    if plan.smoke_cmd is not None and not plan.smoke_cmd.strip():
+        raise BadInput("--smoke-cmd is empty; pass the command that runs your smoke test")
     if plan.api_url and not plan.api_url.startswith(("http://", "https://")):
         raise BadInput(f"--api-url {plan.api_url!r} is not an http(s) URL; e.g. http://127.0.0.1:8080")
     _check_record_dir(plan.record_dir)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 import stat
+import subprocess
 import tempfile
 import urllib.parse
 import zlib
@@ -207,12 +209,38 @@ class LocalInputs:
         return self.installation.bindir
 
 
+def check_temp_dir() -> None:
+    """As root the ephemeral cluster runs as the `postgres` OS user, in a directory under
+    TMPDIR (made by root, then handed to that user): that user must be able to traverse
+    TMPDIR (a TMPDIR under /root, or one made with mkdtemp, is 0700)."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return  # the cluster refuses with its own message (no postgres user to run as)
+    where = tempfile.gettempdir()
+    probe = subprocess.run(
+        ["test", "-d", where, "-a", "-x", where],
+        user="postgres",
+        check=False,
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        raise BadInput(
+            f"TMPDIR {where}: the postgres OS user, which runs the ephemeral cluster when the "
+            "drill runs as root, cannot traverse it; set TMPDIR to a directory every user can "
+            "traverse (e.g. /tmp)"
+        )
+
+
 def check_inputs(plan: LocalDrillPlan, *, probe: bool = True) -> LocalInputs:
     """Every input checked, before any cluster, temp dir or record is created.
 
     `probe`: connect to --source-dsn to prove it usable (off for the demo's own source, which
     only exists once the inputs have passed)."""
     check_record_dir(plan.record_dir)
+    check_temp_dir()
     check_plan(plan)
     if plan.api_url:
         check_api_url(plan.api_url)

@@ -172,6 +172,7 @@ def run_local_drill(plan: LocalDrillPlan, observer: DrillObserver | None = None)
                         source_dsn=inputs.source_dsn,
                         api_url=plan.api_url,
                         api_cmd=plan.api_cmd,
+                        smoke_cmd=plan.smoke_cmd,
                         stop_database=None if plan.keep else ephemeral.stop,
                         pg_bindir=inputs.bindir,
                     )

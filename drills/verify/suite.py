@@ -21,8 +21,9 @@ from drills.verify.integrity import (
     check_sequences,
 )
 from drills.verify.manifest import Manifest
-from drills.verify.model import CheckResult, Tier
+from drills.verify.model import CheckResult, Status, Tier
 from drills.verify.schema import check_migrations, check_restore, check_tables
+from drills.verify.smoke import run_smoke_cmd
 from drills.verify.target import VerifyTarget
 
 
@@ -92,6 +93,20 @@ def verify(
     with Api(target) as api:
         emit("app_health", api.health)
         emit("app_ready", api.ready)
+        if target.smoke_cmd:  # while the API and its database are up
+            result = (
+                run_smoke_cmd(target.smoke_cmd, api.base_url, scrub=target.scrub)
+                if api.ready_ok
+                else CheckResult(
+                    name="smoke_cmd",
+                    status=Status.FAIL,
+                    detail="not run: the API never answered /ready 200",
+                    seconds=0.0,
+                )
+            )
+            results.append(result)
+            if on_check is not None:
+                on_check(result)
         emit("degraded_mode", functools.partial(api.degraded, target.stop_database))
     return results
 

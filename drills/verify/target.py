@@ -23,6 +23,7 @@ class VerifyTarget:
     source_dsn: str | None = None  # the live source to compare with
     api_url: str | None = None  # probe /health and /ready here
     api_cmd: str | None = None  # start this with DATABASE_URL=dsn, probe it, stop it
+    smoke_cmd: str | None = None  # the team's smoke test, run with BASE_URL once /ready is 200
     # Lets the application check prove /ready turns 503 when the database is down; called
     # after every other check.
     stop_database: Callable[[], None] | None = None

@@ -402,3 +402,19 @@ def test_computed_outputs_are_exported(each_stack: OfflineRun) -> None:
         each_stack.outputs["dbLatestRestorableTime"]
         == _db(each_stack).outputs["latestRestorableTime"]
     )
+
+
+def test_each_log_export_has_its_own_tagged_log_group_with_a_retention(
+    each_stack: OfflineRun,
+) -> None:
+    db = _db(each_stack).inputs
+    groups = {
+        g.inputs["name"]: g.inputs for g in each_stack.of_type("aws:cloudwatch/logGroup:LogGroup")
+    }
+    # The names RDS writes the exports to: declared, RDS never creates them untagged.
+    assert set(groups) == {
+        f"/aws/rds/instance/{db['identifier']}/{log}" for log in db["enabledCloudwatchLogsExports"]
+    }
+    for group in groups.values():
+        assert group["retentionInDays"] == 30
+        assert group["tags"]["prism:stack"] == each_stack.stack

@@ -110,3 +110,18 @@ def test_an_aws_reaper_missing_a_dependency_is_one_line_exit_2(monkeypatch, caps
     assert code == 2
     (line,) = err.strip().splitlines()
     assert "'boto3'" in line and "--local" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--run", "drill-1; rm -rf /"], "--run 'drill-1; rm -rf /' is not a drill run id"),
+        (["--run", "20261202-011500", "--local"], "--run apply to AWS drills"),
+        (["--run", "20261202-011500", "--skip-stack", "drill-x"], "--skip-stack does not go"),
+    ],
+)
+def test_reap_run_bad_input_is_one_line_exit_2(argv, message, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    code, out, err = run(["drill", "reap", *argv], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err

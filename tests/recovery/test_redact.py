@@ -351,3 +351,30 @@ def test_scrub_masks_bare_values_under_secret_names() -> None:
         "key": "organizations",
         "tool": "pg_restore",
     }
+
+
+# A credential written in prose after the word naming it, as in a drill's --notes.
+PROSE_CASES = [
+    ("rotated the token 9f8e7d6c5b4a today", "rotated the token *** today"),
+    ("token: abc123def456", "token: ***"),
+    ("the API token is hunter2xyz", "the API token is ***"),
+    ("new password hunter2 set", "new password *** set"),
+    ("api key AbC_dEf_GhI", "api key ***"),
+]
+PROSE_UNCHANGED = [
+    "the token expired yesterday",
+    "tokens were rotated on schedule",
+    "password reset done",
+    "secret sauce",
+]
+
+
+@pytest.mark.parametrize(("raw", "masked"), PROSE_CASES)
+def test_a_credential_after_the_word_naming_it_is_masked(raw: str, masked: str) -> None:
+    assert mask_dsn(raw) == masked
+    assert mask_dsn(masked) == masked
+
+
+@pytest.mark.parametrize("raw", PROSE_UNCHANGED)
+def test_prose_about_tokens_without_one_stays(raw: str) -> None:
+    assert mask_dsn(raw) == raw

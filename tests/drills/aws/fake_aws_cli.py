@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """A stand-in for `aws ssm start-session` with the document
-AWS-StartPortForwardingSessionToRemoteHost: it listens on localPortNumber and relays each
-connection to host:portNumber, as the Session Manager plugin does through the target
-instance. FAKE_AWS_MODE=refuse fails like an offline target; FAKE_AWS_MODE=hang never opens
-the port. Its pid goes to FAKE_AWS_PIDFILE."""
+AWS-StartPortForwardingSessionToRemoteHost. As the real CLI does (awscli/customizations/
+sessionmanager.py: StartSession, then check_call of session-manager-plugin, SIGINT ignored
+meanwhile), `aws` starts a child "plugin" and waits for it; the plugin listens on
+localPortNumber and relays each connection to host:portNumber, as the Session Manager
+plugin does through the target instance. A SIGTERM to `aws` alone leaves the plugin running.
+FAKE_AWS_MODE=refuse fails like an offline target; FAKE_AWS_MODE=hang never opens the port.
+The pids go to FAKE_AWS_PIDFILE (aws) and FAKE_AWS_PIDFILE.plugin."""
 
 import contextlib
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 
@@ -25,8 +30,23 @@ def relay(a: socket.socket, b: socket.socket) -> None:
                 s.shutdown(socket.SHUT_RDWR)
 
 
+def plugin(params: dict) -> int:
+    with open(os.environ["FAKE_AWS_PIDFILE"] + ".plugin", "w") as f:
+        f.write(str(os.getpid()))
+    host, port = params["host"][0], int(params["portNumber"][0])
+    server = socket.create_server(("127.0.0.1", int(params["localPortNumber"][0])))
+    print("Waiting for connections...", flush=True)
+    while True:
+        client, _ = server.accept()
+        upstream = socket.create_connection((host, port))
+        threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=relay, args=(upstream, client), daemon=True).start()
+
+
 def main() -> int:
     args = sys.argv[1:]
+    if args[:1] == ["--plugin"]:
+        return plugin(json.loads(args[1]))
     with open(os.environ["FAKE_AWS_PIDFILE"], "w") as f:
         f.write(str(os.getpid()))
     if args[:2] != ["ssm", "start-session"]:
@@ -46,15 +66,8 @@ def main() -> int:
         return 254
     if mode == "hang":
         threading.Event().wait()
-    params = json.loads(opts["--parameters"])
-    host, port = params["host"][0], int(params["portNumber"][0])
-    server = socket.create_server(("127.0.0.1", int(params["localPortNumber"][0])))
-    print("Waiting for connections...", flush=True)
-    while True:
-        client, _ = server.accept()
-        upstream = socket.create_connection((host, port))
-        threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=relay, args=(upstream, client), daemon=True).start()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return subprocess.call([sys.executable, __file__, "--plugin", opts["--parameters"]])
 
 
 if __name__ == "__main__":

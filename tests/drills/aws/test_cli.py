@@ -9,8 +9,9 @@ import json
 import pytest
 
 from prism_dr import aws_drill_cmd
-from tests.drills.aws.conftest import SECRETS
+from tests.drills.aws.conftest import SECRETS, ZONE
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
+from tests.fakes.cloud import MotoCloud
 from tests.fakes.engine import FakeStackEngine
 from tests.runbook.cli import run
 
@@ -184,11 +185,14 @@ def test_a_real_drill_through_the_fake_engine(
     account, project, capsys, monkeypatch, pg_cluster, fresh_db, tmp_path
 ):
     database = fresh_db.rsplit("/", 1)[1].split("?")[0]
+    cloud = MotoCloud()
     engine = FakeStackEngine(
-        project_dir=project, local=StandinStack(pg_cluster, database), offline=False
+        project_dir=project, local=StandinStack(pg_cluster, database), offline=False, cloud=cloud
     )
     monkeypatch.setattr(aws_drill_cmd, "make_engine", lambda: engine)
     monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
+    monkeypatch.setattr(aws_drill_cmd, "make_tunnels", lambda plan: cloud.cloudflare)
+    monkeypatch.setenv("PRISM_DRILL_RUN_FILE", str(tmp_path / "runs"))
     monkeypatch.setattr(aws_drill_cmd, "make_access", lambda plan: access_for(pg_cluster))
     monkeypatch.setattr(aws_drill_cmd, "base_url", http_url)
     result = drill(
@@ -206,9 +210,28 @@ def test_a_real_drill_through_the_fake_engine(
     assert result.code == 1
     assert payload["result"] == "failed"
     assert payload["environment"] == "aws-prod"
-    assert engine.left() == {}
+    assert engine.left() == {} and cloud.live() == []
+    assert cloud.cloudflare.live() == {"tunnels": [], "records": []}
     assert (tmp_path / "rec" / "README.md").exists()
-    assert [c for c, _ in engine.calls] == ["up", "destroy"]
+    assert [c for c, _ in engine.calls] == ["up", "destroy-targets", "destroy"]
+    # The command wired the sweep to the account (moto) and Cloudflare: it looked, found none.
+    sweep = next(c for c in payload["checks"] if c["name"] == "sweep")
+    assert sweep["status"] == "pass", sweep
+    assert ("tunnels_named", f"prism-{payload['stack']}-api") in cloud.cloudflare.calls
+    assert ("zone_name", ZONE) in cloud.cloudflare.calls  # the hostname's zone was asked
+    # The run id the workflow's always() step sweeps by, written before anything was created.
+    assert (tmp_path / "runs").read_text() == payload["stack"].removeprefix("drill-") + "\n"
+
+
+def test_without_a_cloudflare_token_a_tunnelled_drill_is_refused(
+    account, project, capsys, no_engine, monkeypatch
+):
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+    monkeypatch.setattr(aws_drill_cmd, "make_access", lambda plan: None)
+    result = drill(capsys, project, "--direct")
+    assert result.code == 2
+    assert "CLOUDFLARE_API_TOKEN" in result.err and len(result.err.strip().splitlines()) == 1
+    assert _instances(account) == ["prism-prod"]
 
 
 def test_a_private_image_without_its_registry_password_is_refused(
@@ -224,3 +247,18 @@ def test_a_private_image_without_its_registry_password_is_refused(
     assert result.code == 2
     assert "/prism/drill/registry/password" in result.err
     assert "PRISM_DRILL_REGISTRY_PASSWORD" in result.err
+
+
+def test_a_stack_file_with_a_byte_that_is_not_utf8_is_one_line_exit_2(
+    account, project, capsys, no_engine
+):
+    stack_file = project / "Pulumi.prod.yaml"
+    stack_file.write_bytes(stack_file.read_bytes() + b"# caf\xe9 (saved as Latin-1)\n")
+    line = stack_file.read_bytes().count(b"\n")
+    result = drill(capsys, project, "--dry-run")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        f"prism-dr: error: Pulumi.prod.yaml is not UTF-8 (byte 0xe9 at line {line}); save it "
+        "as UTF-8, as Pulumi reads it"
+    ]
+    assert "Traceback" not in result.err

@@ -121,3 +121,42 @@ def test_the_file_backend_needs_a_passphrase(monkeypatch, tmp_path):
 
 def test_the_backend_comes_from_pulumi_backend_url():
     assert default_backend({"PULUMI_BACKEND_URL": "s3://prism-state"}) == "s3://prism-state"
+
+
+def test_interrupt_sends_the_cli_its_ctrl_c(monkeypatch, tmp_path):
+    """The Automation API forwards no signal to the CLI it started: the adapter finds its
+    `pulumi` child and sends SIGINT, the CLI's graceful cancel. A stand-in `pulumi` (a script
+    of that name, so the kernel names the process so) notes what it receives."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-only")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path}/state")
+    got = tmp_path / "got"
+    cli = tmp_path / "pulumi"
+    cli.write_text(
+        f"#!{sys.executable}\n"
+        "import signal, sys, time\n"
+        f"signal.signal(signal.SIGINT, lambda n, f: (open({str(got)!r}, 'w').write(str(n)), "
+        "sys.exit(0)))\n"
+        f"open({str(got)!r} + '.up', 'w').close()\n"
+        "time.sleep(30)\n"
+    )
+    cli.chmod(0o755)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([str(cli)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "got.up").exists():  # its handler is in place
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        AutomationEngine("prism-infra").interrupt("drill-1")
+        assert child.wait(timeout=10) == 0
+        assert got.read_text() == str(int(signal.SIGINT))
+        assert other.poll() is None  # only the CLI is signalled
+    finally:
+        for proc in (child, other):
+            proc.kill()
+            proc.wait()

@@ -67,8 +67,11 @@ def test_the_forward_reaches_the_database_and_ends_with_the_block(pg_cluster, aw
         with psycopg.connect(dsn.replace("sslmode=require", "sslmode=disable")) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         pid = int((tmp_path / "pid").read_text())
-        assert _alive(pid)
+        plugin = int((tmp_path / "pid.plugin").read_text())
+        assert _alive(pid) and _alive(plugin)
+    # The whole session's group: the plugin too, which outlives an `aws` terminated alone.
     assert not _alive(pid)
+    assert not _alive(plugin)
 
 
 def test_a_target_that_is_not_connected_is_one_line(pg_cluster, aws_cli, monkeypatch):

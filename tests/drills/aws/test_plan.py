@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from drills.aws.plan import cost_estimate, parse_ttl, plan_aws_drill
 from infra.errors import BadInput, NotFound, OutsideWindow
 from recovery import aws as runbook_aws
-from tests.drills.aws.conftest import REGION
+from tests.drills.aws.conftest import REGION, ZONE
 
 REPLICA_ARN = "arn:aws:rds:us-west-2:123456789012:auto-backup:ab-" + "d" * 26
 
@@ -176,3 +176,45 @@ def test_ttl_and_cost(account, project):
     text = cost_estimate(plan, db_seconds=7200, host_seconds=60)
     assert text.startswith("$0.07 ")
     assert "db.t4g.small 2.00 h" in text and "t4g.small 0.17 h" in text
+
+
+def _with_hostname(project, hostname):
+    path = project / "Pulumi.prod.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["prism-infra:tunnel"]["hostname"] = hostname
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_the_drill_hostname_goes_directly_under_the_zone_cloudflare_names(account, project):
+    from tests.fakes.cloud import FakeCloudflare
+
+    cloudflare = FakeCloudflare(zones={ZONE: "prismhub.io"})
+    # An apex hostname: the drill's name is under the zone, never `drill-<id>.io`.
+    _with_hostname(project, "prismhub.io")
+    plan = plan_aws_drill(stack="prod", project_dir=project, zone_name=cloudflare.zone_name)
+    assert plan.hostname == f"drill-{plan.run_id}.prismhub.io"
+    # A deeper name: still directly under the zone, not under the name's parent.
+    _with_hostname(project, "api.eu.prismhub.io")
+    plan = plan_aws_drill(stack="prod", project_dir=project, zone_name=cloudflare.zone_name)
+    assert plan.hostname == f"drill-{plan.run_id}.prismhub.io"
+    assert ("zone_name", ZONE) in cloudflare.calls
+
+
+def test_a_hostname_outside_its_zone_is_refused(account, project):
+    from tests.fakes.cloud import FakeCloudflare
+
+    cloudflare = FakeCloudflare(zones={ZONE: "other.example"})
+    with pytest.raises(
+        BadInput, match=r"api\.prismhub\.io is not in the zone .* \(other\.example\)"
+    ):
+        plan_aws_drill(stack="prod", project_dir=project, zone_name=cloudflare.zone_name)
+
+
+@pytest.mark.parametrize(
+    ("hostname", "zone"),
+    [("api.prismhub.io", "prismhub.io"), ("prismhub.io", "prismhub.io"), ("a.b.c.io", "b.c.io")],
+)
+def test_without_cloudflare_the_zone_is_guessed_from_the_name(hostname, zone):
+    from drills.aws.plan import guess_zone
+
+    assert guess_zone(hostname) == zone

@@ -10,10 +10,12 @@ import boto3
 import pytest
 
 from drills.aws import reaper
+from infra.errors import BadInput
 from recovery.engine import EngineError
 from tests.fakes.engine import FakeStackEngine, StackState
 
 REGION = "us-east-1"
+REAL_TUNNELS = reaper._tunnels
 NOW = datetime.now(UTC)
 PAST = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 FUTURE = (NOW + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -103,6 +105,16 @@ def quick_waiters(monkeypatch):
     # moto changes state on the next describe; the waiters need not sleep between polls.
     monkeypatch.setattr(reaper, "INSTANCE_WAIT", {"Delay": 0, "MaxAttempts": 5})
     monkeypatch.setattr(reaper, "DB_WAIT", {"Delay": 0, "MaxAttempts": 5})
+
+
+@pytest.fixture(autouse=True)
+def cloudflare(monkeypatch):
+    """An account with no drill tunnels left, in place of Cloudflare's API."""
+    from tests.fakes.cloud import FakeCloudflare
+
+    fake = FakeCloudflare()
+    monkeypatch.setattr(reaper, "_tunnels", lambda: fake)
+    return fake
 
 
 @pytest.fixture
@@ -221,3 +233,213 @@ def test_no_backend_still_reaps_tagged_resources_and_says_so(moto, capsys, monke
 
 def test_default_regions_are_the_stacks_and_their_dr_region():
     assert reaper._default_regions() == ["us-east-1", "us-west-2"]
+
+
+# -- a whole run's kinds, and the types the program declares -------------------------------
+
+
+POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}],
+    }
+)
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
+
+def make_run(drill: str, expires: str | None = PAST) -> dict[str, str]:
+    """Every kind the drill program creates (the DR network included), tagged as its
+    components tag them, with the links that make the order matter: the host in its SG with
+    the role's profile, the DB behind an SG that admits the host's SG, a key with an alias."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    rds = boto3.client("rds", region_name=REGION)
+    iam = boto3.client("iam", region_name=REGION)
+    tags = drill_tags(drill, expires)
+    spec = lambda kind: [{"ResourceType": kind, "Tags": tags}]  # noqa: E731
+    ids = make_set(drill, expires)  # host + its SG, DB + snapshot, a parameter
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16", TagSpecifications=spec("vpc"))["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(
+            VpcId=vpc,
+            CidrBlock=f"10.77.{i}.0/24",
+            AvailabilityZone=f"{REGION}{z}",
+            TagSpecifications=spec("subnet"),
+        )["Subnet"]["SubnetId"]
+        for i, z in enumerate("ab")
+    ]
+    igw = ec2.create_internet_gateway(TagSpecifications=spec("internet-gateway"))[
+        "InternetGateway"
+    ]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc, TagSpecifications=spec("route-table"))["RouteTable"][
+        "RouteTableId"
+    ]
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnets[0])
+    db_sg = ec2.create_security_group(
+        GroupName=f"db-{drill}",
+        Description="db",
+        VpcId=vpc,
+        TagSpecifications=spec("security-group"),
+    )["GroupId"]
+    host_sg = ec2.create_security_group(
+        GroupName=f"host-{drill}",
+        Description="host",
+        VpcId=vpc,
+        TagSpecifications=spec("security-group"),
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=db_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 5432,
+                "ToPort": 5432,
+                "UserIdGroupPairs": [{"GroupId": host_sg}],
+            }
+        ],
+    )
+    rds.create_db_parameter_group(
+        DBParameterGroupName=f"params-{drill}",
+        DBParameterGroupFamily="postgres16",
+        Description="drill",
+        Tags=tags,
+    )
+    rds.create_db_subnet_group(
+        DBSubnetGroupName=f"subnets-{drill}",
+        DBSubnetGroupDescription="drill",
+        SubnetIds=subnets,
+        Tags=tags,
+    )
+    logs = boto3.client("logs", region_name=REGION)
+    log_group = f"/aws/rds/instance/prism-prod-drill-{drill}/postgresql"
+    logs.create_log_group(logGroupName=log_group, tags={t["Key"]: t["Value"] for t in tags})
+    kms = boto3.client("kms", region_name=REGION)
+    key = kms.create_key(
+        Description="drill secrets",
+        Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tags],
+    )["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=f"alias/prism-drill-{drill}", TargetKeyId=key)
+    role = iam.create_role(
+        RoleName=f"api-host-role-{drill}",
+        AssumeRolePolicyDocument=TRUST,
+        Description=f"Prism API host of drill-{drill}",
+        Tags=tags,
+    )["Role"]["RoleName"]
+    iam.put_role_policy(RoleName=role, PolicyName="read-parameters", PolicyDocument=POLICY)
+    # moto has no AWS managed policies loaded: a customer one stands in for SSM core.
+    managed = iam.create_policy(PolicyName=f"ssm-core-{drill}", PolicyDocument=POLICY)
+    iam.attach_role_policy(RoleName=role, PolicyArn=managed["Policy"]["Arn"])
+    profile = iam.create_instance_profile(
+        InstanceProfileName=f"api-host-profile-{drill}", Tags=tags
+    )
+    iam.add_role_to_instance_profile(
+        InstanceProfileName=profile["InstanceProfile"]["InstanceProfileName"], RoleName=role
+    )
+    return {
+        **ids,
+        "vpc": vpc,
+        "subnets": subnets,
+        "igw": igw,
+        "table": table,
+        "db_sg": db_sg,
+        "host_sg": host_sg,
+        "log_group": log_group,
+        "key": key,
+        "role": role,
+    }
+
+
+def test_reap_run_removes_every_kind_of_one_run_in_dependency_order(moto, capsys):
+    mine = make_run("20261202-010000", expires=FUTURE)  # not expired: --run ignores expiry
+    other = make_set("20261202-020000", PAST, full=False)  # another drill's: left alone
+    clients = lambda service, region: boto3.client(service, region_name=region)  # noqa: E731
+    dry = reaper.sweep_run(
+        "20261202-010000", regions=[REGION], clients=clients, tunnels=None, scopes=[], yes=False
+    )
+    assert {f.action for f in dry} == {"would delete"}
+    found = reaper.sweep_run(
+        "20261202-010000", regions=[REGION], clients=clients, tunnels=None, scopes=[]
+    )
+    assert all(not f.failed for f in found), [f for f in found if f.failed]
+    kinds = [f.kind for f in found]
+    assert kinds == sorted(kinds, key=reaper.KINDS.index)  # the dependency order
+    assert set(kinds) == set(reaper.KINDS)  # every kind the program can create
+    ec2 = boto3.client("ec2", region_name=REGION)
+    assert not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [mine["vpc"]]}])["Vpcs"]
+    groups = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    assert not {mine["db_sg"], mine["host_sg"], mine["sg"]} & groups
+    assert other["sg"] in groups
+    kms = boto3.client("kms", region_name=REGION)
+    assert kms.describe_key(KeyId=mine["key"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert not kms.list_aliases(KeyId=mine["key"])["Aliases"]
+    iam = boto3.client("iam", region_name=REGION)
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"] == mine["role"]]
+    assert not boto3.client("logs", region_name=REGION).describe_log_groups(
+        logGroupNamePrefix=mine["log_group"]
+    )["logGroups"]
+    rds = boto3.client("rds", region_name=REGION)
+    assert not [
+        g
+        for g in rds.describe_db_parameter_groups()["DBParameterGroups"]
+        if g["DBParameterGroupName"] == "params-20261202-010000"
+    ]
+
+
+def test_reap_run_on_the_command_line(moto, capsys, monkeypatch):
+    make_set("20261202-010000", FUTURE, full=False)
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+    monkeypatch.setattr(reaper, "_tunnels", REAL_TUNNELS)  # the real client, refused
+    code = reaper.run_sweep(run_id="20261202-010000", yes=True, regions=[REGION], as_json=True)
+    done = json.loads(capsys.readouterr().out)
+    assert {
+        f["kind"]: f["action"] for f in done["findings"] if f["kind"] != "cloudflare:tunnel"
+    } == {
+        "ec2:security-group": "deleted",
+        "ssm:parameter": "deleted",
+    }
+    # Without the token the run's tunnel could not be looked at: said, and not a clean reap.
+    tunnels = [f for f in done["findings"] if f["kind"] == "cloudflare:tunnel"]
+    assert tunnels and all("CLOUDFLARE_API_TOKEN" in f["action"] for f in tunnels)
+    assert code == 1
+
+
+def test_a_bad_run_id_is_refused():
+    with pytest.raises(BadInput, match="not a drill run id"):
+        reaper.sweep_run("drill-1; rm", regions=[REGION], clients=None, tunnels=None, scopes=[])
+
+
+def test_the_tunnels_of_the_runs_found_due_go_too():
+    from tests.fakes.cloud import FakeCloudflare
+
+    cloudflare = FakeCloudflare()
+    # The repository's own stack files name the Cloudflare account and zone.
+    scopes = reaper._cloudflare_scopes("20261101-000000")
+    scope = scopes[0]
+    tunnel = cloudflare.add_tunnel(scope.account_id, "prism-drill-20261101-000000-api")
+    cloudflare.add_tunnel(scope.account_id, "prism-drill-20261202-000000-api")  # not due
+    cloudflare.add_record(scope.zone_id, scope.hostname)
+    findings = [
+        reaper.Finding("rds:db", "x", REGION, "20261101-000000", PAST, "deleted"),
+        reaper.Finding("rds:db", "y", REGION, "20261202-000000", FUTURE, "left: not expired"),
+    ]
+    found = reaper.reap_tunnels(findings, True, cloudflare)
+    assert {(f.kind, f.action) for f in found} == {
+        ("cloudflare:tunnel", "deleted"),
+        ("cloudflare:dns", "deleted"),
+    }
+    assert cloudflare.live()["tunnels"] == ["prism-drill-20261202-000000-api"]
+    assert ("delete_tunnel", tunnel) in cloudflare.calls
+    # Without a token: said, not failed (the drill's own sweep has looked already).
+    [unchecked] = reaper.reap_tunnels(findings, True, None)
+    assert unchecked.action.startswith("left: not checked") and not unchecked.failed

@@ -1,6 +1,8 @@
-"""SIGINT, SIGTERM and SIGHUP during `up` (a child process): the interrupted up is
-refreshed (its pending creates read back), the stack destroyed and removed, the record
-written with the signal named, and the exit code 128 + the signal."""
+"""SIGINT, SIGTERM and SIGHUP during `up` (a child process): the drill asks the engine for one
+graceful cancel, refreshes, destroys the host first and then the stack, sweeps the run's tag,
+writes the record with the signal named and exits 128 + the signal. When the cancel outlasts
+its wait, the engine is terminated, the pending creates are forgotten as Pulumi forgets them,
+and the sweep removes them from the account (moto) and Cloudflare."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 
 from infra.offline import PROJECT_DIR
@@ -28,8 +31,16 @@ def pickled_plan(moto_session, tmp_path_factory):
     return resolved_plan(moto_session, tmp_path_factory, now=NOW)[0]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_during_up_tears_down_and_records(pickled_plan, tmp_path, signum):
+@pytest.mark.parametrize(
+    ("signum", "outlast"),
+    [
+        (signal.SIGINT, False),
+        (signal.SIGTERM, False),
+        (signal.SIGHUP, False),
+        (signal.SIGTERM, True),
+    ],
+)
+def test_a_signal_during_up_tears_down_and_records(moto, pickled_plan, tmp_path, signum, outlast):
     plan = replace(pickled_plan, record_dir=tmp_path / "records")
     plan_file, state, ready = tmp_path / "plan.pickle", tmp_path / "state.json", tmp_path / "ready"
     plan_file.write_bytes(pickle.dumps(plan))
@@ -41,6 +52,7 @@ def test_a_signal_during_up_tears_down_and_records(pickled_plan, tmp_path, signu
             str(plan_file),
             str(state),
             str(ready),
+            *(["outlast"] if outlast else []),
         ],
         cwd=PROJECT_DIR,
         env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
@@ -61,7 +73,13 @@ def test_a_signal_during_up_tears_down_and_records(pickled_plan, tmp_path, signu
     after = json.loads(state.read_text())
     assert plan.stack_name not in after  # destroyed and removed
     calls = [c for c, _ in after["_calls"]]
-    assert calls == ["up", "refresh", "destroy"]
+    if outlast:  # terminated: the state forgot the creates, the destroy had nothing to do
+        assert calls == ["up", "interrupt", "interrupt", "refresh", "destroy"]
+    else:
+        assert calls == ["up", "interrupt", "refresh", "destroy-targets", "destroy"]
+    if not outlast:  # the destroy deleted all of it (the sweep deletes behind the engine)
+        assert after["_cloud"] == []
+    assert tagged_live(plan.run_id) == []  # the account (moto) holds nothing of the run
     record = json.loads(Path(out.strip().splitlines()[-1]).read_text())
     assert record["result"] == "error"
     assert record["error"] == f"interrupted by {signal.Signals(signum).name}"
@@ -69,3 +87,25 @@ def test_a_signal_during_up_tears_down_and_records(pickled_plan, tmp_path, signu
     teardown = next(c for c in record["checks"] if c["name"] == "teardown")
     assert teardown["status"] == "pass"
     assert "refreshed after the interrupted up" in teardown["detail"]
+    sweep = next(c for c in record["checks"] if c["name"] == "sweep")
+    assert sweep["status"] == "pass"
+    if outlast:
+        assert "terminated the engine" in record["notes"]
+        assert "rds:db" in sweep["detail"] and "cloudflare:tunnel" in sweep["detail"]
+    else:
+        assert sweep["detail"] == "nothing tagged with this run was left"
+
+
+def tagged_live(run_id):
+    tagging = boto3.client("resourcegroupstaggingapi", region_name="us-east-1")
+    found = tagging.get_resources(TagFilters=[{"Key": "prism:drill", "Values": [run_id]}])
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    live = []
+    for item in found["ResourceTagMappingList"]:
+        arn = item["ResourceARN"]
+        if ":instance/" in arn:
+            reservations = ec2.describe_instances(InstanceIds=[arn.rsplit("/", 1)[1]])
+            if reservations["Reservations"][0]["Instances"][0]["State"]["Name"] == "terminated":
+                continue
+        live.append(arn)
+    return live

@@ -56,13 +56,43 @@ def test_least_privilege_and_pinned_actions():
                 assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
 
 
-def test_reap_then_drill_both_regions_then_fail_on_failure():
-    runs = [s.get("run", "") for s in _doc()["jobs"]["drill"]["steps"]]
+def test_reap_then_drill_both_regions_then_sweep_then_fail_on_failure():
+    steps = _doc()["jobs"]["drill"]["steps"]
+    runs = [s.get("run", "") for s in steps]
     text = "\n".join(runs)
     reap = text.index("prism-dr drill reap --yes")
     home = text.index("prism-dr drill --stack prod --point")
     dr = text.index("prism-dr drill --stack prod --region us-west-2")
-    assert reap < home < dr
+    sweep = text.index('prism-dr drill reap --run "$run_id" --yes')
+    assert reap < home < dr < sweep
     assert "session-manager-plugin" in text
     last = runs[-1]
-    assert "HOME_CODE" in last and "DR_CODE" in last
+    assert "HOME_OUTCOME" in last and "DR_OUTCOME" in last
+
+
+def test_a_cancelled_drill_gets_the_signal_and_its_run_is_swept_anyway():
+    job = _doc()["jobs"]["drill"]
+    steps = {s.get("id") or s.get("name"): s for s in job["steps"]}
+    for drill in (steps["home"], steps["dr"]):
+        # GitHub signals only the entry process: the drill must be it.
+        assert drill["run"].startswith("exec .venv/bin/prism-dr drill --stack prod")
+        assert "PRISM_DRILL_RUN_FILE" in drill["env"]
+        assert drill["continue-on-error"] is True
+    sweep = steps["Sweep what the drills left"]
+    assert sweep["if"] == "always()"
+    assert sweep["env"]["PRISM_DRILL_RUN_FILE"] == steps["home"]["env"]["PRISM_DRILL_RUN_FILE"]
+    # The step timeouts leave the sweep its time inside the job's (plus 20 min of setup).
+    budget = steps["home"]["timeout-minutes"] + steps["dr"]["timeout-minutes"]
+    assert budget + sweep["timeout-minutes"] + 20 <= job["timeout-minutes"]
+
+
+def test_a_scheduled_reap_every_six_hours_removes_what_expired():
+    doc = yaml.safe_load((WORKFLOW.parent / "reap.yml").read_text())
+    [cron] = [entry["cron"] for entry in doc[True]["schedule"]]
+    _minute, hour, *rest = cron.split()
+    assert hour == "*/6" and rest == ["*", "*", "*"]
+    assert doc["permissions"] == {}
+    job = doc["jobs"]["reap"]
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    [reap] = [s["run"] for s in job["steps"] if "prism-dr" in s.get("run", "")]
+    assert "drill reap --yes --region us-east-1 --region us-west-2" in reap

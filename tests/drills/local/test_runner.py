@@ -220,3 +220,37 @@ def test_supabase_errors_ignored_by_the_allow_list_are_listed_in_the_record(tmp_
     assert any("pg_graphql" in line for line in ignored)
     assert "pg_graphql" in outcome.record_paths[0].read_text()
     assert json.loads(outcome.record_paths[1].read_text())["restore_ignored"] == ignored
+
+
+@pytest.mark.parametrize(("exit_code", "status"), [(0, Status.PASS), (3, Status.FAIL)])
+def test_the_smoke_command_is_judged_against_the_started_api(
+    sample_dump, tmp_path, exit_code, status
+):
+    import sys
+
+    from drills.local.demo import standin_api_command
+
+    # The smoke test sees the API the drill started on the restored database, via BASE_URL.
+    probe = (
+        "import os,sys,urllib.request as u; "
+        "assert u.urlopen(os.environ['BASE_URL'] + '/ready').status == 200; "
+        f"sys.exit({exit_code})"
+    )
+    plan = LocalDrillPlan(
+        backup=sample_dump,
+        record_dir=tmp_path / "records",
+        tier=Tier.QUICK,
+        api_cmd=standin_api_command(),
+        smoke_cmd=f'{sys.executable} -c "{probe}"',
+    )
+    outcome = runner.run_local_drill(plan)
+    smoke = next(c for c in outcome.record.checks if c.name == "smoke_cmd")
+    assert smoke.status == status and smoke.detail.startswith(f"exit {exit_code}")
+    assert outcome.record.result == (Result.PASSED if exit_code == 0 else Result.FAILED)
+
+
+def test_a_smoke_command_without_an_api_is_refused(sample_dump, tmp_path):
+    plan = LocalDrillPlan(backup=sample_dump, record_dir=tmp_path / "records", smoke_cmd="true")
+    with pytest.raises(BadInput, match="--smoke-cmd needs an API to test"):
+        runner.run_local_drill(plan)
+    assert not (tmp_path / "records").exists()
