@@ -194,7 +194,7 @@ class ApiHost(pulumi.ComponentResource):
             ("tunnel-tcp", "tcp", _TUNNEL_EDGE_PORT, "0.0.0.0/0"),
             ("tunnel-udp", "udp", _TUNNEL_EDGE_PORT, "0.0.0.0/0"),
             ("postgres", "tcp", args.database_port, args.vpc_cidr),
-            *((f"tcp-{p}", "tcp", p, "0.0.0.0/0") for p in s.extra_egress_tcp_ports),
+            *((f"tcp-{p}", "tcp", p, s.extra_egress_cidr) for p in s.extra_egress_tcp_ports),
         ]
         for label, protocol, port, cidr in egress:
             aws.vpc.SecurityGroupEgressRule(

@@ -153,6 +153,16 @@ def _cidr(value: str) -> str:
     return value
 
 
+def _egress_cidr(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"must be an IPv4 network like 10.60.0.0/24 {_got(value)}") from None
+    if net.version != 4:
+        raise ValueError(f"must be an IPv4 network {_got(value)}")
+    return value
+
+
 DbIdentifier = Annotated[str, AfterValidator(_db_identifier)]
 CloudflareId = Annotated[str, _pattern(r"[0-9a-f]{32}", "a 32-character lowercase hex id")]
 Hostname = Annotated[str, AfterValidator(_hostname)]
@@ -526,6 +536,8 @@ class ApiHostConfig(_Model):
         | None
     ) = None
     extra_egress_tcp_ports: list[Annotated[int, _between(1, 65535)]] = [6379]
+    # Where those ports may go: the Redis endpoint's network. Anywhere only outside prod.
+    extra_egress_cidr: Annotated[str, AfterValidator(_egress_cidr)] = "0.0.0.0/0"
 
     def check(self, key: str) -> None:
         """Kept for callers: the rules already ran when the model was built."""
@@ -653,6 +665,9 @@ class StackConfig:
     secret_env: dict[str, Any] = field(default_factory=dict)
     # prism-infra:registryPassword (a Pulumi secret Output) when apiHost.registryUsername is set.
     registry_password: Any = None
+    # prism-infra:deployRoleArns: who deploys the stack and so may use its key; empty means the
+    # environment's role of infra/ci_roles.py in the stack's account.
+    deploy_role_arns: tuple[str, ...] = ()
     # prism-infra:deployedCommit: the commit a deploy applies (set by the deploy workflow),
     # exported so that the next deploy snapshots every migration since.
     deployed_commit: str | None = None
@@ -798,6 +813,13 @@ def environment_rules(cfg: StackConfig) -> None:
             f"{db_key}.backupReplication.retentionDays",
             f"must be at least 30 {prod} {_got(db.replication_retention_days)}",
         )
+    host = cfg.api_host
+    if host.extra_egress_tcp_ports and ipaddress.ip_network(host.extra_egress_cidr).prefixlen == 0:
+        raise ConfigError(
+            f"{full_key('apiHost')}.extraEgressCidr",
+            f"must name the Redis endpoint's network (e.g. its subnet's CIDR) {prod} and "
+            f"extraEgressTcpPorts is set {_got(host.extra_egress_cidr)}",
+        )
 
 
 def reject_example_values(cfg: StackConfig) -> None:
@@ -904,6 +926,8 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
                 f"is stored in clear text: pulumi config set {key} <token> -s {stack} --secret",
             )
 
+    deploy_roles = deploy_role_arns(config.get_object(DEPLOY_ROLES_KEY))
+
     deployed_commit = config.get(DEPLOYED_COMMIT_KEY)
     if deployed_commit is not None and not re.fullmatch(r"[0-9a-f]{40}", deployed_commit):
         raise ConfigError(
@@ -924,12 +948,32 @@ def load_config(*, examples_allowed: bool = False) -> StackConfig:
         alarms=sections["alarms"],  # type: ignore[arg-type]
         secret_env=secret_env,
         registry_password=registry_password,
+        deploy_role_arns=deploy_roles,
         deployed_commit=deployed_commit,
     )
     check_rules(cfg)  # the stack-name rule; the others ran when cfg was built
     if not examples_allowed:
         reject_example_values(cfg)
     return cfg
+
+
+DEPLOY_ROLES_KEY = "deployRoleArns"
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+
+
+def deploy_role_arns(raw: Any) -> tuple[str, ...]:
+    """`prism-infra:deployRoleArns`: IAM role ARNs (not STS sessions: a key policy names roles)."""
+    if raw is None:
+        return ()
+    key = full_key(DEPLOY_ROLES_KEY)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(key, f"must be a non-empty list of IAM role ARNs {_got(raw)}")
+    for item in raw:
+        if not isinstance(item, str) or not _ROLE_ARN.fullmatch(item):
+            raise ConfigError(
+                key, f"must hold IAM role ARNs like arn:aws:iam::123456789012:role/x {_got(item)}"
+            )
+    return tuple(raw)
 
 
 def resource_tags(

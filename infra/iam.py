@@ -4,7 +4,9 @@ Enough of AWS's evaluation logic to test effective grants offline, within one ac
 - an explicit Deny in any applicable policy wins; otherwise an Allow is needed;
 - identity policies (inline and attached managed ones) or a resource policy naming the
   principal may allow, except for KMS: a key policy must allow, either naming the principal
-  itself or naming the account (`:root`), which then delegates to identity policies;
+  itself or naming the account (`:root`), which then delegates to identity policies; a grant
+  to the principal allows its operations too, and `reachable_kms` counts what a principal
+  can give itself (kms:CreateGrant, kms:PutKeyPolicy);
 - Action / NotAction (case-insensitive, `*` and `?` wildcards), Resource / NotResource,
   Principal, and the condition operators listed in _OPERATORS (a key missing from the request
   context fails the condition, as AWS does without `IfExists`).
@@ -136,11 +138,24 @@ def evaluate(
     return "allow" if "Allow" in identity | resource else "implicit-deny"
 
 
+@dataclass(frozen=True)
+class KmsGrant:
+    """A grant on the key: its grantee may call these operations (no constraints modelled)."""
+
+    grantee: str
+    operations: tuple[str, ...]
+
+
 def evaluate_kms(
-    request: Request, identity_policies: Sequence[Policy], key_policy: Policy, account: str
+    request: Request,
+    identity_policies: Sequence[Policy],
+    key_policy: Policy,
+    account: str,
+    grants: Sequence[KmsGrant] = (),
 ) -> Decision:
     """KMS: nothing is allowed unless the key policy allows it, to the principal itself or to
-    the account root, which delegates the decision to the identity policies."""
+    the account root, which delegates the decision to the identity policies, or a grant gives
+    the principal the operation. An explicit Deny wins over all three."""
     identity = _effects(identity_policies, request, None)
     direct = _effects([key_policy], request, request.principal)
     partition = request.principal.split(":")[1]
@@ -150,7 +165,35 @@ def evaluate_kms(
         return "explicit-deny"
     if "Allow" in direct or ("Allow" in delegated and "Allow" in identity):
         return "allow"
-    return "implicit-deny"
+    granted = any(
+        g.grantee == request.principal and _action_matches(g.operations, request.action)
+        for g in grants
+    )
+    return "allow" if granted else "implicit-deny"
+
+
+# Whoever may call these on a key can give itself any use of it: a grant naming itself, or a
+# key policy naming itself (AWS KMS developer guide, "Grants in AWS KMS" and "Key policies").
+KMS_LEVERS = ("kms:CreateGrant", "kms:PutKeyPolicy")
+
+
+def reachable_kms(
+    request: Request,
+    identity_policies: Sequence[Policy],
+    key_policy: Policy,
+    account: str,
+    grants: Sequence[KmsGrant] = (),
+) -> Decision:
+    """`evaluate_kms`, counting what the principal can give itself: "allow" when it may
+    create a grant or rewrite the key policy, unless the request itself is explicitly denied."""
+    decision = evaluate_kms(request, identity_policies, key_policy, account, grants)
+    if decision != "implicit-deny":
+        return decision
+    for lever in KMS_LEVERS:
+        lever_request = Request(request.principal, lever, request.resource, request.context)
+        if evaluate_kms(lever_request, identity_policies, key_policy, account, grants) == "allow":
+            return "allow"
+    return decision
 
 
 @cache

@@ -74,6 +74,8 @@ def build(cfg: StackConfig) -> PrismStack:
             registry_password=cfg.registry_password,
             region=cfg.region,
             key_deletion_window_days=30 if cfg.is_prod else 7,
+            environment=cfg.environment,
+            deployer_arns=cfg.deploy_role_arns,
             extra_tags=env_tag,
             app_role=True,
         ),

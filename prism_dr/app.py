@@ -40,6 +40,8 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "snapshot": ("snapshot_cmd",),
     "audit": ("audit_cmd",),
     "recover": ("recover_cmd",),
+    "iam": ("iam_cmd",),
+    "doctor": ("doctor_cmd",),
     "db": ("db_cmd",),
 }
 _registered: set[str] = set()

@@ -2,9 +2,10 @@
 
 Everything that can be refused is refused before anything is created: the stack file, the
 point against the restorable window, the DR region's replica, the network, the record
-directory, the runtime secrets, the port-forward tools, the engine's settings.
+directory, the drill's own runtime values (`/prism/drill/`, never the source stack's), the
+port-forward tools, the engine's settings.
 `--dry-run` stops after the plan: it runs the drill program under Pulumi's mocks and prints
-the resources, the TTL and the cost estimate.
+the resources, the runtime values' sources, the TTL and the cost estimate.
 """
 
 from __future__ import annotations
@@ -34,13 +35,19 @@ from drills.aws.plan import (
     plan_aws_drill,
     with_zone_hostname,
 )
+from drills.aws.runtime import (
+    RuntimeValue,
+    drill_runtime_values,
+    registry_password_of,
+    secrets_of,
+)
 from drills.local.preflight import check_record_dir
 from drills.record import format_duration, redacted
 from drills.verify.model import Tier
 from infra.errors import BadInput
 from prism_dr.console import ConsoleObserver
 from recovery.aws import client
-from recovery.engine import EngineError, StackEngine
+from recovery.engine import EngineError, StackEngine, check_backend
 
 if TYPE_CHECKING:
     from drills.aws.runner import Sweep
@@ -70,6 +77,7 @@ class AwsDrillOptions:
     operator: str | None = None
     notes: str = ""
     project_dir: Path | None = None
+    local_state: bool = False
 
 
 def make_engine() -> StackEngine:
@@ -148,18 +156,23 @@ def run(options: AwsDrillOptions) -> int:
         project_dir=options.project_dir,
         actor=options.operator,
     )
+    values = drill_runtime_values(
+        client("ssm", plan.home_region),
+        registry=plan.cfg.api_host.registry_username is not None,
+        redis_egress_cidr=plan.settings.redis_egress_cidr,
+        environ=os.environ,
+    )
     if options.dry_run:
-        _dry_run(plan, options.as_json, options.project_dir)
+        _dry_run(plan, values, options.as_json, options.project_dir)
         return 0
 
     from infra.config import reject_example_values
-    from recovery.stack import runtime_secrets
 
     reject_example_values(plan.cfg)
+    check_backend(os.environ, local_state=options.local_state)
     check_record_dir(plan.record_dir)  # the local drill's probe: the same refusal
-    ssm = client("ssm", plan.home_region)
-    secrets = runtime_secrets(ssm, plan.stack)
-    registry_password = _registry_password(ssm, plan)
+    secrets = secrets_of(values)
+    registry_password = registry_password_of(values)
     access = make_access(plan)
     tunnels = make_tunnels(plan)
     if tunnels is not None:  # the drill hostname goes directly under the zone Cloudflare names
@@ -201,28 +214,6 @@ def run(options: AwsDrillOptions) -> int:
     return 0 if outcome.passed else 1
 
 
-def _registry_password(ssm: object, plan: AwsDrillPlan) -> str | None:
-    """A private image needs the source stack's registry password (its SSM parameter, else
-    PRISM_RECOVERY_REGISTRY_PASSWORD); an ECR or public image none."""
-    if plan.cfg.api_host.registry_username is None:
-        return None
-    from infra.boot import registry_password_parameter
-    from recovery.aws import aws_errors
-
-    name = registry_password_parameter(plan.stack)
-    try:
-        with aws_errors("reading the registry password"):
-            return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]  # type: ignore[attr-defined]
-    except BadInput:
-        value = os.environ.get("PRISM_RECOVERY_REGISTRY_PASSWORD")
-        if value:
-            return value
-        raise BadInput(
-            f"the image needs a registry password and {name} is out of reach; set "
-            "PRISM_RECOVERY_REGISTRY_PASSWORD"
-        ) from None
-
-
 def _report(record, record_path: Path, plan: AwsDrillPlan) -> None:
     table = Table(title=f"AWS restore drill {plan.stack_name}: {record.result.value.upper()}")
     for column in ("check", "status", "time", "detail"):
@@ -238,16 +229,20 @@ def _report(record, record_path: Path, plan: AwsDrillPlan) -> None:
     out.print(f"record: {record_path}", highlight=False)
 
 
-def _dry_run(plan: AwsDrillPlan, as_json: bool, project_dir: Path | None) -> None:
-    """The drill program under mocks: what would be created, for how long, at what cost."""
+def _dry_run(
+    plan: AwsDrillPlan, values: list[RuntimeValue], as_json: bool, project_dir: Path | None
+) -> None:
+    """The drill program under mocks: what would be created, for how long, at what cost,
+    and each runtime value the drill host would get with where it comes from (no value)."""
     from drills.aws.program import drill_program
     from infra.offline import run_program
 
-    placeholders = {env: "dry-run-placeholder" for env in _secret_envs()}
+    placeholders = {env: "dry-run-placeholder" for env in secrets_of(values)}
+    registry = "dry-run-placeholder" if registry_password_of(values) else None
     result = run_program(
         plan.stack,
         project_dir=project_dir,
-        program=drill_program(plan, placeholders),
+        program=drill_program(plan, placeholders, registry),
         preview=True,
     )
     resources = [(r.type, r.name) for r in result.resources if r.custom]
@@ -264,6 +259,7 @@ def _dry_run(plan: AwsDrillPlan, as_json: bool, project_dir: Path | None) -> Non
                 "expires_at": plan.drill_tags()["prism:expires-at"],
                 "cost_estimate": estimate,
                 "cost_if_kept_until_ttl": worst,
+                "runtime_values": [v.describe() for v in values],
                 "created": [],
             }
         )
@@ -276,12 +272,12 @@ def _dry_run(plan: AwsDrillPlan, as_json: bool, project_dir: Path | None) -> Non
     for type_, name in resources:
         table.add_row(type_, name)
     out.print(table)
+    sources = Table(title="runtime values the drill host gets (never prod's)")
+    sources.add_column("variable")
+    sources.add_column("from")
+    for value in values:
+        sources.add_row(value.env, value.source)
+    out.print(sources)
     out.print(f"cost estimate ({ASSUMED_DRILL_HOURS:g} h): {estimate}", highlight=False)
     out.print(f"if kept until its TTL: {worst}", highlight=False)
     out.print("dry run: nothing was created", highlight=False)
-
-
-def _secret_envs() -> list[str]:
-    from infra.config import SECRET_SETTINGS
-
-    return list(SECRET_SETTINGS.values())

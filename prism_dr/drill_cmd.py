@@ -101,6 +101,11 @@ def register(app: typer.Typer) -> None:
         ttl: str | None = typer.Option(
             None, "--ttl", help="AWS drill: expiry tag for the reaper (default 6h)."
         ),
+        local_state: bool = typer.Option(
+            False,
+            "--local-state",
+            help="AWS drill: accept a file:// Pulumi backend in CI (state on this runner).",
+        ),
         no_tunnel: bool = typer.Option(
             False, "--no-tunnel", help="AWS drill: no drill hostname and tunnel."
         ),
@@ -123,7 +128,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         if ctx.invoked_subcommand:
             return
-        if stack or db_instance or region or direct or dry_run:
+        if stack or db_instance or region or direct or dry_run or local_state:
             from prism_dr import aws_drill_cmd
 
             if not stack:
@@ -148,6 +153,7 @@ def register(app: typer.Typer) -> None:
                 operator=operator,
                 notes=notes,
                 project_dir=project_dir,
+                local_state=local_state,
             )
             raise typer.Exit(aws_drill_cmd.run(options))
         # An exported PRISM_DR_SOURCE_DSN is the user's default, not a clash with --demo.

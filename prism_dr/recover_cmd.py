@@ -14,6 +14,7 @@ work is in runbook/recover.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -31,7 +32,7 @@ from infra.errors import BadInput, OperationFailed
 from prism_dr.runbook_options import PROJECT_DIR_HELP, STACK_HELP
 from recovery.aws import client, resolve_target
 from recovery.cloudflare import CloudflareApi, CloudflareError, Cutover
-from recovery.engine import EngineError, StackEngine
+from recovery.engine import EngineError, StackEngine, check_backend
 from recovery.points import Point, find_source
 from recovery.stack import RecoveryPlan, build_plan, recovery_program, runtime_secrets
 from runbook import recover as rec
@@ -114,6 +115,11 @@ def register(app: typer.Typer) -> None:
         ),
         project_dir: Path | None = typer.Option(None, "--project-dir", help=PROJECT_DIR_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        local_state: bool = typer.Option(
+            False,
+            "--local-state",
+            help="Accept a file:// Pulumi backend: the recovery stack's state stays here.",
+        ),
     ) -> None:
         """Restore into a new instance and environment, wait for /ready, optionally cut over."""
         started = datetime.now(UTC)
@@ -122,6 +128,7 @@ def register(app: typer.Typer) -> None:
         if name is not None and not _NAME.fullmatch(name):
             raise BadInput(f"--name {name!r}: lowercase letters, digits and hyphens, up to 42")
         if undo:
+            check_backend(os.environ, local_state=local_state, recovering=True)
             _undo(target, name, yes, info, as_json)
             return
         name = name or f"recovery-{started.strftime('%Y%m%d%H%M')}"
@@ -146,6 +153,9 @@ def register(app: typer.Typer) -> None:
             _dry_run(plan, project_dir, info, as_json, resume)
             return
         info.print(_table("Recovery plan", [*plan.lines(), ("to continue", resume)]))
+        # A recovery stack may become production: its state must outlive this machine (the dry
+        # run above creates no state).
+        check_backend(os.environ, local_state=local_state, recovering=True)
         engine = make_engine()  # a missing CLI or passphrase stops us before anything
         previous = _outputs_or_none(engine, name)
         dns = make_cutover() if do_cutover else None  # a missing token, too

@@ -84,6 +84,12 @@ class CloudflareApi:
             )
         return payload.get("result")
 
+    def verify_token(self) -> str:
+        """The token's status (`active`, `disabled`, `expired`): GET /user/tokens/verify, which
+        any valid token may call (Cloudflare API v4, "Verify Token"). It does not list what
+        the token may do."""
+        return str((self._call("GET", "/user/tokens/verify") or {}).get("status", "unknown"))
+
     def _record(self, zone_id: str, hostname: str) -> dict[str, Any]:
         found = self._call("GET", f"/zones/{zone_id}/dns_records?type=CNAME&name={hostname}")
         if not found:

@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from infra.errors import BadInput
+
 Program = Callable[[], None]
 """An inline Pulumi program: declares resources when called inside a Pulumi run."""
 
@@ -204,13 +206,52 @@ def default_backend(environ: Mapping[str, str]) -> str:
     return environ.get("PULUMI_BACKEND_URL") or f"file://{Path.home() / '.pulumi-prism'}"
 
 
+def is_ci(environ: Mapping[str, str]) -> bool:
+    """GitHub Actions sets CI=true and GITHUB_ACTIONS=true in every step (docs.github.com,
+    "Store information in variables", default environment variables)."""
+    return environ.get("CI", "").lower() == "true" or environ.get("GITHUB_ACTIONS") == "true"
+
+
+def check_backend(
+    environ: Mapping[str, str], *, local_state: bool, recovering: bool = False
+) -> str:
+    """The backend URL, refused when it is a local directory where state must last: in CI (a
+    discarded runner) and for `recover` (a stack that may become production), unless the
+    caller said --local-state. Raises BadInput before anything is created."""
+    backend = default_backend(environ)
+    if not backend.startswith("file://") or local_state:
+        return backend
+    where = "`recover`" if recovering else ("CI" if is_ci(environ) else None)
+    if where is None:
+        return backend
+    raise BadInput(
+        f"the Pulumi backend {backend} is a directory on this machine, which {where} must not "
+        "leave state in: set PULUMI_BACKEND_URL=s3://<the bootstrap's state bucket>, or pass "
+        "--local-state to accept it"
+    )
+
+
+def secrets_provider_for(stack: str, backend: str, environ: Mapping[str, str]) -> str | None:
+    """An object-store backend uses the stack's `awskms://` key from the account bootstrap
+    (drill-* stacks the drill key, recovery-* prod's); a local one the passphrase."""
+    from infra.ci_roles import STATE_KEY_USERS, state_key_alias, state_key_for
+
+    key = state_key_for(stack)
+    if not backend.startswith("s3://") or key not in STATE_KEY_USERS:
+        return None
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return f"awskms://{state_key_alias(key)}?region={region}"
+
+
 class AutomationEngine:
     """StackEngine over Pulumi's Automation API (inline programs, one project)."""
 
     def __init__(self, project_name: str, *, work_dir: str | Path | None = None) -> None:
+        # The commands refuse a local backend where state must last (check_backend) first.
         self.project_name = project_name
         self.work_dir = str(work_dir) if work_dir is not None else None
         environ = dict(os.environ)
+        self._environ = environ
         self.backend = default_backend(environ)
         env = _passphrase_env(environ)
         if self.backend.startswith("file://"):
@@ -222,11 +263,12 @@ class AutomationEngine:
                 )
         self._env = env
 
-    def _workspace_options(self) -> Any:
+    def _workspace_options(self, stack: str) -> Any:
         from pulumi import automation as auto
 
         return auto.LocalWorkspaceOptions(
             work_dir=self.work_dir,
+            secrets_provider=secrets_provider_for(stack, self.backend, self._environ),
             project_settings=auto.ProjectSettings(
                 name=self.project_name,
                 runtime="python",
@@ -244,13 +286,13 @@ class AutomationEngine:
                     stack_name=stack,
                     project_name=self.project_name,
                     program=lambda: None,
-                    opts=self._workspace_options(),
+                    opts=self._workspace_options(stack),
                 )
             return auto.create_or_select_stack(
                 stack_name=stack,
                 project_name=self.project_name,
                 program=program,
-                opts=self._workspace_options(),
+                opts=self._workspace_options(stack),
             )
 
     def up(
@@ -350,7 +392,7 @@ class AutomationEngine:
         from pulumi import automation as auto
 
         with _engine_errors(prefix or "*"):
-            workspace = auto.LocalWorkspace(**_workspace_kwargs(self._workspace_options()))
+            workspace = auto.LocalWorkspace(**_workspace_kwargs(self._workspace_options(prefix)))
             summaries = workspace.list_stacks(include_all=True)
             found = []
             for summary in summaries:

@@ -77,6 +77,10 @@ class DrillSettings(BaseModel):
     tunnel: bool = True  # off: no drill hostname; /ready is then not checked through it
     ttl_hours: float = Field(default=6, alias="ttlHours", gt=0, le=48)
     prices: dict[str, float] = Field(default_factory=dict)
+    # The drill's own Redis network, when /prism/drill/api/REDIS_URL is set (drills/aws/runtime.py).
+    redis_egress_cidr: str | None = Field(
+        default=None, alias="redisEgressCidr", pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$"
+    )
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from recovery.engine import Program
 def drill_program(
     plan: AwsDrillPlan, secrets: Mapping[str, str], registry_password: str | None = None
 ) -> Program:
-    """The program the engine runs; `secrets` (the source stack's runtime values, read by
-    the drill process) reach the drill stack's own parameters as Pulumi secrets only, and so
-    does the private registry's password when the stack's image needs one."""
+    """The program the engine runs; `secrets` (the drill's own runtime values from
+    `/prism/drill/`, drills/aws/runtime.py: never the source stack's) reach the drill stack's
+    own parameters as Pulumi secrets only, and so does the private registry's password when
+    the stack's image needs one."""
 
     def program() -> None:
         build_drill(plan, secrets, registry_password)
@@ -75,7 +76,15 @@ def build_drill(
 
     secret_env = {env: pulumi.Output.secret(value) for env, value in secrets.items()}
     token_parameter = tunnel_token_parameter(name)
-    host_settings = cfg.api_host.model_copy(update={"instance_type": plan.host_instance_type})
+    # No egress to prod's Redis: port 6379 only with a Redis configured for drills, only to it.
+    redis = "REDIS_URL" in secrets and plan.settings.redis_egress_cidr is not None
+    host_settings = cfg.api_host.model_copy(
+        update={
+            "instance_type": plan.host_instance_type,
+            "extra_egress_tcp_ports": [6379] if redis else [],
+            "extra_egress_cidr": plan.settings.redis_egress_cidr if redis else "0.0.0.0/0",
+        }
+    )
     host = ApiHost(
         "api-host",
         ApiHostArgs(
@@ -211,6 +220,7 @@ def runtime_secrets(
             region=region,
             # Nothing of a drill outlives it for long: the shortest window KMS allows.
             key_deletion_window_days=7,
+            environment="drill",  # the drill role deploys it and so may use its key
             extra_tags=tags,
         ),
     )

@@ -39,6 +39,18 @@ class MotoServer:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
         urllib.request.urlopen(request, timeout=10).close()
 
+    def enforce_iam(self, free_requests: float) -> None:
+        """moto checks every request's signature and IAM policy once `free_requests` more
+        requests have passed (`inf`: never, moto's default). moto's POST /moto-api/reset-auth
+        reads the number from the raw body (moto/moto_api/_internal/responses.py)."""
+        request = urllib.request.Request(
+            f"{self.url}/moto-api/reset-auth",
+            data=str(free_requests).encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},  # not a form: the body must stay raw
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -53,8 +53,16 @@ def test_host_egress_is_https_tunnel_and_database(each_stack: OfflineRun) -> Non
         ("tcp", 7844, "0.0.0.0/0"),
         ("udp", 7844, "0.0.0.0/0"),
         ("tcp", 5432, vpc_cidr),
-        ("tcp", 6379, "0.0.0.0/0"),
+        # Redis: anywhere on staging; on prod only to the configured endpoint's network.
+        ("tcp", 6379, "10.60.0.0/24" if each_stack.stack == "prod" else "0.0.0.0/0"),
     }
+
+
+def test_prod_refuses_redis_egress_to_anywhere() -> None:
+    from tests.infra.conftest import config_error
+
+    message = config_error("prod", {"prism-infra:apiHost.extraEgressCidr": "0.0.0.0/0"})
+    assert message.startswith("prism-infra:apiHost.extraEgressCidr must name the Redis")
 
 
 def test_imdsv2_required_and_containers_cannot_reach_it(each_stack: OfflineRun) -> None:

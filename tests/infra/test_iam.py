@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from infra.iam import Request, evaluate, evaluate_kms, managed_policy, statement_applies
+from infra.iam import (
+    KMS_LEVERS,
+    KmsGrant,
+    Request,
+    evaluate,
+    evaluate_kms,
+    managed_policy,
+    reachable_kms,
+    statement_applies,
+)
 from infra.offline import FAKE_ACCOUNT_ID, OfflineRun
 
 ACCOUNT = FAKE_ACCOUNT_ID
@@ -106,24 +115,64 @@ def test_only_the_own_host_decrypts_a_stacks_key(
 
 
 def test_no_identity_policy_in_the_account_can_grant_decryption(hosts: dict[str, Host]) -> None:
-    # An administrator allowed kms:* on * by IAM: the root statement delegates administration
-    # only, so the key stays manageable but its secrets stay unreadable to them.
+    # An administrator allowed kms:* on * by IAM: the root statement delegates reading the key
+    # only, so its secrets stay unreadable to them, directly or by a grant or a new key policy.
     admin = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
     everything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
     key_policy = hosts["prod"].key_policy
     decrypt = Request(admin, "kms:Decrypt", "*", VIA_SSM)
-    assert evaluate_kms(decrypt, everything, key_policy, ACCOUNT) == "implicit-deny"
-    for action in ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DescribeKey"):
-        manage = Request(admin, action, "*")
-        assert evaluate_kms(manage, everything, key_policy, ACCOUNT) == "allow"
-        assert evaluate_kms(manage, [], key_policy, ACCOUNT) == "implicit-deny"
+    assert reachable_kms(decrypt, everything, key_policy, ACCOUNT) == "implicit-deny"
+    for lever in KMS_LEVERS:
+        assert evaluate_kms(Request(admin, lever, "*"), everything, key_policy, ACCOUNT) != "allow"
+    for action in ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:CancelKeyDeletion"):
+        see = Request(admin, action, "*")
+        assert evaluate_kms(see, everything, key_policy, ACCOUNT) == "allow"
+        assert evaluate_kms(see, [], key_policy, ACCOUNT) == "implicit-deny"
 
 
-def test_the_deployer_writes_and_reads_the_stacks_secrets(hosts: dict[str, Host]) -> None:
-    deployer = f"arn:aws:iam::{ACCOUNT}:user/offline"  # the offline caller identity
+def test_aws_default_admin_statement_would_let_an_admin_grant_itself_decryption() -> None:
+    """Why the root statement lost kms:Create* and kms:Put*: under them an admin decrypts."""
+    admin = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
+    everything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
+    old = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": ["kms:Create*", "kms:Put*", "kms:Describe*"],
+                "Resource": "*",
+            }
+        ]
+    }
+    decrypt = Request(admin, "kms:Decrypt", "*", VIA_SSM)
+    assert evaluate_kms(decrypt, everything, old, ACCOUNT) == "implicit-deny"
+    assert reachable_kms(decrypt, everything, old, ACCOUNT) == "allow"
+    # The grant it would create, once created, allows Decrypt and nothing else.
+    grant = KmsGrant(admin, ("kms:Decrypt",))
+    assert evaluate_kms(decrypt, [], old, ACCOUNT, grants=[grant]) == "allow"
+    encrypt = Request(admin, "kms:Encrypt", "*", VIA_SSM)
+    assert evaluate_kms(encrypt, [], old, ACCOUNT, grants=[grant]) == "implicit-deny"
+
+
+def test_an_explicit_deny_beats_a_grant() -> None:
+    admin = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
+    deny = [{"Statement": [{"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}]}]
+    grant = KmsGrant(admin, ("kms:Decrypt",))
+    request = Request(admin, "kms:Decrypt", "*")
+    assert evaluate_kms(request, deny, {"Statement": []}, ACCOUNT, [grant]) == "explicit-deny"
+
+
+def test_the_deploy_role_writes_and_reads_the_stacks_secrets(hosts: dict[str, Host]) -> None:
+    from infra.ci_roles import role_arn
+
+    deployer = role_arn("deploy-prod", account=ACCOUNT)
+    caller = f"arn:aws:iam::{ACCOUNT}:user/offline"  # ran the offline `up`: not named
     for action in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"):
         request = Request(deployer, action, "*", VIA_SSM)
         assert evaluate_kms(request, [], hosts["prod"].key_policy, ACCOUNT) == "allow"
+        assert evaluate_kms(request, [], hosts["staging"].key_policy, ACCOUNT) == "implicit-deny"
+        other = Request(caller, action, "*", VIA_SSM)
+        assert evaluate_kms(other, [], hosts["prod"].key_policy, ACCOUNT) == "implicit-deny"
 
 
 @pytest.mark.parametrize("me", ["staging", "prod"])

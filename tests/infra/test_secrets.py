@@ -91,47 +91,69 @@ def test_secure_strings_use_the_stacks_own_key(each_stack: OfflineRun) -> None:
     assert alias.inputs["name"] == f"alias/prism-{each_stack.stack}-secrets"
 
 
-def test_key_policy_names_the_host_role_and_the_deployer_only(each_stack: OfflineRun) -> None:
-    key = each_stack.one("aws:kms/key:Key", "runtime-secrets-key")
-    policy = json.loads(key.inputs["policy"])
-    by_sid = {st["Sid"]: st for st in policy["Statement"]}
-    assert set(by_sid) == {"AccountAdministersKeyOnly", "DeployerUsesKey", "HostDecryptsThroughSsm"}
-    root = by_sid["AccountAdministersKeyOnly"]
-    assert root["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
-    assert not any(
-        a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt"))
-        for a in root["Action"]
-    )
-    # The offline caller is the IAM user arn:aws:iam::123456789012:user/offline.
-    assert by_sid["DeployerUsesKey"]["Principal"] == {
-        "AWS": "arn:aws:iam::123456789012:user/offline"
+def _statements(run: OfflineRun) -> dict[str, dict]:
+    key = run.one("aws:kms/key:Key", "runtime-secrets-key")
+    return {st["Sid"]: st for st in json.loads(key.inputs["policy"])["Statement"]}
+
+
+def test_key_policy_names_the_host_role_and_the_stacks_deploy_role_only(
+    each_stack: OfflineRun,
+) -> None:
+    by_sid = _statements(each_stack)
+    assert set(by_sid) == {
+        "AccountReadsKeyOnly",
+        "DeployRoleAdministersKey",
+        "DeployRoleUsesKey",
+        "HostDecryptsThroughSsm",
     }
+    # The deploy role of the stack's environment (infra/ci_roles.py), not the caller (the
+    # offline caller is arn:aws:iam::123456789012:user/offline).
+    deployer = {"AWS": f"arn:aws:iam::123456789012:role/prism-ci/prism-deploy-{each_stack.stack}"}
+    assert by_sid["DeployRoleUsesKey"]["Principal"] == deployer
+    assert by_sid["DeployRoleAdministersKey"]["Principal"] == deployer
     host = by_sid["HostDecryptsThroughSsm"]
     assert host["Principal"] == {"AWS": each_stack.one("aws:iam/role:Role").outputs["arn"]}
     assert host["Action"] == "kms:Decrypt"
-    assert host["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-1.amazonaws.com"}}
+    # Through SSM (its parameters) and Secrets Manager (the database secrets on this key) only.
+    assert host["Condition"] == {
+        "StringEquals": {
+            "kms:ViaService": [
+                "ssm.us-east-1.amazonaws.com",
+                "secretsmanager.us-east-1.amazonaws.com",
+            ]
+        }
+    }
+
+
+def test_the_account_neither_uses_the_key_nor_hands_it_out(each_stack: OfflineRun) -> None:
+    root = _statements(each_stack)["AccountReadsKeyOnly"]
+    assert root["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    handing_out = ("kms:CreateGrant", "kms:PutKeyPolicy", "kms:Decrypt", "kms:Encrypt")
+    from infra.iam import _action_matches
+
+    assert not [a for a in handing_out if _action_matches(root["Action"], a)]
+    # Nor does the deploy role create grants: SSM uses the key directly.
+    deploy = _statements(each_stack)["DeployRoleAdministersKey"]["Action"]
+    assert not _action_matches(deploy, "kms:CreateGrant")
+
+
+def test_configured_deploy_roles_replace_the_tables() -> None:
+    from tests.infra.conftest import run_stack
+
+    arns = ["arn:aws:iam::123456789012:role/ops/deployer", "arn:aws:iam::123456789012:role/b"]
+    run = run_stack("staging", {"prism-infra:deployRoleArns": arns})
+    assert _statements(run)["DeployRoleUsesKey"]["Principal"] == {"AWS": arns}
+
+
+def test_a_session_arn_is_refused_as_a_deploy_role() -> None:
+    from tests.infra.conftest import config_error
+
+    session = "arn:aws:sts::123456789012:assumed-role/deployer/ci-run-42"
+    message = config_error("staging", {"prism-infra:deployRoleArns": [session]})
+    assert message.startswith("prism-infra:deployRoleArns must hold IAM role ARNs")
 
 
 def test_runtime_secrets_attach_nothing_to_the_host_role(each_stack: OfflineRun) -> None:
     component = next(r for r in each_stack.resources if r.type == "prism:infra:RuntimeSecrets")
     children = [r for r in each_stack.resources if r.parent == component.urn]
     assert children and not [r for r in children if r.type.startswith("aws:iam/")]
-
-
-def test_an_assumed_role_deployer_is_named_by_its_role(staging: OfflineRun) -> None:
-    # The key policy needs the IAM role (with its path), not the STS session: the program asks
-    # aws.iam.getSessionContext for the issuer, as the deployer's CI role would be.
-    from infra.secrets import key_policy
-
-    policy = key_policy(
-        partition="aws",
-        account="123456789012",
-        region="eu-west-1",
-        deployer_arn="arn:aws:iam::123456789012:role/ci/prism-deployer",
-        reader_role_arn=None,
-    )
-    principals = [st["Principal"]["AWS"] for st in policy["Statement"]]
-    assert principals == [
-        "arn:aws:iam::123456789012:root",
-        "arn:aws:iam::123456789012:role/ci/prism-deployer",
-    ]

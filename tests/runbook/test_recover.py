@@ -68,6 +68,8 @@ def prod(rds):
 @pytest.fixture
 def engine(project, fresh_db, monkeypatch):
     fake = FakeEngine(project, fresh_db, prod_outputs={"tunnelId": PROD_TUNNEL})
+    # A durable backend, as `recover` requires (the fake engine never reaches it).
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     monkeypatch.setattr(recover_cmd, "make_engine", lambda: fake)
     monkeypatch.setattr(recover_cmd, "base_url", lambda hostname: fake.api_url)
     yield fake
@@ -214,7 +216,10 @@ def test_a_recovery_that_never_gets_ready_fails_and_stays_for_inspection(
     monkeypatch.setattr(recover_cmd, "make_engine", lambda: broken)
     monkeypatch.setattr(recover_cmd, "base_url", lambda hostname: broken.api_url)
     try:
-        result = _recover(capsys, project, "--ready-timeout", "0.02", "--ready-interval", "0.2")
+        # --local-state: the state backend is the default directory, accepted when asked.
+        result = _recover(
+            capsys, project, "--local-state", "--ready-timeout", "0.02", "--ready-interval", "0.2"
+        )
     finally:
         broken.close()
     assert result.code == 1
@@ -363,6 +368,7 @@ def test_without_the_pulumi_cli_nothing_is_created_and_it_is_exit_2(
     prod, project, capsys, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("PATH", str(tmp_path))  # no `pulumi` on it
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     result = _recover(capsys, project)
     assert result.code == 2 and "Pulumi CLI is not on PATH" in result.err
     assert "--dry-run" in result.err

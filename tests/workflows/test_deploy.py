@@ -261,7 +261,14 @@ def test_deploy_is_staging_then_digest_then_approval_snapshot_and_up() -> None:
         for i, s in enumerate(steps)
         if s.get("uses", "").startswith("pulumi/") and s["with"]["command"] == "up"
     )
-    assert deployed < find < snapshot < settings < up
+    preview = next(
+        i
+        for i, s in enumerate(steps)
+        if s.get("uses", "").startswith("pulumi/") and s["with"]["command"] == "preview"
+    )
+    # Prod is previewed here, behind the environment's approval, with the approved digest.
+    assert deployed < find < snapshot < settings < preview < up
+    assert steps[preview]["with"]["stack-name"] == "prod"
     assert steps[deployed]["with"]["command"] == "output"
     assert steps[find]["env"]["DEPLOYED"] == "${{ steps.deployed.outputs.deployedCommit }}"
     assert steps[snapshot]["if"] == "steps.find.outputs.ids != ''"
@@ -303,14 +310,17 @@ def test_pulumi_runs_with_the_policy_pack_and_the_stacks_config(workflow: str) -
             assert (ROOT / "policy" / "config" / f"{stack}.json").is_file()
 
 
-def test_preview_tests_first_then_previews_both_stacks_on_the_pr() -> None:
+def test_preview_tests_first_then_previews_staging_only_on_the_pr() -> None:
     doc = _workflow("preview.yml")
     assert "pull_request" in doc["on"] and "pull_request_target" not in doc["on"]
     preview = doc["jobs"]["preview"]
     assert preview["needs"] == "test"
-    assert preview["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    assert "strategy" not in preview  # no prod leg: a PR never runs with prod's key
     [step] = _uses(preview, "pulumi/actions")
     assert step["with"]["command"] == "preview"
+    assert step["with"]["stack-name"] == "staging"
+    [aws] = _uses(preview, "aws-actions/configure-aws-credentials")
+    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
     assert step["with"]["comment-on-pr"] is True
     assert preview["permissions"] == {
         "contents": "read",
@@ -320,6 +330,33 @@ def test_preview_tests_first_then_previews_both_stacks_on_the_pr() -> None:
     assert _step(doc["jobs"]["test"], run=".ci/run")
     for stack in ("staging", "prod"):
         assert (ROOT / "policy" / "config" / f"{stack}.json").is_file()
+
+
+def test_state_is_the_bootstraps_bucket_and_no_passphrase_reaches_ci() -> None:
+    """Secrets are decrypted with each stack's awskms:// key: no workflow holds a passphrase."""
+    for path in WORKFLOWS.glob("*.yml"):
+        text = path.read_text()
+        assert "PULUMI_CONFIG_PASSPHRASE" not in text, path.name
+        for step in (s for job in _workflow(path.name)["jobs"].values() for s in job["steps"]):
+            if step.get("uses", "").startswith("pulumi/actions") and "command" in step["with"]:
+                assert step["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}"
+
+
+def test_each_job_assumes_its_own_role() -> None:
+    roles = {
+        ("preview.yml", "preview"): "AWS_PREVIEW_ROLE_ARN",
+        ("deploy.yml", "staging"): "AWS_DEPLOY_STAGING_ROLE_ARN",
+        ("deploy.yml", "prod"): "AWS_PROD_DEPLOY_ROLE_ARN",
+        ("drill.yml", "drill"): "AWS_DRILL_ROLE_ARN",
+        ("audit.yml", "audit"): "AWS_AUDIT_ROLE_ARN",
+        ("audit.yml", "prune"): "AWS_PRUNE_ROLE_ARN",
+    }
+    for (workflow, job), variable in roles.items():
+        [aws] = _uses(_workflow(workflow)["jobs"][job], "aws-actions/configure-aws-credentials")
+        assert aws["with"]["role-to-assume"] == f"${{{{ vars.{variable} }}}}"
+    # The prune job's token must differ from the audit job's (infra/ci_roles.py SUBJECTS).
+    jobs = _workflow("audit.yml")["jobs"]
+    assert jobs["prune"]["environment"] == "prune" and "environment" not in jobs["audit"]
 
 
 def test_audit_runs_weekly_and_fails_the_job_on_a_failed_check() -> None:

@@ -1,7 +1,7 @@
 """An AWS account as the prod stack leaves it, on the shared moto server (tests/aws): its
 VPC with two private subnets and a public host subnet (tagged as infra/network.py tags them),
-the DB subnet group, the prod instance in it and the runtime secrets in SSM. The stack file
-is prod's with real-looking account values (the committed one holds examples)."""
+the DB subnet group, the prod instance in it, its runtime secrets and the drill's own in SSM.
+The stack file is prod's with real-looking account values (the committed one holds examples)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ SECRETS = {
     "CLERK_SECRET_KEY": "sk_live_notreal0drill0secret0value",
     "CLERK_PUBLISHABLE_KEY": "pk_live_notreal0drill0publishable",
     "REDIS_URL": "rediss://default:notreal-drill-redis@cache.prismhub.io:6379",
+}
+# What an admin puts under /prism/drill/ once per account (README "Setting up a new account"):
+# a Clerk development instance's keys, no Redis.
+DRILL_VALUES = {
+    "CLERK_SECRET_KEY": "sk_test_notreal0drill0only0value",
+    "CLERK_PUBLISHABLE_KEY": "pk_test_notreal0drill0publishable",
 }
 
 
@@ -100,6 +106,10 @@ def make_prod(identifier: str = "prism-prod", stack: str = "prod") -> Account:
     ssm = boto3.client("ssm", region_name=REGION)
     for env, value in SECRETS.items():
         ssm.put_parameter(Name=f"/prism/{stack}/api/{env}", Value=value, Type="SecureString")
+    for env, value in DRILL_VALUES.items():
+        ssm.put_parameter(
+            Name=f"/prism/drill/api/{env}", Value=value, Type="SecureString", Overwrite=True
+        )
     return Account(rds, ec2, vpc, private, host, instance)
 
 

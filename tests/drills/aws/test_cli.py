@@ -9,7 +9,7 @@ import json
 import pytest
 
 from prism_dr import aws_drill_cmd
-from tests.drills.aws.conftest import ZONE
+from tests.drills.aws.conftest import SECRETS, ZONE
 from tests.drills.aws.runner_support import StandinStack, access_for, http_url
 from tests.fakes.cloud import MotoCloud
 from tests.fakes.engine import FakeStackEngine
@@ -88,15 +88,85 @@ def test_the_committed_example_values_are_refused_for_a_real_drill(account, caps
     assert "example value" in result.err
 
 
-def test_missing_runtime_secrets_are_refused_before_anything_is_created(
+def test_missing_drill_values_are_refused_before_anything_is_created(
     account, project, capsys, no_engine
 ):
     import boto3
 
-    boto3.client("ssm", region_name="us-east-1").delete_parameter(Name="/prism/prod/api/REDIS_URL")
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.delete_parameter(Name="/prism/drill/api/CLERK_SECRET_KEY")
     result = drill(capsys, project, "--direct")
     assert result.code == 2
-    assert "PRISM_RECOVERY_REDIS_URL" in result.err
+    [line] = result.err.strip().splitlines()
+    assert "/prism/drill/api/CLERK_SECRET_KEY" in line and "PRISM_DRILL_CLERK_SECRET_KEY" in line
+    assert _instances(account) == ["prism-prod"]
+
+
+def test_the_drill_needs_nothing_of_prods_runtime_values(account, project, capsys, no_engine):
+    import boto3
+
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.delete_parameters(Names=[f"/prism/prod/api/{env}" for env in SECRETS])
+    result = drill(capsys, project, "--dry-run", "--json")
+    assert result.code == 0, result.err
+    sources = {v["env"]: v["source"] for v in json.loads(result.out)["runtime_values"]}
+    assert sources == {
+        "CLERK_SECRET_KEY": "SSM /prism/drill/api/CLERK_SECRET_KEY",
+        "CLERK_PUBLISHABLE_KEY": "SSM /prism/drill/api/CLERK_PUBLISHABLE_KEY",
+        "REDIS_URL": "not set (/prism/drill/api/REDIS_URL absent): the API runs without Redis",
+    }
+    assert "sk_test_" not in result.out  # sources only, never values
+
+
+def test_the_dry_run_table_lists_each_runtime_value_and_its_source(
+    account, project, capsys, no_engine, monkeypatch
+):
+    import boto3
+
+    boto3.client("ssm", region_name="us-east-1").delete_parameter(
+        Name="/prism/drill/api/CLERK_PUBLISHABLE_KEY"
+    )
+    monkeypatch.setenv("PRISM_DRILL_CLERK_PUBLISHABLE_KEY", "pk_test_from0the0environment")
+    result = drill(capsys, project, "--dry-run")
+    assert result.code == 0, result.err
+    assert "$PRISM_DRILL_CLERK_PUBLISHABLE_KEY" in result.out
+    assert "/prism/drill/api/CLERK_SECRET_KEY" in result.out
+    assert "pk_test_from0the0environment" not in result.out
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CLERK_SECRET_KEY", "sk_live_prod0key0by0mistake", "Clerk production key"),
+        ("REDIS_URL", "redis://cache.internal:6379", "prism-infra:drill.redisEgressCidr"),
+    ],
+)
+def test_prod_like_drill_values_are_refused(account, project, capsys, no_engine, name, value, says):
+    import boto3
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name=f"/prism/drill/api/{name}", Value=value, Type="SecureString", Overwrite=True
+    )
+    result = drill(capsys, project, "--dry-run")
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert says in line and value not in line
+
+
+def test_in_ci_the_drill_refuses_a_directory_backend(
+    account, project, capsys, no_engine, monkeypatch
+):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    result = drill(capsys, project, "--direct")
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "which CI must not leave state in" in line and "--local-state" in line
+    assert _instances(account) == ["prism-prod"]
+    # Asked for, the directory is accepted: the drill goes on to its next check.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = drill(capsys, project, "--local-state")
+    assert result.code == 2 and "session-manager-plugin" in result.err
 
 
 def test_the_port_forward_needs_its_tools(account, project, capsys, no_engine, monkeypatch):
@@ -120,6 +190,7 @@ def test_a_real_drill_through_the_fake_engine(
         project_dir=project, local=StandinStack(pg_cluster, database), offline=False, cloud=cloud
     )
     monkeypatch.setattr(aws_drill_cmd, "make_engine", lambda: engine)
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     monkeypatch.setattr(aws_drill_cmd, "make_tunnels", lambda plan: cloud.cloudflare)
     monkeypatch.setenv("PRISM_DRILL_RUN_FILE", str(tmp_path / "runs"))
     monkeypatch.setattr(aws_drill_cmd, "make_access", lambda plan: access_for(pg_cluster))
@@ -174,7 +245,8 @@ def test_a_private_image_without_its_registry_password_is_refused(
     path.write_text(yaml.safe_dump(doc))
     result = drill(capsys, project, "--direct")
     assert result.code == 2
-    assert "PRISM_RECOVERY_REGISTRY_PASSWORD" in result.err
+    assert "/prism/drill/registry/password" in result.err
+    assert "PRISM_DRILL_REGISTRY_PASSWORD" in result.err
 
 
 def test_a_stack_file_with_a_byte_that_is_not_utf8_is_one_line_exit_2(

@@ -13,7 +13,7 @@ from drills.aws.plan import SourceNetwork
 from drills.aws.program import drill_config, drill_program
 from infra.offline import OfflineRun, ResourceRecord, Secret, run_program
 from recovery.points import Point, Source
-from tests.drills.aws.conftest import SECRETS, resolved_plan
+from tests.drills.aws.conftest import DRILL_VALUES, SECRETS, resolved_plan
 
 RDS = "aws:rds/instance:Instance"
 EC2 = "aws:ec2/instance:Instance"
@@ -273,6 +273,57 @@ def test_the_policy_pack_passes_the_drill_stack(latest_run, latest):
     assert any(v.policy.startswith("drill") for v in evaluate([untagged], PackConfig()))
 
 
+ANY = "0.0.0.0/0"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+
+
+def _host_egress(result: OfflineRun) -> dict[tuple[str, int], str]:
+    host_sg = result.one("aws:ec2/securityGroup:SecurityGroup", "api-host-sg").id
+    return {
+        (r.inputs["ipProtocol"], r.inputs["fromPort"]): r.inputs["cidrIpv4"]
+        for r in result.of_type(EGRESS)
+        if r.inputs["securityGroupId"] == host_sg
+    }
+
+
+def test_the_drill_host_gets_the_drills_values_and_no_way_to_prods_redis(latest):
+    plan = latest[0]
+    result = run_program("prod", program=drill_program(plan, DRILL_VALUES), preview=False)
+    # Egress only where the drill needs it: HTTPS, the tunnel's edge, the restored database.
+    egress = _host_egress(result)
+    vpc_cidr = egress.pop(("tcp", 5432))
+    assert vpc_cidr != "0.0.0.0/0"
+    assert egress == {("tcp", 443): ANY, ("tcp", 7844): ANY, ("udp", 7844): ANY}
+    names = {r.inputs["name"] for r in result.of_type("aws:ssm/parameter:Parameter")}
+    api = {n.rsplit("/", 1)[1] for n in names if f"/prism/{plan.stack_name}/api/" in n}
+    assert api == {"CLERK_SECRET_KEY", "CLERK_PUBLISHABLE_KEY"}  # no REDIS_URL
+    [host] = result.of_type(EC2)
+    assert "REDIS_URL" not in host.inputs["userData"]
+    for r in result.resources:
+        for value in SECRETS.values():  # nothing of prod's runtime values
+            assert value not in str(r.inputs), r.name
+
+
+def test_a_drill_redis_is_reached_only_on_its_own_network(latest):
+    plan = latest[0]
+    settings = plan.settings.model_copy(update={"redis_egress_cidr": "10.77.0.0/24"})
+    values = {**DRILL_VALUES, "REDIS_URL": "redis://drill-cache.internal:6379"}
+    result = run_program(
+        "prod", program=drill_program(replace(plan, settings=settings), values), preview=False
+    )
+    assert _host_egress(result)[("tcp", 6379)] == "10.77.0.0/24"
+
+
+def test_the_drill_stacks_key_is_the_drill_roles_not_the_callers(latest_run):
+    import json
+
+    key = latest_run.one("aws:kms/key:Key", "runtime-secrets-key")
+    statements = {st["Sid"]: st for st in json.loads(key.inputs["policy"])["Statement"]}
+    drill_role = "arn:aws:iam::123456789012:role/prism-ci/prism-drill"
+    assert statements["DeployRoleUsesKey"]["Principal"] == {"AWS": drill_role}
+    assert "user/offline" not in key.inputs["policy"]  # the offline caller is not named
+
+
 def test_the_drills_log_groups_carry_its_tags_and_a_short_retention(latest_run, latest):
     plan = latest[0]
     groups = latest_run.of_type("aws:cloudwatch/logGroup:LogGroup")
@@ -322,3 +373,11 @@ def test_the_reaper_covers_every_type_the_program_declares(latest_run, region_ru
     assert unreaped(types) == set()
     # ... and the check bites: a type the program might add one day is caught.
     assert unreaped(types | {"aws:sqs/queue:Queue"}) == {"aws:sqs/queue:Queue"}
+
+
+def test_the_drill_roles_table_covers_every_type_the_program_declares(latest_run, region_run):
+    """The drill role deploys this program: infra/ci_roles.py must grant each type's calls."""
+    from infra.ci_roles import unlisted
+
+    types = {r.type for r in (*latest_run.resources, *region_run[1].resources) if r.custom}
+    assert unlisted(types) == set()
