@@ -141,8 +141,9 @@ def secret_findings(text: str) -> list[str]:
 
 
 def _decoded(value: str) -> str:
+    # `base64` and most encoders wrap lines (76 columns); the line breaks are not data.
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8", "replace")
+        return base64.b64decode("".join(value.split()), validate=True).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         return ""
 

@@ -472,8 +472,12 @@ def drills_of(records: list[DrillRecordLike], db_instance: str) -> list[DrillRec
     """The records whose backup came from `db_instance`: its name stands in the record's
     backup source as a word (`prism-prod point-in-time backups …`, `prism-prod@latest`), or
     starts one of its snapshots' names (`rds:prism-prod-2026-…`, `prism-prod-premig-…`).
-    A drill of another database, or of a dump whose name says nothing, is not its drill."""
-    own = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(db_instance)}(?![A-Za-z0-9])")
+    A drill of another database (`prism-prod-replica`), or of a dump whose name says nothing,
+    is not its drill: after the name, a hyphen may only begin an automated snapshot's date or
+    a pre-migration snapshot's `premig-`."""
+    own = re.compile(
+        rf"(?<![A-Za-z0-9-]){re.escape(db_instance)}(?![A-Za-z0-9])(?!-(?!\d|premig-))"
+    )
     return [r for r in records if own.search(str(getattr(r, "backup_source", "")))]
 
 

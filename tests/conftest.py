@@ -23,6 +23,12 @@ _db_names = itertools.count()
 # slim import the command uses by default gives the same plan.
 os.environ.setdefault(EAGER_IMPORTS_ENV, "1")
 
+# CI runs this suite with CI=true (and GitHub with GITHUB_ACTIONS=true), which turns on what
+# the commands do only in CI (recovery/engine.py refuses a file:// state backend there). The
+# suite runs as on a workstation; a test of the CI behaviour sets these itself.
+for _ci_variable in ("CI", "GITHUB_ACTIONS"):
+    os.environ.pop(_ci_variable, None)
+
 
 def pytest_sessionstart(session) -> None:
     # A CI timeout or `timeout` sends SIGTERM; as an interrupt, fixtures still stop clusters.

@@ -281,6 +281,17 @@ def test_base64_user_data_that_is_not_utf8_is_still_read(host: dict) -> None:
     assert msg.startswith("userDataBase64 holds what looks like a Clerk or Stripe secret key")
 
 
+def test_line_wrapped_base64_user_data_is_read(host: dict) -> None:
+    # What `base64` writes by default: 76 columns a line; here a break falls inside `export`.
+    secret = b"export CLERK_SECRET_KEY=sk_live_4f9Q2mZxPq8rTw1Lk0\n"
+    payload = b"#!/bin/bash\n" + b"#" * 40 + b"\n" + secret
+    encoded = base64.encodebytes(payload).decode()
+    assert "\n" in encoded.strip()
+    props = changed(host, userData=DROP, userDataBase64=encoded)
+    [msg] = check("host-no-secret-in-user-data", EC2, props)
+    assert msg.startswith("userDataBase64 holds what looks like a Clerk or Stripe secret key")
+
+
 def test_user_data_built_from_a_secret_fails_and_the_other_key_is_still_read() -> None:
     # A secret marker reaches the rule from the offline run (infra/policy_check.py); the
     # engine does not mark secrets in what it hands a pack.

@@ -465,6 +465,9 @@ def test_the_newest_snapshot_of_a_migration_and_after_a_time_is_named():
     [
         ("prism-prod point-in-time backups, restorable to 2026-11-30T00:00:00Z", True),
         ("rds:prism-prod-2026-11-30-03-00", True),
+        ("snapshot prism-prod-premig-0042-add-index-20261130030000", True),
+        ("prism-prod-replica point-in-time backups", False),
+        ("rds:prism-prod-replica-2026-11-30-03-00", False),
         ("prism-prod@latest", True),
         ("prism-production point-in-time backups", False),
         ("old-prism-prod snapshot", False),
