@@ -31,17 +31,6 @@ time.sleep(300)
 """
 
 
-@pytest.fixture
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """TMPDIR and the registry of this test's own."""
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temp))
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    monkeypatch.setenv(owner.STATE_DIR_ENV, str(tmp_path / "state"))
-    return temp
-
-
 def start_drill(prefix: str = "prism-drill-pg-", kind: str = "cluster", env=None):
     proc = subprocess.Popen(
         [sys.executable, "-c", DRILL, prefix, kind],

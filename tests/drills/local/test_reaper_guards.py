@@ -27,17 +27,6 @@ from drills.local.reaper import reap_local
 
 
 @pytest.fixture
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """TMPDIR and the registry of this test's own."""
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temp))
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    monkeypatch.setenv(owner.STATE_DIR_ENV, str(tmp_path / "state"))
-    return temp
-
-
-@pytest.fixture
 def processes():
     """Starts tagged `sleep`s; every one is killed when the test ends, whatever happened."""
     started: list[subprocess.Popen] = []
