@@ -98,7 +98,7 @@ def one_run(cluster: Any, database: str, record_dir: Path, tier: Tier) -> dict[s
         plan,
         engine,
         secrets=SECRETS,
-        access=access_for(cluster),
+        access=access_for(cluster, local),
         base_url=http_url,
         get=get,
         ready_interval=0.1,

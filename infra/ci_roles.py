@@ -401,6 +401,14 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
             ("arn:{partition}:secretsmanager:{region}:{account}:secret:rds!db-*",),
             {"StringLike": {"aws:ResourceTag/prism:stack": "drill-*"}},
         ),
+        # The password the runner sets for the API's role on the restored instance: the drill
+        # stack's own secret (prod's application secret is under prism/prod/, out of reach).
+        Need(
+            "DrillReadsAppSecret",
+            ("secretsmanager:GetSecretValue",),
+            ("arn:{partition}:secretsmanager:{region}:{account}:secret:prism/drill-*",),
+            {"StringLike": {"aws:ResourceTag/prism:stack": "drill-*"}},
+        ),
         Need(
             "DrillPortForward",
             ("ssm:StartSession",),
@@ -435,6 +443,8 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
                 "rds:DescribeDBParameterGroups",
                 "rds:DescribeDBSubnetGroups",
                 "ssm:ListTagsForResource",
+                "secretsmanager:ListSecrets",
+                "secretsmanager:DescribeSecret",
                 "logs:ListTagsForResource",
                 "kms:ListResourceTags",
                 "kms:DescribeKey",
@@ -465,6 +475,7 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
                 "rds:DeleteDBParameterGroup",
                 "rds:DeleteDBSubnetGroup",
                 "logs:DeleteLogGroup",
+                "secretsmanager:DeleteSecret",
                 "kms:ScheduleKeyDeletion",
                 "iam:DeleteRole",
                 "iam:DeleteRolePolicy",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from infra.errors import WrongState
 
@@ -100,3 +101,20 @@ def ensure_app_role(
             for statement in statements:
                 conn.execute(sql.SQL(statement).format(s=s, r=ident))
     return RoleReport(role=role, created=created, database=database, schemas=tuple(schemas))
+
+
+def reset_on_restored(
+    master_dsn: str,
+    role: str,
+    password: str,
+    schemas: Sequence[str] = DEFAULT_SCHEMAS,
+) -> RoleReport:
+    """On an instance restored from a backup (a drill's, a recovery's): the role gets the
+    restoring stack's own password (the backup carries prod's), and its grants if the backup
+    predates them, connected as the instance's own master user (`master_dsn`); then the API's
+    login is tried as the API makes it, over the same route. psycopg errors propagate."""
+    with psycopg.connect(master_dsn, autocommit=True) as conn:
+        report = ensure_app_role(conn, role, password, schemas)
+    with psycopg.connect(make_conninfo(master_dsn, user=role, password=password)) as conn:
+        conn.execute("SELECT 1")
+    return report

@@ -37,21 +37,24 @@ class ForwardError(Exception):
     """The restored database could not be reached; the message is safe to record."""
 
 
-class DatabaseAccess(Protocol):
-    def open(self, outputs: Mapping[str, Any]) -> AbstractContextManager[str]:
-        """A DSN of the restored database, valid inside the `with` block."""
-        ...
-
-
 Credentials = Callable[[str], tuple[str, str]]
 """secret ARN → (username, password)."""
+
+
+class DatabaseAccess(Protocol):
+    # How secrets are read: the master secret for `open`, the application role's by the runner.
+    credentials: Credentials
+
+    def open(self, outputs: Mapping[str, Any]) -> AbstractContextManager[str]:
+        """A DSN of the restored database as its master user, valid inside the `with` block."""
+        ...
 
 
 def secrets_manager_credentials(region: str) -> Credentials:
     def read(secret_arn: str) -> tuple[str, str]:
         from recovery.aws import aws_errors, client
 
-        with aws_errors("reading the restored instance's master secret"):
+        with aws_errors(f"reading the secret {secret_arn}"):
             value = client("secretsmanager", region).get_secret_value(SecretId=secret_arn)
         secret = json.loads(value["SecretString"])
         return secret["username"], secret["password"]

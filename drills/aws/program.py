@@ -7,6 +7,11 @@ backups deleted, single-AZ, the drill's instance class) are applied to the drill
 the database settings, never to the source stack's. Every resource carries
 `prism:drill=<id>` and `prism:expires-at=<ISO>` through the components' `extra_tags`.
 The database and the host do not depend on each other: they are created in parallel.
+
+The API connects as its application role (APP_ROLE), with the drill stack's own secret for
+it (a new random password, on the drill's key): the runner sets that password on the restored
+instance, connected as the instance's own master user (drills/aws/runner.py), before it waits
+for `/ready`. Prod's application secret is never read.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def build_drill(
     from infra.config import NetworkConfig, RestoreSpec, TunnelConfig
     from infra.database import PrismDatabase, PrismDatabaseArgs
     from infra.network import Network, NetworkArgs
-    from infra.secrets import secret_parameter_names, tunnel_token_parameter
+    from infra.secrets import APP_ROLE, secret_parameter_names, tunnel_token_parameter
     from infra.tunnel import ApiTunnel, ApiTunnelArgs
 
     name = plan.stack_name
@@ -103,6 +108,10 @@ def build_drill(
         ),
     )
 
+    registry = pulumi.Output.secret(registry_password) if registry_password else None
+    # First: its key also encrypts the restored instance's master secret and the role's secret.
+    secrets_ = runtime_secrets(name, host, secret_env, plan.region, tags, registry)
+
     storage = plan.storage_gb
     ceiling = cfg.database.max_allocated_storage_gb
     if ceiling is not None:  # RDS wants the ceiling at least 10 % above the allocation
@@ -145,14 +154,19 @@ def build_drill(
             protect=False,
             extra_tags=tags,
             ephemeral=True,
+            master_secret_key_arn=secrets_.key_arn,
             **subnets,
         ),
     )
-
-    registry = pulumi.Output.secret(registry_password) if registry_password else None
-    secrets_ = runtime_secrets(
-        name, host, database, secret_env, cfg.database.db_name, plan.region, tags, registry
+    assert secrets_.app_secret_arn is not None
+    secrets_.point_host_at_database(
+        address=database.address,
+        port=database.port,
+        database_name=cfg.database.db_name,
+        secret_arn=secrets_.app_secret_arn,
     )
+    # The host reads the role's secret and only that: never the master secret.
+    host.allow_reading_secret("database-secret", secrets_.app_secret_arn)
 
     tunnel = None
     if plan.hostname is not None:
@@ -180,6 +194,8 @@ def build_drill(
         "dbPort": database.port,
         "dbName": cfg.database.db_name,
         "dbMasterSecretArn": database.master_secret_arn,  # the ARN, never the value
+        "dbAppRole": APP_ROLE,
+        "dbAppSecretArn": secrets_.app_secret_arn,  # the ARN, never the value
         "apiHostId": host.instance_id,
         "region": plan.region,
     }
@@ -194,27 +210,20 @@ def build_drill(
 def runtime_secrets(
     name: str,
     host: Any,
-    database: Any,
     secret_env: Mapping[str, Any],
-    db_name: str,
     region: str,
     tags: Mapping[str, str],
     registry_password: Any = None,
 ) -> Any:
-    """The drill stack's own `/prism/drill-<id>/` parameters (encrypted with its own key, which
-    only the drill host may decrypt), and the host's read grant on the restored instance's
-    managed master secret, made through the host itself."""
+    """The drill stack's own `/prism/drill-<id>/` parameters and application-role secret,
+    encrypted with its own key, which only the drill host (and the drill role) may decrypt."""
     from infra.secrets import RuntimeSecrets, RuntimeSecretsArgs
 
-    secrets = RuntimeSecrets(
+    return RuntimeSecrets(
         "runtime-secrets",
         RuntimeSecretsArgs(
             stack=name,
             secret_env=secret_env,
-            database_address=database.address,
-            database_port=database.port,
-            database_name=db_name,
-            database_secret_arn=database.master_secret_arn,
             reader_role_arn=host.role_arn,
             registry_password=registry_password,
             region=region,
@@ -222,10 +231,9 @@ def runtime_secrets(
             key_deletion_window_days=7,
             environment="drill",  # the drill role deploys it and so may use its key
             extra_tags=tags,
+            app_role=True,
         ),
     )
-    host.allow_reading_secret("db-master", database.master_secret_arn)
-    return secrets
 
 
 def _stamp(plan: AwsDrillPlan) -> str:

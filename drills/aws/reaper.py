@@ -7,7 +7,8 @@
 2. AWS resources tagged `prism:drill` whose `prism:expires-at` has passed, of every kind the
    drill program creates (KINDS; PULUMI_TYPES maps the program's types to them), found with
    the Resource Groups Tagging API (IAM, global and not listed there, through the drill
-   roles' description and tags), are deleted in dependency order: the host before its
+   roles' description and tags; DB parameter and subnet groups and Secrets Manager secrets
+   from their own services), are deleted in dependency order: the host before its
    security group and role, the DB before its security group and parameter group, the DR
    network last.
 3. `--run ID` (`sweep_run`, also what every drill runs after its teardown): everything tagged
@@ -395,6 +396,7 @@ KINDS = (
     "rds:subgrp",
     "ec2:security-group",
     "ssm:parameter",
+    "secretsmanager:secret",
     "logs:log-group",
     "kms:key",
     "iam:instance-profile",
@@ -418,6 +420,8 @@ PULUMI_TYPES: dict[str, str] = {
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "with ec2:security-group",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "with ec2:security-group",
     "aws:ssm/parameter:Parameter": "ssm:parameter",
+    "aws:secretsmanager/secret:Secret": "secretsmanager:secret",
+    "aws:secretsmanager/secretVersion:SecretVersion": "with secretsmanager:secret",
     "aws:cloudwatch/logGroup:LogGroup": "logs:log-group",
     "aws:kms/key:Key": "kms:key",
     "aws:kms/alias:Alias": "with kms:key",  # aliases carry no tags: found through their key
@@ -437,6 +441,7 @@ PULUMI_TYPES: dict[str, str] = {
     ),
     "cloudflare:index/dnsRecord:DnsRecord": "cloudflare",
     "random:index/randomId:RandomId": "nothing in the cloud",
+    "random:index/randomPassword:RandomPassword": "nothing in the cloud",
 }
 # Services asked of the tagging API; each ARN is then classified here (moto and AWS spell
 # some resource types differently, e.g. logs:loggroup / logs:log-group).
@@ -494,6 +499,8 @@ def _list_tagged(
             found.append(_Candidate(kind, _name(kind, arn), arn, tags))
     with aws_errors(f"listing DB parameter and subnet groups in {region}"):
         found += _rds_groups(clients("rds", region), run_id)
+    with aws_errors(f"listing drill-tagged secrets in {region}"):
+        found += _secrets(clients("secretsmanager", region), run_id)
     found = list({(c.kind, c.name): c for c in found}.values())  # listed twice on AWS
     gone = _terminated(clients("ec2", region), [c.name for c in found if c.kind == "ec2:instance"])
     found = [c for c in found if not (c.kind == "ec2:instance" and c.name in gone)]
@@ -520,6 +527,23 @@ def _rds_groups(rds: Any, run_id: str | None) -> list[_Candidate]:
                 tags = _tag_dict(rds.list_tags_for_resource(ResourceName=arn).get("TagList", []))
                 if tags.get(DRILL_TAG) and (run_id is None or tags[DRILL_TAG] == run_id):
                     found.append(_Candidate(kind, group[name_key], arn, tags))
+    return found
+
+
+def _secrets(secrets: Any, run_id: str | None) -> list[_Candidate]:
+    """Drill-tagged Secrets Manager secrets (the application role's), read from Secrets
+    Manager itself, which works alike on AWS and moto (whose tagging API omits them). Those
+    already scheduled for deletion are not listed (ListSecrets' default): they are going."""
+    found = []
+    pages = secrets.get_paginator("list_secrets").paginate(
+        Filters=[{"Key": "tag-key", "Values": [DRILL_TAG]}]
+    )
+    for page in pages:
+        for secret in page.get("SecretList", []):
+            tags = _tag_dict(secret.get("Tags", []))
+            if tags.get(DRILL_TAG) and (run_id is None or tags[DRILL_TAG] == run_id):
+                kind = "secretsmanager:secret"
+                found.append(_Candidate(kind, secret["Name"], secret["ARN"], tags))
     return found
 
 
@@ -695,6 +719,8 @@ def _delete(
         _delete_security_group(ec2(), name)
     elif kind == "ssm:parameter":
         clients("ssm", region).delete_parameter(Name=name)
+    elif kind == "secretsmanager:secret":
+        return _delete_secret(clients("secretsmanager", region), arn)
     elif kind == "logs:log-group":
         clients("logs", region).delete_log_group(logGroupName=name)
     elif kind == "kms:key":
@@ -740,6 +766,17 @@ def _delete_security_group(ec2: Any, group_id: str) -> None:
     if egress:
         ec2.revoke_security_group_egress(GroupId=group_id, SecurityGroupRuleIds=egress)
     ec2.delete_security_group(GroupId=group_id)
+
+
+def _delete_secret(secrets: Any, arn: str) -> str:
+    """At once, without a recovery window: it holds a drill's password for an instance that
+    is gone or going. A secret another service manages (RDS's master secret carries
+    OwningService) goes with its owner and is never deleted here."""
+    owner = secrets.describe_secret(SecretId=arn).get("OwningService")
+    if owner:
+        return f"left: managed by {owner} (deleted with what owns it)"
+    secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    return "deleted"
 
 
 def _schedule_key_deletion(kms: Any, key_id: str) -> str:
@@ -789,6 +826,9 @@ def current_tags(
         return _tag_dict(clients("iam", region).list_role_tags(RoleName=name).get("Tags", []))
     if kind == "iam:instance-profile":
         return _profile_tags(clients("iam", region), name)
+    if kind == "secretsmanager:secret":
+        answer = clients("secretsmanager", region).describe_secret(SecretId=arn)
+        return _tag_dict(answer.get("Tags", []))
     answer = clients("ssm", region).list_tags_for_resource(
         ResourceType="Parameter", ResourceId=name
     )

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from drills.aws.forward import DatabaseAccess, ForwardError
 from drills.aws.plan import AwsDrillPlan, cost_estimate
 from drills.aws.program import drill_config, drill_program
@@ -49,6 +51,8 @@ from drills.record import (
 from drills.verify import VerifyTarget, load_manifest, verify
 from drills.verify.model import CheckResult, Status
 from drills.verify.smoke import probe, run_smoke_cmd, wait_ready
+from infra.errors import PrismError
+from recovery.app_role import reset_on_restored
 from recovery.cloudflare import CloudflareError, TunnelCleanup, drill_tunnel_name
 from recovery.engine import (
     ConcurrentUpdate,
@@ -590,6 +594,13 @@ def _stand_up_and_verify(
     run.outputs = dict(result.outputs)
     phase(_stand_up_name(events), run.up_seconds)
 
+    # Before /ready: the API logs in as its role, with a password the restored instance
+    # learns only now (the backup holds prod's).
+    _show(observer.phase_started, "application role")
+    t = clock()
+    check(set_app_role(access, run.outputs))
+    phase("application role", clock() - t)
+
     hostname = run.outputs.get("apiHostname") or plan.hostname
     api_url = base_url(str(hostname)) if plan.hostname and hostname else None
     if api_url:
@@ -638,6 +649,28 @@ def _stand_up_and_verify(
     if not api_url:  # no hostname to reach: the drill is back once it is verified
         run.ready_at = clock()
     phase("verified", run.verify_seconds)
+
+
+def set_app_role(access: DatabaseAccess, outputs: Mapping[str, Any]) -> CheckResult:
+    """The drill stack's application-role password set on the restored instance, connected
+    as that instance's master user, then the API's login tried with it."""
+    started = time.monotonic()
+
+    def result(status: Status, detail: str) -> CheckResult:
+        seconds = round(time.monotonic() - started, 3)
+        return CheckResult(name="app_role", status=status, detail=detail, seconds=seconds)
+
+    arn = outputs.get("dbAppSecretArn")
+    if not arn:
+        return result(Status.FAIL, "the drill stack exports no dbAppSecretArn: no role for the API")
+    try:
+        role, password = access.credentials(str(arn))
+        with access.open(outputs) as dsn:
+            report = reset_on_restored(dsn, role, password)
+    except (ForwardError, PrismError, psycopg.Error) as error:
+        return result(Status.FAIL, mask_dsn(f"{type(error).__name__}: {error}")[:500])
+    how = "created (the backup had none), with its grants" if report.created else "password set"
+    return result(Status.PASS, f"{role}: {how}; it logs in")
 
 
 def _record(

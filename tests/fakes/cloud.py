@@ -21,6 +21,7 @@ from recovery.engine import EngineError
 TUNNEL = "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared"
 DNS = "cloudflare:index/dnsRecord:DnsRecord"
 HOST = "aws:ec2/instance:Instance"
+SECRET = "aws:secretsmanager/secret:Secret"
 _ids = itertools.count(1)
 
 
@@ -255,6 +256,10 @@ class MotoCloud(MemoryCloud):
                 Name=parameter, Value="x", Type="SecureString", Tags=tag_list
             )
             return parameter
+        if type_ == SECRET:
+            return self._client("secretsmanager").create_secret(
+                Name=f"prism/{stack}/database/app-{next(_ids)}", SecretString="{}", Tags=tag_list
+            )["ARN"]
         return super()._create_aws(stack, urn, type_, tags)
 
     def _delete_aws(self, type_: str, physical: str) -> None:
@@ -268,3 +273,5 @@ class MotoCloud(MemoryCloud):
             self._client("ec2").terminate_instances(InstanceIds=[physical])
         elif type_ == "aws:ssm/parameter:Parameter":
             self._client("ssm").delete_parameter(Name=physical)
+        elif type_ == SECRET:  # the provider's delete: the secret's recovery window (drills: 7)
+            self._client("secretsmanager").delete_secret(SecretId=physical, RecoveryWindowInDays=7)

@@ -208,3 +208,27 @@ def test_every_command_of_the_table_is_used_by_a_role() -> None:
 
     used = {c for spec in ROLE_TABLE.values() for c in spec.commands}
     assert used == set(COMMANDS)
+
+
+def test_the_drill_reads_its_own_application_secret_and_never_prods() -> None:
+    base = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prism"
+    own = f"{base}/drill-20261202-010000/database/app-20261202010000000001-AbCdEf"
+    prods = f"{base}/prod/database/app-20261101000000000001-AbCdEf"
+    read = "secretsmanager:GetSecretValue"
+    tag = {"aws:ResourceTag/prism:stack": "drill-20261202-010000"}
+    assert allowed("drill", read, own, **tag) == "allow"
+    assert allowed("drill", read, own, **{"aws:ResourceTag/prism:stack": "drill-x"}) == "allow"
+    assert allowed("drill", read, prods, **{"aws:ResourceTag/prism:stack": "prod"}) == (
+        "implicit-deny"
+    )
+    # Named like a drill's but tagged as prod's (a renamed or copied secret): still refused.
+    assert allowed("drill", read, own, **{"aws:ResourceTag/prism:stack": "prod"}) == (
+        "implicit-deny"
+    )
+
+
+def test_the_reaper_deletes_only_drill_tagged_secrets() -> None:
+    arn = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prism/prod/database/app-1-AbCdEf"
+    assert allowed("drill", "secretsmanager:DeleteSecret", arn) == "implicit-deny"
+    tagged = {"aws:ResourceTag/prism:drill": "20261202-010000"}
+    assert allowed("drill", "secretsmanager:DeleteSecret", arn, **tagged) == "allow"

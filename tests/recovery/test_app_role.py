@@ -9,7 +9,7 @@ import pytest
 from psycopg import errors
 
 from infra.errors import WrongState
-from recovery.app_role import ensure_app_role, set_app_role_password
+from recovery.app_role import ensure_app_role, reset_on_restored, set_app_role_password
 
 ROLE = "prism_api_t"
 PASSWORD = "Approle0first0password0letters0digits"
@@ -99,3 +99,37 @@ def test_a_role_with_too_much_is_refused_not_trusted(app_db: str) -> None:
         master.execute(f"CREATE ROLE {ROLE} LOGIN CREATEDB")
         with pytest.raises(WrongState, match=f"role {ROLE} exists with privileges"):
             ensure_app_role(master, ROLE, PASSWORD)
+
+
+# --- on a restored instance (drills, recoveries) -------------------------------------------------
+
+PROD_PASSWORD = "Prod0password0the0backup0carries0000000"
+
+
+def test_a_restored_role_takes_the_new_password_and_the_backups_stops_working(
+    app_db: str,
+) -> None:
+    with psycopg.connect(app_db) as master:  # what prod's bootstrap left in the backup
+        ensure_app_role(master, ROLE, PROD_PASSWORD)
+    report = reset_on_restored(app_db, ROLE, PASSWORD)
+    assert not report.created
+    with _as_role(app_db, PASSWORD) as app:
+        assert app.execute("SELECT count(*) FROM organizations").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        _as_role(app_db, PROD_PASSWORD)
+
+
+def test_a_backup_without_the_role_gets_it_with_its_grants(app_db: str) -> None:
+    report = reset_on_restored(app_db, ROLE, PASSWORD)
+    assert report.created
+    with _as_role(app_db, PASSWORD) as app:
+        assert app.execute("SELECT name FROM organizations").fetchall() == [("acme",)]
+
+
+def test_a_restored_role_with_too_much_is_refused_before_any_login(app_db: str) -> None:
+    with psycopg.connect(app_db, autocommit=True) as master:
+        master.execute(f"CREATE ROLE {ROLE} LOGIN CREATEROLE PASSWORD '{PROD_PASSWORD}'")
+    with pytest.raises(WrongState, match="privileges the API must not have"):
+        reset_on_restored(app_db, ROLE, PASSWORD)
+    # Nothing changed: the backup's password still stands.
+    _as_role(app_db, PROD_PASSWORD).close()

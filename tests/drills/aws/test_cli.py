@@ -186,14 +186,13 @@ def test_a_real_drill_through_the_fake_engine(
 ):
     database = fresh_db.rsplit("/", 1)[1].split("?")[0]
     cloud = MotoCloud()
-    engine = FakeStackEngine(
-        project_dir=project, local=StandinStack(pg_cluster, database), offline=False, cloud=cloud
-    )
+    local = StandinStack(pg_cluster, database)
+    engine = FakeStackEngine(project_dir=project, local=local, offline=False, cloud=cloud)
     monkeypatch.setattr(aws_drill_cmd, "make_engine", lambda: engine)
     monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     monkeypatch.setattr(aws_drill_cmd, "make_tunnels", lambda plan: cloud.cloudflare)
     monkeypatch.setenv("PRISM_DRILL_RUN_FILE", str(tmp_path / "runs"))
-    monkeypatch.setattr(aws_drill_cmd, "make_access", lambda plan: access_for(pg_cluster))
+    monkeypatch.setattr(aws_drill_cmd, "make_access", lambda plan: access_for(pg_cluster, local))
     monkeypatch.setattr(aws_drill_cmd, "base_url", http_url)
     result = drill(
         capsys,

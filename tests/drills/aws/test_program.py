@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -381,3 +382,33 @@ def test_the_drill_roles_table_covers_every_type_the_program_declares(latest_run
 
     types = {r.type for r in (*latest_run.resources, *region_run[1].resources) if r.custom}
     assert unlisted(types) == set()
+
+
+def test_the_drill_api_logs_in_as_its_own_role_never_as_the_master(latest_run):
+    result = latest_run
+    stack = "drill-20261202-010000"
+    key = result.one("aws:kms/key:Key", "runtime-secrets-key")
+    secret = result.one("aws:secretsmanager/secret:Secret", "runtime-secrets-app-secret")
+    db = result.one(RDS)
+    # The drill's own secret, on the drill's own key, named under the drill stack.
+    assert secret.inputs["namePrefix"] == f"prism/{stack}/database/app-"
+    assert secret.inputs["kmsKeyId"] == key.outputs["arn"]
+    assert db.inputs["masterUserSecretKmsKeyId"] == key.outputs["arn"]
+    assert result.outputs["dbAppSecretArn"] == secret.outputs["arn"]
+    assert result.outputs["dbAppRole"] == "prism_api"
+    params = {
+        p.inputs["name"]: p.inputs for p in result.of_type("aws:ssm/parameter:Parameter")
+    }
+    assert params[f"/prism/{stack}/database/secret-arn"]["insecureValue"] == secret.outputs["arn"]
+    # The host may read that secret and no other: not the restored instance's master secret.
+    readable = {
+        arn
+        for policy in result.of_type("aws:iam/rolePolicy:RolePolicy")
+        for st in json.loads(policy.inputs["policy"])["Statement"]
+        if "secretsmanager:GetSecretValue" in st["Action"]
+        for arn in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])
+    }
+    assert readable == {secret.outputs["arn"]}
+    assert db.outputs["masterUserSecrets"][0]["secretArn"] not in str(
+        [p.inputs for p in result.of_type("aws:iam/rolePolicy:RolePolicy")]
+    )

@@ -258,6 +258,58 @@ TRUST = json.dumps(
 )
 
 
+def make_secret(
+    drill: str, expires: str | None, *, key: str | None = None, owner: str | None = None
+) -> str:
+    """The drill stack's application-role secret, as RuntimeSecrets makes it (`owner`: a
+    secret another service manages, as RDS does its master secrets)."""
+    tags = drill_tags(drill, expires)
+    if owner:  # how moto models Secrets Manager's OwningService
+        tags.append({"Key": "aws:secretsmanager:owningService", "Value": owner})
+    extra = {"KmsKeyId": key} if key else {}
+    return boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=f"prism/drill-{drill}/database/app-{owner or 'x'}",
+        SecretString=json.dumps({"username": "prism_api", "password": "not-a-real-one"}),
+        Tags=tags,
+        **extra,
+    )["ARN"]
+
+
+def secret_exists(arn: str) -> bool:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    try:
+        found = secrets.describe_secret(SecretId=arn)
+    except secrets.exceptions.ResourceNotFoundException:
+        return False
+    return "DeletedDate" not in found
+
+
+def test_only_expired_drill_secrets_are_deleted_and_at_once(moto, engine, capsys):
+    expired = make_secret("20261101-000000", PAST)
+    fresh = make_secret("20261202-000000", FUTURE)
+    no_expiry = make_secret("20261103-000000", None)
+    code, done = reap(capsys, yes=True)
+    assert code == 0, done
+    actions = {f["name"]: f["action"] for f in done["findings"]}
+    assert actions["prism/drill-20261101-000000/database/app-x"] == "deleted"
+    assert actions["prism/drill-20261202-000000/database/app-x"] == "left: not expired"
+    assert not secret_exists(expired)
+    # Without a recovery window: the name is free again and nothing lingers.
+    with pytest.raises(
+        boto3.client("secretsmanager", region_name=REGION).exceptions.ResourceNotFoundException
+    ):
+        boto3.client("secretsmanager", region_name=REGION).describe_secret(SecretId=expired)
+    assert secret_exists(fresh) and secret_exists(no_expiry)
+
+
+def test_a_secret_another_service_manages_is_never_deleted(moto, engine, capsys):
+    owned = make_secret("20261101-000000", PAST, owner="rds")
+    code, done = reap(capsys, yes=True)
+    [finding] = [f for f in done["findings"] if f["kind"] == "secretsmanager:secret"]
+    assert finding["action"] == "left: managed by rds (deleted with what owns it)"
+    assert code == 0 and secret_exists(owned)
+
+
 def make_run(drill: str, expires: str | None = PAST) -> dict[str, str]:
     """Every kind the drill program creates (the DR network included), tagged as its
     components tag them, with the links that make the order matter: the host in its SG with
@@ -330,6 +382,7 @@ def make_run(drill: str, expires: str | None = PAST) -> dict[str, str]:
         Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tags],
     )["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=f"alias/prism-drill-{drill}", TargetKeyId=key)
+    secret = make_secret(drill, expires, key=key)
     role = iam.create_role(
         RoleName=f"api-host-role-{drill}",
         AssumeRolePolicyDocument=TRUST,
@@ -357,6 +410,7 @@ def make_run(drill: str, expires: str | None = PAST) -> dict[str, str]:
         "log_group": log_group,
         "key": key,
         "role": role,
+        "secret": secret,
     }
 
 
@@ -383,6 +437,7 @@ def test_reap_run_removes_every_kind_of_one_run_in_dependency_order(moto, capsys
     kms = boto3.client("kms", region_name=REGION)
     assert kms.describe_key(KeyId=mine["key"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
     assert not kms.list_aliases(KeyId=mine["key"])["Aliases"]
+    assert not secret_exists(mine["secret"])
     iam = boto3.client("iam", region_name=REGION)
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"] == mine["role"]]
     assert not boto3.client("logs", region_name=REGION).describe_log_groups(

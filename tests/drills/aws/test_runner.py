@@ -17,17 +17,26 @@ import psycopg
 import pytest
 
 from drills.aws import reaper
+from drills.aws.forward import Direct
 from drills.aws.reaper import CloudflareScope, drill_sweep
 from drills.aws.runner import SweepReport, run_aws_drill, teardown
 from drills.record import Result, RtoKind
 from drills.verify.model import Status, Tier
+from infra.boot import APP_ROLE
+from recovery.app_role import ensure_app_role
 from recovery.engine import ConcurrentUpdate, EngineError
 from tests.drills.aws.conftest import ACCOUNT, SECRETS, ZONE, resolved_plan
-from tests.drills.aws.runner_support import StandinStack, access_for, http_url
+from tests.drills.aws.runner_support import (
+    APP_SECRET_ARN,
+    StandinStack,
+    access_for,
+    http_url,
+)
 from tests.fakes.cloud import MotoCloud
 from tests.fakes.engine import FakeStackEngine
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+PROD_APP_PASSWORD = "Prod0app0password0the0backup0carries00"
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +86,7 @@ def engine(module_plan, stack):
 
 
 def drill(plan, engine, pg_cluster, **kwargs):
-    kwargs.setdefault("access", access_for(pg_cluster))
+    kwargs.setdefault("access", access_for(pg_cluster, engine.local))
     kwargs.setdefault("ready_timeout", 5)
     kwargs.setdefault("tunnels", engine.cloud.cloudflare)
     kwargs.setdefault("sweep", sweep_of(plan, engine))
@@ -143,6 +152,7 @@ def test_a_drill_stands_up_verifies_records_and_tears_down(plan, engine, stack, 
     stand_up = "stand up (DB restore 1200 s, host 120 s, tunnel 30 s; DB and host in parallel)"
     assert list(phases) == [
         stand_up,
+        "application role",
         "/ready through the hostname",
         "verified",
         "destroyed",
@@ -151,7 +161,8 @@ def test_a_drill_stands_up_verifies_records_and_tears_down(plan, engine, stack, 
     # The phases and the RTO are the clock's: the engine advanced it by the restore.
     assert 1200 <= phases[stand_up] < 1200 + 30
     assert record.rto_seconds == pytest.approx(
-        7 + phases[stand_up] + phases["/ready through the hostname"], abs=0.5
+        7 + phases[stand_up] + phases["application role"] + phases["/ready through the hostname"],
+        abs=0.5,
     )
     assert _check(outcome, "sweep").detail == "nothing tagged with this run was left"
     assert "first touch of the restored storage" in record.notes
@@ -236,8 +247,13 @@ def test_a_destroy_that_keeps_failing_fails_the_drill_and_says_how_to_reap(
     assert plan.stack_name in engine.left()
 
 
-def test_an_unexpected_error_while_verifying_is_recorded_and_torn_down(plan, engine, pg_cluster):
+def test_an_unexpected_error_reaching_the_database_is_recorded_and_torn_down(
+    plan, engine, pg_cluster
+):
     class Broken:
+        def credentials(self, arn):
+            return "prism_api", "x"
+
         def open(self, outputs):
             raise RuntimeError("credentials helper crashed")
 
@@ -414,3 +430,85 @@ def test_a_sweep_that_fails_fails_the_drill_but_keeps_the_record(plan, engine, p
     assert "AccessDenied" in _check(outcome, "sweep").detail
     assert outcome.record.result == Result.FAILED
     assert outcome.record_paths[0].exists()
+
+
+# --- the API's application role on the restored instance -----------------------------------------
+
+
+def _logs_in(pg_cluster, database: str, password: str) -> bool:
+    dsn = psycopg.conninfo.make_conninfo(
+        pg_cluster.dsn(database), user=APP_ROLE, password=password
+    )
+    try:
+        psycopg.connect(dsn).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def test_the_api_logs_in_with_the_drill_stacks_password_not_the_backups(
+    plan, engine, stack, pg_cluster, restored
+):
+    with psycopg.connect(pg_cluster.dsn(restored), autocommit=True) as master:
+        ensure_app_role(master, APP_ROLE, PROD_APP_PASSWORD)  # prod's, as the backup holds it
+    outcome = drill(plan, engine, pg_cluster)
+    assert outcome.record.result == Result.PASSED, outcome.record.notes
+    check = _check(outcome, "app_role")
+    assert (check.status, check.detail) == (Status.PASS, f"{APP_ROLE}: password set; it logs in")
+    assert _check(outcome, "ready_via_hostname").status == Status.PASS
+    assert _logs_in(pg_cluster, restored, stack.app_password)
+    assert not _logs_in(pg_cluster, restored, PROD_APP_PASSWORD)
+    text = "".join(path.read_text() for path in outcome.record_paths)
+    assert stack.app_password not in text and PROD_APP_PASSWORD not in text
+
+
+def test_a_password_other_than_the_stacks_leaves_the_api_unready(plan, engine, pg_cluster):
+    """The runner must read the drill stack's own secret: set from any other (prod's, say),
+    the role logs in with it, but the API, which reads the stack's, never gets ready."""
+
+    def credentials(arn):
+        if arn == APP_SECRET_ARN:
+            return APP_ROLE, PROD_APP_PASSWORD
+        return pg_cluster.user, pg_cluster.password
+
+    access = Direct(credentials, sslmode="disable")
+    outcome = drill(plan, engine, pg_cluster, access=access, ready_timeout=1)
+    assert _check(outcome, "app_role").status == Status.PASS
+    assert _check(outcome, "ready_via_hostname").status == Status.FAIL
+    assert outcome.record.result == Result.FAILED
+    assert engine.left() == {}
+
+
+def test_a_stack_without_an_application_secret_fails_and_goes(
+    plan, module_plan, pg_cluster, restored
+):
+    class NoAppSecret(StandinStack):
+        def start(self, stack):
+            outputs = super().start(stack)
+            del outputs["dbAppSecretArn"]
+            return outputs
+
+    local = NoAppSecret(pg_cluster, restored)
+    engine = FakeStackEngine(project_dir=module_plan[1], local=local, offline=False)
+    outcome = drill(plan, engine, pg_cluster, ready_timeout=1)
+    check = _check(outcome, "app_role")
+    assert check.status == Status.FAIL and "exports no dbAppSecretArn" in check.detail
+    assert outcome.record.result == Result.FAILED
+    assert engine.left() == {} and local.running() == []
+
+
+def test_a_backup_whose_role_has_too_much_fails_the_drill_and_goes(
+    plan, engine, pg_cluster, restored
+):
+    with psycopg.connect(pg_cluster.dsn(restored), autocommit=True) as master:
+        ensure_app_role(master, APP_ROLE, PROD_APP_PASSWORD)
+        master.execute(f"ALTER ROLE {APP_ROLE} CREATEROLE")
+        try:
+            outcome = drill(plan, engine, pg_cluster, ready_timeout=1)
+        finally:
+            master.execute(f"ALTER ROLE {APP_ROLE} NOCREATEROLE")
+    check = _check(outcome, "app_role")
+    assert check.status == Status.FAIL
+    assert "WrongState" in check.detail and "privileges the API must not have" in check.detail
+    assert outcome.record.result == Result.FAILED
+    assert engine.left() == {}
