@@ -395,6 +395,8 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
             ("secretsmanager:CreateSecret", "secretsmanager:TagResource"),
             ("arn:{partition}:secretsmanager:{region}:{account}:secret:rds!db-*",),
         ),
+        # RDS copies the instance's tags to its managed secret when it creates it
+        # (hashicorp/terraform-provider-aws#41337): the restored instance's prism:stack.
         Need(
             "DrillReadsRestoredSecret",
             ("secretsmanager:GetSecretValue",),
@@ -504,6 +506,31 @@ COMMANDS: dict[str, tuple[Need, ...]] = {
             "RecoverReadsProdSecrets",
             ("ssm:GetParameters",),
             ("arn:{partition}:ssm:{region}:{account}:parameter/prism/prod/*",),
+        ),
+        # The API role's password on the restored instance: the recovery stack's own secret,
+        # set as the restored instance's master user (its managed secret carries the
+        # instance's tags), through a port forward via the recovery host.
+        Need(
+            "RecoverReadsRecoverySecrets",
+            ("secretsmanager:GetSecretValue",),
+            (
+                "arn:{partition}:secretsmanager:{region}:{account}:secret:rds!db-*",
+                "arn:{partition}:secretsmanager:{region}:{account}:secret:prism/recovery-*",
+            ),
+            {"StringLike": {"aws:ResourceTag/prism:stack": "recovery-*"}},
+        ),
+        Need(
+            "RecoverPortForward",
+            ("ssm:StartSession",),
+            (
+                "arn:{partition}:ec2:{region}:{account}:instance/*",
+                "arn:{partition}:ssm:{region}::document/AWS-StartPortForwardingSessionToRemoteHost",
+            ),
+        ),
+        Need(
+            "RecoverEndsItsSessions",
+            ("ssm:TerminateSession",),
+            ("arn:{partition}:ssm:{region}:{account}:session/*",),
         ),
         Need(
             "RecoverRestores",

@@ -3,10 +3,12 @@
 The plan is printed first and the point checked against the restorable window before
 anything is created (exit 2 when outside). `--dry-run` stops there, adding the resources the
 recovery stack would declare and their hourly cost. Otherwise the plan is confirmed (unless
-`--yes`), the recovery stack goes up through the StackEngine, `/ready` is awaited through its
-hostname, and with `--cutover` (confirmed again, or `--yes`) the production hostname moves to
-it and `/ready` is probed there. The same command with the same `--name` continues a recovery
-that stopped half-way; every hint prints it. Exit 0 when the recovery serves `/ready`, 1 when
+`--yes`), the recovery stack goes up through the StackEngine, the API's application role gets
+the stack's new password on the restored instance (through an SSM port forward via the
+recovery host, or `--direct` from inside the VPC), `/ready` is awaited through its hostname,
+and with `--cutover` (confirmed again, or `--yes`) the production hostname moves to it and
+`/ready` is probed there. The same command with the same `--name` continues a recovery that
+stopped half-way; every hint prints it. Exit 0 when the recovery serves `/ready`, 1 when
 something was created and did not get there, 2 on bad input or when nothing was created. The
 work is in runbook/recover.py.
 """
@@ -27,6 +29,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from drills.aws.forward import (
+    DatabaseAccess,
+    Direct,
+    SsmPortForward,
+    check_forward_tools,
+    reset_app_role,
+    secrets_manager_credentials,
+)
 from drills.record import format_duration
 from infra.errors import BadInput, OperationFailed
 from prism_dr.runbook_options import PROJECT_DIR_HELP, STACK_HELP
@@ -67,6 +77,16 @@ def make_cutover() -> Cutover:
     return CloudflareApi()
 
 
+def make_access(region: str, direct: bool) -> DatabaseAccess:
+    """How the restored instance is reached: the port forward needs the AWS CLI and its
+    Session Manager plugin, checked here, before anything is created."""
+    credentials = secrets_manager_credentials(region)
+    if direct:
+        return Direct(credentials=credentials)
+    check_forward_tools()
+    return SsmPortForward(region=region, credentials=credentials)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("recover")
     def recover(
@@ -100,6 +120,12 @@ def register(app: typer.Typer) -> None:
         ),
         yes: bool = typer.Option(
             False, "--yes", help="Do not ask before creating the stack or moving the hostname."
+        ),
+        direct: bool = typer.Option(
+            False,
+            "--direct",
+            help="Reach the restored DB directly (this machine is in its VPC), not through an "
+            "SSM port forward via the recovery host.",
         ),
         ready_minutes: float = typer.Option(
             rec.READY_TIMEOUT.total_seconds() / 60,
@@ -135,7 +161,8 @@ def register(app: typer.Typer) -> None:
         where = region or target.region
         parsed = Point.parse(point)
         resume = resume_command(
-            stack, name, point, region, replicate_to, do_cutover, ready_minutes, project_dir
+            stack, name, point, region, replicate_to, do_cutover, ready_minutes, project_dir,
+            direct,
         )
         source = find_source(
             client("rds", where),
@@ -157,6 +184,7 @@ def register(app: typer.Typer) -> None:
         # run above creates no state).
         check_backend(os.environ, local_state=local_state, recovering=True)
         engine = make_engine()  # a missing CLI or passphrase stops us before anything
+        access = make_access(where, direct)  # and so does a missing port-forward tool
         previous = _outputs_or_none(engine, name)
         dns = make_cutover() if do_cutover else None  # a missing token, too
         cutover_from = (previous or {}).get("cutoverFrom")
@@ -186,6 +214,7 @@ def register(app: typer.Typer) -> None:
             ready_timeout=timedelta(minutes=ready_minutes),
             ready_interval=ready_interval,
             on_step=lambda s: info.print(f"  done: {s.name} ({format_duration(s.seconds)})"),
+            app_role=lambda outputs: reset_app_role(access, outputs),
         )
         if dns is not None:
             _cutover(plan, outcome, dns, yes, ready_minutes, ready_interval, resume)
@@ -201,6 +230,7 @@ def resume_command(
     cutover: bool,
     ready_minutes: float,
     project_dir: Path | None,
+    direct: bool = False,
 ) -> str:
     """The exact command that continues this recovery: the same stack, name and point."""
     argv = ["prism-dr", "recover", "--stack", stack, "--name", name, "--point", point]
@@ -214,6 +244,8 @@ def resume_command(
         argv += ["--ready-timeout", f"{ready_minutes:g}"]
     if project_dir is not None:
         argv += ["--project-dir", str(project_dir)]
+    if direct:
+        argv.append("--direct")
     return shlex.join(argv)
 
 

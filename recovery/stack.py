@@ -267,7 +267,11 @@ def recovery_program(plan: RecoveryPlan, secrets: Mapping[str, str]) -> Program:
                 serve_hostname(plan.prod_hostname, TUNNEL_CONFIG_TYPE)
             )
         cfg = replace(plan.cfg, secret_env={k: pulumi.Output.secret(v) for k, v in secrets.items()})
-        build(cfg)
+        stack = build(cfg)
+        # Where `recover` reaches the restored instance to set the API role's password.
+        pulumi.export("dbAddress", stack.database.address)
+        pulumi.export("dbPort", stack.database.port)
+        pulumi.export("dbName", cfg.database.db_name)
         if plan.cutover_from is not None:
             pulumi.export("cutoverFrom", plan.cutover_from)
             pulumi.export("servesHostname", plan.prod_hostname)

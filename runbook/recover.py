@@ -7,8 +7,11 @@
    forensics, prod's safety settings, because it may become production. A failed `up`
    keeps what it created in the stack's state: the same command with the same `--name`
    continues it. One that created nothing is bad input (exit 2).
-3. Wait for `/ready` 200 through the recovery hostname (the whole §4.2 path).
-4. Cutover (optional): the recovery stack declares the production hostname in its tunnel's
+3. Set the API's application-role password on the restored instance (it holds prod's):
+   the recovery stack's own new secret, applied as the instance's own master user through
+   the host's port forward (drills/aws/forward.py). Prod's application secret is never read.
+4. Wait for `/ready` 200 through the recovery hostname (the whole §4.2 path).
+5. Cutover (optional): the recovery stack declares the production hostname in its tunnel's
    ingress and records where the hostname pointed (`cutoverFrom`); then the CNAME moves
    (recovery/cloudflare.py) and `/ready` is probed on the production hostname itself.
    `undo_cutover` points it back at the recorded target.
@@ -22,10 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
+
+from drills.aws.forward import ForwardError
 from drills.verify.smoke import probe as probe_ready
-from infra.errors import BadInput, OperationFailed
+from infra.errors import BadInput, OperationFailed, PrismError
+from recovery.app_role import RoleReport
 from recovery.cloudflare import Cutover, tunnel_target
 from recovery.engine import EngineError, StackEngine, StackInfo
+from recovery.redact import mask_dsn
 from recovery.stack import RecoveryPlan, recovery_program
 
 RTO = timedelta(hours=4)  # spec §1
@@ -71,8 +79,11 @@ def stand_up(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     on_step: Callable[[Step], None] | None = None,
+    app_role: Callable[[Mapping[str, Any]], RoleReport] | None = None,
 ) -> Outcome:
-    """`resume` is the exact command that continues this recovery (printed in every hint)."""
+    """`resume` is the exact command that continues this recovery (printed in every hint);
+    `app_role` sets the API role's password on the restored instance from the stack's
+    outputs (drills/aws/forward.py: reset_app_role over the chosen access)."""
     outcome = Outcome(plan=plan, started_at=started_at, cutover_from=plan.cutover_from)
 
     def done(step: Step) -> None:
@@ -107,6 +118,19 @@ def stand_up(
             f"DB {outcome.outputs.get('dbIdentifier', plan.db_identifier)}",
         )
     )
+
+    if app_role is not None:
+        t = clock()
+        try:
+            report = app_role(outcome.outputs)
+        except (ForwardError, PrismError, psycopg.Error) as error:
+            raise OperationFailed(
+                f"the recovery stack {plan.name} is up, but its API's role could not be set on "
+                f"the restored instance: {mask_dsn(str(error))[:300]}; once fixed, run "
+                f"`{resume}`"
+            ) from None
+        how = "created, with its grants" if report.created else "password set"
+        done(Step("application role", clock() - t, f"{report.role}: {how}"))
 
     url = base_url(str(outcome.outputs.get("apiHostname") or plan.hostname)) + "/ready"
     t1 = clock()

@@ -28,6 +28,7 @@ from psycopg.conninfo import make_conninfo
 
 from drills.ports import free_port
 from infra.errors import BadInput
+from recovery.app_role import RoleReport, reset_on_restored
 
 DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 FORWARD_READY_TIMEOUT = 60.0
@@ -171,6 +172,19 @@ class SsmPortForward:
             _end_group(proc)
             if proc.stderr:
                 proc.stderr.close()
+
+
+def reset_app_role(access: DatabaseAccess, outputs: Mapping[str, Any]) -> RoleReport:
+    """The stack's application-role password (its own secret, `dbAppSecretArn`) set on the
+    restored instance as that instance's master user, then the API's login tried with it.
+    Raises ForwardError, the project's errors (a secret unreadable, a role with too much) or
+    psycopg's."""
+    arn = outputs.get("dbAppSecretArn")
+    if not arn:
+        raise ForwardError("the stack exports no dbAppSecretArn: no role for its API")
+    role, password = access.credentials(str(arn))
+    with access.open(outputs) as dsn:
+        return reset_on_restored(dsn, role, password)
 
 
 def _end_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:

@@ -533,7 +533,10 @@ def _rds_groups(rds: Any, run_id: str | None) -> list[_Candidate]:
 def _secrets(secrets: Any, run_id: str | None) -> list[_Candidate]:
     """Drill-tagged Secrets Manager secrets (the application role's), read from Secrets
     Manager itself, which works alike on AWS and moto (whose tagging API omits them). Those
-    already scheduled for deletion are not listed (ListSecrets' default): they are going."""
+    already scheduled for deletion are not listed (ListSecrets' default): they are going. Nor
+    are those another service owns: RDS copies the instance's tags, prism:drill included, to
+    its managed master secret (hashicorp/terraform-provider-aws#41337) and deletes it with
+    the instance."""
     found = []
     pages = secrets.get_paginator("list_secrets").paginate(
         Filters=[{"Key": "tag-key", "Values": [DRILL_TAG]}]
@@ -541,6 +544,8 @@ def _secrets(secrets: Any, run_id: str | None) -> list[_Candidate]:
     for page in pages:
         for secret in page.get("SecretList", []):
             tags = _tag_dict(secret.get("Tags", []))
+            if secret.get("OwningService"):
+                continue
             if tags.get(DRILL_TAG) and (run_id is None or tags[DRILL_TAG] == run_id):
                 kind = "secretsmanager:secret"
                 found.append(_Candidate(kind, secret["Name"], secret["ARN"], tags))

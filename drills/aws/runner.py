@@ -33,7 +33,7 @@ from typing import Any
 
 import psycopg
 
-from drills.aws.forward import DatabaseAccess, ForwardError
+from drills.aws.forward import DatabaseAccess, ForwardError, reset_app_role
 from drills.aws.plan import AwsDrillPlan, cost_estimate
 from drills.aws.program import drill_config, drill_program
 from drills.observer import DrillObserver as Observer
@@ -52,7 +52,6 @@ from drills.verify import VerifyTarget, load_manifest, verify
 from drills.verify.model import CheckResult, Status
 from drills.verify.smoke import probe, run_smoke_cmd, wait_ready
 from infra.errors import PrismError
-from recovery.app_role import reset_on_restored
 from recovery.cloudflare import CloudflareError, TunnelCleanup, drill_tunnel_name
 from recovery.engine import (
     ConcurrentUpdate,
@@ -660,17 +659,12 @@ def set_app_role(access: DatabaseAccess, outputs: Mapping[str, Any]) -> CheckRes
         seconds = round(time.monotonic() - started, 3)
         return CheckResult(name="app_role", status=status, detail=detail, seconds=seconds)
 
-    arn = outputs.get("dbAppSecretArn")
-    if not arn:
-        return result(Status.FAIL, "the drill stack exports no dbAppSecretArn: no role for the API")
     try:
-        role, password = access.credentials(str(arn))
-        with access.open(outputs) as dsn:
-            report = reset_on_restored(dsn, role, password)
+        report = reset_app_role(access, outputs)
     except (ForwardError, PrismError, psycopg.Error) as error:
         return result(Status.FAIL, mask_dsn(f"{type(error).__name__}: {error}")[:500])
     how = "created (the backup had none), with its grants" if report.created else "password set"
-    return result(Status.PASS, f"{role}: {how}; it logs in")
+    return result(Status.PASS, f"{report.role}: {how}; it logs in")
 
 
 def _record(

@@ -232,3 +232,18 @@ def test_the_reaper_deletes_only_drill_tagged_secrets() -> None:
     assert allowed("drill", "secretsmanager:DeleteSecret", arn) == "implicit-deny"
     tagged = {"aws:ResourceTag/prism:drill": "20261202-010000"}
     assert allowed("drill", "secretsmanager:DeleteSecret", arn, **tagged) == "allow"
+
+
+def test_a_recovery_reads_its_own_secrets_and_never_prods_application_secret() -> None:
+    base = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:"
+    read = "secretsmanager:GetSecretValue"
+    recovery = {"aws:ResourceTag/prism:stack": "recovery-t1"}
+    master = base + "rds!db-0a1b2c3d-AbCdEf"
+    app = base + "prism/recovery-t1/database/app-1-AbCdEf"
+    assert allowed("deploy-prod", read, master, **recovery) == "allow"
+    assert allowed("deploy-prod", read, app, **recovery) == "allow"
+    # Only recovery instances' secrets: another stack's master secret stays out of reach.
+    staging = {"aws:ResourceTag/prism:stack": "staging"}
+    assert allowed("deploy-prod", read, master, **staging) == "implicit-deny"
+    instance = f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0123456789abcdef0"
+    assert allowed("deploy-prod", "ssm:StartSession", instance) == "allow"

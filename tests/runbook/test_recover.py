@@ -23,13 +23,14 @@ from recovery.cloudflare import tunnel_target
 from recovery.points import Point, Source, check_point
 from tests.runbook.cli import run
 from tests.runbook.conftest import make_db
-from tests.runbook.fakes import FakeCloudflare, FakeEngine
+from tests.runbook.fakes import APP_SECRET_ARN, FakeCloudflare, FakeEngine
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_aws.*"),
     pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_cloudflare.*"),
 ]
 
+REAL_MAKE_ACCESS = recover_cmd.make_access
 ACCOUNT = "3f1e9a0c2b7d4e5f8a9b0c1d2e3f4a5b"
 ZONE = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
 HOST = "api.prismhub.io"
@@ -72,6 +73,7 @@ def engine(project, fresh_db, monkeypatch):
     monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     monkeypatch.setattr(recover_cmd, "make_engine", lambda: fake)
     monkeypatch.setattr(recover_cmd, "base_url", lambda hostname: fake.api_url)
+    monkeypatch.setattr(recover_cmd, "make_access", lambda region, direct: fake.access())
     yield fake
     fake.close()
 
@@ -145,8 +147,15 @@ def test_recover_latest_stands_up_prods_program_with_a_restore_and_waits_for_rea
     report = json.loads(result.out)
     assert [s["name"] for s in report["steps"]] == [
         "recovery stack up",
+        "application role",
         "/ready 200 through the recovery hostname",
     ]
+    # The API's role took the recovery stack's own password, set as the master user.
+    assert report["steps"][1]["detail"] in (
+        "prism_api: password set",
+        "prism_api: created, with its grants",
+    )
+    assert engine.app_password not in shown
     assert report["rto_met"] is True and report["rto_seconds"] == 4 * 3600
     assert report["kept_instance"] == "prism-prod"
     assert any("secrets-management" in step for step in report["manual_steps"])
@@ -210,21 +219,53 @@ def test_missing_secrets_exit_2_before_anything_is_created(rds, engine, project,
 
 
 def test_a_recovery_that_never_gets_ready_fails_and_stays_for_inspection(
+    prod, engine, project, capsys, monkeypatch
+):
+    """The role is set from a secret other than the stack's (prod's, say): it logs in, but
+    the API, which reads the stack's own, never does."""
+    wrong = engine.access()
+    right = wrong.credentials
+    wrong.credentials = lambda arn: (
+        ("prism_api", "not-the-stacks-password") if arn == APP_SECRET_ARN else right(arn)
+    )
+    monkeypatch.setattr(recover_cmd, "make_access", lambda region, direct: wrong)
+    # --local-state: the state backend is the default directory, accepted when asked.
+    result = _recover(
+        capsys, project, "--local-state", "--ready-timeout", "0.02", "--ready-interval", "0.2"
+    )
+    assert result.code == 1
+    assert "answered 503" in result.err and "recovery-t1 stays up" in result.err
+    assert ("destroy", "recovery-t1") not in engine.calls
+
+
+def test_a_role_that_cannot_be_set_fails_before_the_wait_and_says_how_to_continue(
     prod, project, capsys, monkeypatch
 ):
     broken = FakeEngine(project, "postgresql://nobody@127.0.0.1:1/none", {"tunnelId": PROD_TUNNEL})
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://prism-pulumi-state-123456789012")
     monkeypatch.setattr(recover_cmd, "make_engine", lambda: broken)
     monkeypatch.setattr(recover_cmd, "base_url", lambda hostname: broken.api_url)
+    monkeypatch.setattr(recover_cmd, "make_access", lambda region, direct: broken.access())
     try:
-        # --local-state: the state backend is the default directory, accepted when asked.
-        result = _recover(
-            capsys, project, "--local-state", "--ready-timeout", "0.02", "--ready-interval", "0.2"
-        )
+        result = _recover(capsys, project, "--ready-timeout", "5")
     finally:
         broken.close()
     assert result.code == 1
-    assert "answered 503" in result.err and "recovery-t1 stays up" in result.err
+    assert "recovery-t1 is up, but its API's role could not be set" in result.err
+    assert "prism-dr recover --stack prod --name recovery-t1" in result.err
+    assert "answered" not in result.err  # /ready was not waited for
     assert ("destroy", "recovery-t1") not in broken.calls
+
+
+def test_without_the_port_forward_tools_nothing_is_created_and_it_is_exit_2(
+    prod, engine, project, capsys, monkeypatch
+):
+    monkeypatch.setattr(recover_cmd, "make_access", REAL_MAKE_ACCESS)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = _recover(capsys, project)
+    assert result.code == 2
+    assert "session-manager-plugin not found on PATH" in result.err and "--direct" in result.err
+    assert engine.calls == []
 
 
 def _ingress(run_) -> list[dict]:
