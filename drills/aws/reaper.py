@@ -356,6 +356,8 @@ def _reap_stacks(
         return [Finding("stack", "*", "-", "-", "-", f"failed: stacks not checked: {error}")]
     found = []
     for info in stacks:
+        if not info.name.startswith(STACK_PREFIX):
+            continue  # never judged, whatever a backend's listing returns: prod lives there too
         expires = _parse_time(info.tags.get(EXPIRES_TAG))
         started = stack_started(info.name)
         drill = info.name.removeprefix(STACK_PREFIX)

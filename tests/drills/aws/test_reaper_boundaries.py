@@ -1,0 +1,188 @@
+"""The reaper's decisions at their boundaries: when a drill stack or a drill-tagged resource is
+due, to the second, and what it must never judge at all. No cloud: stacks come from the fake
+engine (regions=[] leaves AWS out), tags are plain dicts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from drills.aws import reaper
+from recovery.engine import StackInfo
+from tests.fakes.engine import FakeStackEngine, StackState
+
+NOW = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
+SIX_HOURS = timedelta(hours=6)
+
+
+def stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def judge(engine, *, yes: bool = False, skip=(), older_than=SIX_HOURS) -> dict[str, str]:
+    findings = reaper.reap(
+        older_than=older_than,
+        yes=yes,
+        regions=[],
+        skip_stacks=list(skip),
+        engine_factory=lambda: engine,
+        clients=lambda service, region: None,
+        now=NOW,
+    )
+    return {f.name: f.action for f in findings}
+
+
+@pytest.mark.parametrize(
+    ("offset", "action"),
+    [
+        (timedelta(seconds=-1), "would destroy"),
+        (timedelta(0), "would destroy"),  # expired at its expiry, not a second later
+        (timedelta(seconds=1), "left: not expired"),
+    ],
+)
+def test_a_tagged_stack_is_due_from_its_expiry_on(offset, action):
+    engine = FakeStackEngine(offline=False)
+    engine.stacks["drill-20261206-060000"] = StackState(
+        tags={"prism:expires-at": stamp(NOW + offset)}
+    )
+    assert judge(engine) == {"drill-20261206-060000": action}
+
+
+@pytest.mark.parametrize(
+    ("age", "action"),
+    [
+        (SIX_HOURS + timedelta(seconds=1), "would destroy"),
+        (SIX_HOURS, "would destroy"),
+        (SIX_HOURS - timedelta(seconds=1), "left: not expired"),
+    ],
+)
+def test_an_untagged_stack_is_judged_by_the_start_in_its_name(age, action):
+    name = "drill-" + (NOW - age).strftime("%Y%m%d-%H%M%S")
+    engine = FakeStackEngine(offline=False)
+    engine.stacks[name] = StackState()
+    assert judge(engine) == {name: action}
+
+
+@pytest.mark.parametrize(
+    ("age", "action"),
+    [
+        (SIX_HOURS, "would destroy"),
+        (SIX_HOURS - timedelta(seconds=1), "left: not expired"),
+        (None, "left: not expired"),  # never updated: nothing says it is old
+    ],
+)
+def test_a_stack_without_expiry_or_time_in_its_name_is_judged_by_its_last_update(age, action):
+    engine = FakeStackEngine(offline=False)
+    engine.stacks["drill-manual"] = StackState(last_update=None if age is None else NOW - age)
+    assert judge(engine) == {"drill-manual": action}
+
+
+def test_the_expiry_tag_decides_over_the_start_in_the_name():
+    engine = FakeStackEngine(offline=False)
+    # Started long ago, kept on purpose (--keep --ttl): not due until its expiry.
+    engine.stacks["drill-20261101-000000"] = StackState(
+        tags={"prism:expires-at": stamp(NOW + timedelta(hours=1))}
+    )
+    # Started a minute ago with a short TTL that has passed: due.
+    engine.stacks["drill-" + (NOW - timedelta(minutes=1)).strftime("%Y%m%d-%H%M%S")] = (
+        StackState(tags={"prism:expires-at": stamp(NOW - timedelta(seconds=1))})
+    )
+    assert sorted(judge(engine).values()) == ["left: not expired", "would destroy"]
+    assert judge(engine)["drill-20261101-000000"] == "left: not expired"
+
+
+def test_a_skipped_stack_is_left_however_old():
+    engine = FakeStackEngine(offline=False)
+    engine.stacks["drill-20200101-000000"] = StackState(resources=["urn:db"])
+    engine.stacks["drill-20200101-000001"] = StackState(resources=["urn:db"])
+    found = judge(engine, yes=True, skip=["drill-20200101-000000"])
+    assert found == {
+        "drill-20200101-000000": "left: skipped",
+        "drill-20200101-000001": "destroyed",
+    }
+    assert set(engine.stacks) == {"drill-20200101-000000"}
+
+
+class ListsEverything(FakeStackEngine):
+    """A backend whose listing ignores the prefix (a filter bug, another adapter)."""
+
+    def list_stacks(self, prefix: str = "") -> list[StackInfo]:
+        return super().list_stacks("")
+
+
+def test_a_stack_that_is_not_a_drills_is_never_judged_even_if_listed():
+    engine = ListsEverything(offline=False)
+    long_ago = NOW - timedelta(days=400)
+    engine.stacks["prod"] = StackState(resources=["urn:prod-db"], last_update=long_ago)
+    engine.stacks["recovery-dec01"] = StackState(resources=["urn:db"], last_update=long_ago)
+    engine.stacks["drill-20200101-000000"] = StackState(resources=["urn:db"])
+    found = judge(engine, yes=True)
+    assert found == {"drill-20200101-000000": "destroyed"}
+    assert set(engine.stacks) == {"prod", "recovery-dec01"}
+    assert not [c for c in engine.calls if c[1] in ("prod", "recovery-dec01")]
+
+
+# --- a tagged resource's verdict ---------------------------------------------------------------
+
+
+def tags(drill: str | None = "20261206-060000", expires: datetime | str | None = None) -> dict:
+    found = {} if drill is None else {"prism:drill": drill}
+    if expires is not None:
+        found["prism:expires-at"] = expires if isinstance(expires, str) else stamp(expires)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("given", "verdict"),
+    [
+        (tags(expires=NOW - timedelta(seconds=1)), None),
+        (tags(expires=NOW), None),
+        (tags(expires=NOW + timedelta(seconds=1)), "not expired"),
+        (tags(expires=None), "no readable prism:expires-at tag"),
+        (tags(expires="next tuesday"), "no readable prism:expires-at tag"),
+        (tags(expires="2026-12-06T11:00:00"), "no readable prism:expires-at tag"),  # no zone
+        (tags(drill=None, expires=NOW - timedelta(days=1)), "no prism:drill tag"),
+        (tags(drill="", expires=NOW - timedelta(days=1)), "no prism:drill tag"),
+    ],
+    ids=["past", "at", "future", "none", "garbage", "zoneless", "untagged", "empty-tag"],
+)
+def test_a_resource_is_due_only_tagged_as_a_drills_and_past_a_readable_expiry(given, verdict):
+    assert reaper._verdict(given, set(), NOW) == verdict
+
+
+def test_an_expiry_with_an_offset_is_read_in_utc():
+    # 14:00+02:00 is 12:00 UTC: due at NOW, not two hours later.
+    assert reaper._verdict(tags(expires="2026-12-06T14:00:00+02:00"), set(), NOW) is None
+    late = tags(expires="2026-12-06T14:00:01+02:00")
+    assert reaper._verdict(late, set(), NOW) == "not expired"
+
+
+def test_a_skipped_drills_resources_are_left_and_others_are_not():
+    expired = tags(expires=NOW - timedelta(hours=1))
+    assert reaper._verdict(expired, {"20261206-060000"}, NOW) == "its drill is skipped"
+    assert reaper._verdict(expired, {"20261206-070000"}, NOW) is None
+
+
+def test_a_run_sweep_takes_its_runs_resources_whatever_their_expiry_and_no_others():
+    future = tags(expires=NOW + timedelta(days=1))
+    assert reaper._verdict(future, set(), NOW, run_id="20261206-060000") is None
+    assert reaper._verdict(tags(), set(), NOW, run_id="20261206-060000") is None
+    other = reaper._verdict(future, set(), NOW, run_id="20261206-070000")
+    assert other == "another drill's (20261206-060000)"
+    assert reaper._verdict(tags(drill=None), set(), NOW, run_id="20261206-060000") == (
+        "no prism:drill tag"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "started"),
+    [
+        ("drill-20261206-060000", datetime(2026, 12, 6, 6, 0, 0, tzinfo=UTC)),
+        ("drill-20261206-060000-retry", None),
+        ("drill-manual", None),
+        ("prod", None),
+    ],
+)
+def test_a_stacks_start_is_read_only_from_a_drill_name(name, started):
+    assert reaper.stack_started(name) == started
