@@ -66,6 +66,15 @@ DATABASE_URL_ENV = "DATABASE_URL"
 # Values committed in the example stack files; a real deployment must replace them.
 EXAMPLE_CLOUDFLARE_ID = "0" * 32
 _EXAMPLE_DOMAIN = re.compile(r"(^|\.|@)example\.(com|org|net)$")
+# RFC 5737's documentation ranges: no real endpoint lives there, so an example CIDR uses one.
+_EXAMPLE_NETWORKS = tuple(
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
+
+
+def _is_example_network(cidr: str) -> bool:
+    network = ipaddress.ip_network(cidr, strict=False)
+    return any(network.overlaps(example) for example in _EXAMPLE_NETWORKS)
 
 
 def full_key(path: str) -> str:
@@ -835,6 +844,11 @@ def reject_example_values(cfg: StackConfig) -> None:
             bool(_EXAMPLE_DOMAIN.search(cfg.alarms.email)),
         ),
         (f"{full_key('apiHost')}.image", cfg.api_host.image, "/example/" in cfg.api_host.image),
+        (
+            f"{full_key('apiHost')}.extraEgressCidr",
+            cfg.api_host.extra_egress_cidr,
+            _is_example_network(cfg.api_host.extra_egress_cidr),
+        ),
     ]
     for path, value, is_example in examples:
         if is_example:

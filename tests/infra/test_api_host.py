@@ -54,7 +54,7 @@ def test_host_egress_is_https_tunnel_and_database(each_stack: OfflineRun) -> Non
         ("udp", 7844, "0.0.0.0/0"),
         ("tcp", 5432, vpc_cidr),
         # Redis: anywhere on staging; on prod only to the configured endpoint's network.
-        ("tcp", 6379, "10.60.0.0/24" if each_stack.stack == "prod" else "0.0.0.0/0"),
+        ("tcp", 6379, "192.0.2.0/24" if each_stack.stack == "prod" else "0.0.0.0/0"),
     }
 
 

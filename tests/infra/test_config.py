@@ -293,9 +293,26 @@ def test_real_values_pass_the_example_check() -> None:
         "prism-infra:tunnel.hostname": "api.prism-app.io",
         "prism-infra:alarms.email": "oncall@prism-app.io",
         "prism-infra:apiHost.image": "ghcr.io/prism-app/api@sha256:" + "c4" * 32,
+        "prism-infra:apiHost.extraEgressCidr": "10.60.0.0/24",
     }
     run = run_stack("prod", real, program=lambda: main(examples_allowed=False))
     assert run.outputs["apiHostname"] == "api.prism-app.io"
+
+
+@pytest.mark.parametrize("cidr", ["192.0.2.0/24", "198.51.100.7/32", "203.0.112.0/23"])
+def test_a_documentation_range_as_the_redis_network_is_an_example_value(cidr) -> None:
+    from infra.stack import main
+
+    real = {
+        "prism-infra:tunnel.accountId": "a1" * 16,
+        "prism-infra:tunnel.zoneId": "b2" * 16,
+        "prism-infra:tunnel.hostname": "api.prism-app.io",
+        "prism-infra:alarms.email": "oncall@prism-app.io",
+        "prism-infra:apiHost.image": "ghcr.io/prism-app/api@sha256:" + "c4" * 32,
+        "prism-infra:apiHost.extraEgressCidr": cidr,
+    }
+    message = config_error("prod", real, program=lambda: main(examples_allowed=False))
+    assert message.startswith("prism-infra:apiHost.extraEgressCidr is still the example value")
 
 
 def test_restore_point_must_be_a_known_form() -> None:

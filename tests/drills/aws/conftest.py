@@ -47,6 +47,7 @@ def make_project(tmp_path):
     cfg["prism-infra:tunnel"] = {"accountId": ACCOUNT, "zoneId": ZONE, "hostname": HOST}
     cfg["prism-infra:alarms"]["email"] = "ops@prismhub.io"
     cfg["prism-infra:apiHost"]["image"] = "ghcr.io/prismhub/prism-api@sha256:" + "5" * 64
+    cfg["prism-infra:apiHost"]["extraEgressCidr"] = "10.60.0.0/24"
     cfg["prism-infra:drill"] = {"instanceClass": "db.t4g.small", "hostInstanceType": "t4g.small"}
     (root / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc))
     return root
