@@ -504,3 +504,27 @@ def test_the_tunnels_of_the_runs_found_due_go_too():
     # Without a token: said, not failed (the drill's own sweep has looked already).
     [unchecked] = reaper.reap_tunnels(findings, True, None)
     assert unchecked.action.startswith("left: not checked") and not unchecked.failed
+
+
+def test_reap_run_with_its_tunnel_cleaned_is_a_clean_reap_and_a_dry_run_touches_nothing(
+    moto, capsys, monkeypatch, cloudflare
+):
+    run_id = "20261202-010000"
+    ids = make_set(run_id, FUTURE, full=False)
+    [scope, *_] = reaper._cloudflare_scopes(run_id)  # the repository's stack files
+    tunnel = cloudflare.add_tunnel(scope.account_id, f"prism-drill-{run_id}-api")
+    cloudflare.add_record(scope.zone_id, scope.hostname)
+
+    code = reaper.run_sweep(run_id=run_id, yes=False, regions=[REGION], as_json=True)
+    dry = json.loads(capsys.readouterr().out)
+    assert code == 0 and dry["dry_run"] is True
+    assert {f["action"] for f in dry["findings"]} == {"would delete"}
+    assert exists(ids) == {"sg": True, "param": True}
+    assert cloudflare.live()["tunnels"] == [f"prism-drill-{run_id}-api"]
+
+    code = reaper.run_sweep(run_id=run_id, yes=True, regions=[REGION], as_json=True)
+    done = json.loads(capsys.readouterr().out)
+    assert code == 0, done
+    assert exists(ids) == {"sg": False, "param": False}
+    assert cloudflare.live() == {"tunnels": [], "records": []}
+    assert ("delete_tunnel", tunnel) in cloudflare.calls

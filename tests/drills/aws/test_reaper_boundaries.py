@@ -186,3 +186,60 @@ def test_a_run_sweep_takes_its_runs_resources_whatever_their_expiry_and_no_other
 )
 def test_a_stacks_start_is_read_only_from_a_drill_name(name, started):
     assert reaper.stack_started(name) == started
+
+
+# --- where the reaper looks ----------------------------------------------------------------------
+
+
+def project(tmp_path, monkeypatch, stacks: dict[str, dict]):
+    """A project directory whose stack files hold `stacks` (name -> config mapping)."""
+    import yaml
+
+    from infra import offline
+
+    for name, config in stacks.items():
+        (tmp_path / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+    monkeypatch.setattr(offline, "PROJECT_DIR", tmp_path)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+
+
+def test_the_regions_are_each_stacks_and_its_backups_dr_region_once(tmp_path, monkeypatch):
+    replicated = {"backupReplication": {"enabled": True, "region": "eu-central-1"}}
+    project(tmp_path, monkeypatch, {
+        "a": {"aws:region": "eu-west-1", "prism-infra:database": replicated},
+        "b": {"aws:region": "eu-west-1"},
+        "c": {"aws:region": ""},  # unset: no region of its own
+    })
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")  # the stack files win over the environment
+    assert reaper._default_regions() == ["eu-west-1", "eu-central-1"]
+
+
+def test_without_stack_regions_the_environments_is_used(tmp_path, monkeypatch):
+    project(tmp_path, monkeypatch, {})
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    assert reaper._default_regions() == ["ap-south-1"]
+
+
+def test_with_no_region_anywhere_the_reap_is_refused(tmp_path, monkeypatch):
+    from infra.errors import BadInput
+
+    project(tmp_path, monkeypatch, {"a": {"prism-infra:database": {}}})
+    with pytest.raises(BadInput, match="no AWS region to reap: pass --region"):
+        reaper._default_regions()
+
+
+def test_the_cloudflare_scopes_are_each_stack_tunnels_account_and_zone_once(tmp_path, monkeypatch):
+    tunnel = {"accountId": "a" * 32, "zoneId": "z" * 32, "hostname": "api.prismhub.io"}
+    project(tmp_path, monkeypatch, {
+        "prod": {"prism-infra:tunnel": tunnel},
+        "prod-copy": {"prism-infra:tunnel": dict(tunnel)},
+        "staging": {"prism-infra:tunnel": {**tunnel, "hostname": "api.staging.prismhub.io"}},
+        "bare": {"aws:region": "us-east-1"},  # no tunnel: nothing to sweep in Cloudflare
+        "half": {"prism-infra:tunnel": {"accountId": "a" * 32}},
+    })
+    scopes = reaper._cloudflare_scopes("20261206-060000")
+    assert [(s.account_id, s.zone_id, s.hostname) for s in scopes] == [
+        ("a" * 32, "z" * 32, "drill-20261206-060000.prismhub.io"),
+        ("a" * 32, "z" * 32, "drill-20261206-060000.staging.prismhub.io"),
+    ]
