@@ -268,6 +268,25 @@ def test_missing_tables_are_named_with_how_many_are_there(restored, manifest, ru
                                     f"({expected - 2} of {expected} expected tables present)")
 
 
+def test_missing_tables_are_looked_for_in_every_schema_named(restored, manifest, run):
+    run_sql(restored, "CREATE SCHEMA app", "DROP TABLE exports")
+    two_schemas = manifest.model_copy(update={"schemas": ["public", "app"]})
+    outcome = run(check_tables, restored, manifest=two_schemas)
+    assert outcome.status is Status.FAIL
+    assert outcome.detail.startswith("missing in public, app: exports (")
+
+
+def test_a_known_migration_table_without_its_tools_column_is_read_by_name(restored, manifest,
+                                                                           run):
+    # Named like golang-migrate's table, but written by another tool: no `version` column.
+    run_sql(restored, "DROP TABLE schema_migrations",
+            "CREATE TABLE schema_migrations (version_id bigint PRIMARY KEY)",
+            "INSERT INTO schema_migrations VALUES (3), (5)")
+    found = manifest.model_copy(update={"migrations": Migrations()})  # recognised by name
+    assert run(check_migrations, restored, manifest=found) == (
+        Status.PASS, "schema_migrations head 5 (no minimum configured)")
+
+
 # -- spot checks: which tables are sampled ---------------------------------------------------
 
 
