@@ -100,8 +100,10 @@ TARGETS = [
     Target("recovery.redact", "recovery/redact.py", ("tests/recovery/test_redact.py",),
            measured=False),
     Target("infra.iam", "infra/iam.py", ("tests/infra/test_iam.py",), measured=False),
-    # The console entry's tests; the plan command's call skip() only through a subprocess.
-    Target("teardown", "prism_dr/teardown.py", ("tests/prism_dr/test_app.py",), measured=False),
+    # Its own tests and the console entry's; the plan command's call skip() only through a
+    # subprocess.
+    Target("teardown", "prism_dr/teardown.py",
+           ("tests/prism_dr/test_teardown.py", "tests/prism_dr/test_app.py"), measured=False),
 ]
 BY_NAME = {t.name: t for t in TARGETS}
 
