@@ -15,6 +15,7 @@ from infra.iam import (
     KMS_LEVERS,
     KmsGrant,
     Request,
+    actions_of,
     evaluate,
     evaluate_kms,
     managed_policy,
@@ -273,3 +274,87 @@ def test_a_resource_policy_must_name_the_principal() -> None:
     policy = {"Statement": [_st(Principal={"AWS": [someone]}, Action="*", Resource="*")]}
     assert evaluate(Request(me, "sqs:SendMessage", "arn:q"), [], policy) == "implicit-deny"
     assert evaluate(Request(someone, "sqs:SendMessage", "arn:q"), [], policy) == "allow"
+
+
+def test_a_resource_policy_naming_everyone_allows_anyone() -> None:
+    request = Request("arn:aws:iam::1:role/me", "sqs:SendMessage", "arn:q")
+    for everyone in ("*", {"AWS": "*"}, {"AWS": ["arn:aws:iam::1:role/other", "*"]}):
+        policy = {"Statement": [_st(Principal=everyone, Action="*", Resource="*")]}
+        assert evaluate(request, [], policy) == "allow", everyone
+
+
+def test_a_resource_policy_statement_naming_no_principal_grants_nobody() -> None:
+    request = Request("arn:aws:iam::1:role/me", "sqs:SendMessage", "arn:q")
+    nameless = {"Statement": [_st(Action="*", Resource="*")]}
+    assert evaluate(request, [], nameless) == "implicit-deny"
+
+
+def test_a_policy_without_statements_grants_nothing() -> None:
+    request = Request("arn:aws:iam::1:role/me", "ssm:GetParameter", f"{SSM}/a")
+    assert evaluate(request, [{"Version": "2012-10-17"}]) == "implicit-deny"
+
+
+def test_actions_of_lists_what_a_policy_allows_or_denies_by_name() -> None:
+    policy = {"Statement": [_st(Action="ssm:GetParameter", Resource="*"),
+                            _st(Action=["kms:Decrypt", "kms:Encrypt"], Resource="*"),
+                            _st(NotAction="iam:*", Resource="*")]}
+    assert actions_of(policy) == {"ssm:GetParameter", "kms:Decrypt", "kms:Encrypt"}
+    assert actions_of({"Statement": _st(Action="s3:*", Resource="*")}) == {"s3:*"}
+
+
+# -- KMS: the key policy first -------------------------------------------------------------
+
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
+ALLOW_DECRYPT = [{"Statement": [_st(Action="kms:Decrypt", Resource="*")]}]
+
+
+def _key_policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Statement": list(statements)}
+
+
+def _to(principal: str, action: str = "kms:*", effect: str = "Allow") -> dict[str, Any]:
+    return {"Effect": effect, "Principal": {"AWS": principal}, "Action": action, "Resource": "*"}
+
+
+def test_a_key_policy_naming_the_account_by_its_id_delegates_like_its_root() -> None:
+    decrypt = Request(ADMIN, "kms:Decrypt", "*")
+    for account in (ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root"):
+        key_policy = _key_policy(_to(account))
+        assert evaluate_kms(decrypt, ALLOW_DECRYPT, key_policy, ACCOUNT) == "allow", account
+        assert evaluate_kms(decrypt, [], key_policy, ACCOUNT) == "implicit-deny", account
+
+
+def test_a_key_policys_deny_of_the_principal_beats_the_accounts_delegation() -> None:
+    decrypt = Request(ADMIN, "kms:Decrypt", "*")
+    denied = _key_policy(_to(f"arn:aws:iam::{ACCOUNT}:root"),
+                         _to(ADMIN, "kms:Decrypt", effect="Deny"))
+    assert evaluate_kms(decrypt, ALLOW_DECRYPT, denied, ACCOUNT) == "explicit-deny"
+    assert reachable_kms(decrypt, ALLOW_DECRYPT, denied, ACCOUNT) == "explicit-deny"
+
+
+def test_what_the_account_delegates_is_reachable_without_a_lever() -> None:
+    decrypt = Request(ADMIN, "kms:Decrypt", "*")
+    delegated = _key_policy(_to(f"arn:aws:iam::{ACCOUNT}:root", "kms:Decrypt"))
+    assert reachable_kms(decrypt, ALLOW_DECRYPT, delegated, ACCOUNT) == "allow"
+
+
+def test_a_grant_is_reachable_as_it_stands_or_through_a_granted_lever() -> None:
+    decrypt = Request(ADMIN, "kms:Decrypt", "*")
+    nothing = _key_policy()
+    assert reachable_kms(decrypt, [], nothing, ACCOUNT) == "implicit-deny"
+    granted = [KmsGrant(ADMIN, ("kms:Decrypt",))]
+    assert reachable_kms(decrypt, [], nothing, ACCOUNT, granted) == "allow"
+    # A grant of CreateGrant lets its grantee grant itself Decrypt.
+    lever = [KmsGrant(ADMIN, ("kms:CreateGrant",))]
+    assert reachable_kms(decrypt, [], nothing, ACCOUNT, lever) == "allow"
+
+
+def test_a_lever_counts_only_under_the_requests_own_conditions() -> None:
+    # The usual key policy statement: grants may be created for AWS services' use only.
+    via_rds = {"kms:ViaService": "rds.us-east-1.amazonaws.com"}
+    key_policy = _key_policy({**_to(ADMIN, "kms:CreateGrant"),
+                              "Condition": {"StringEquals": via_rds}})
+    assert reachable_kms(Request(ADMIN, "kms:Decrypt", "*", via_rds), [], key_policy,
+                         ACCOUNT) == "allow"
+    assert reachable_kms(Request(ADMIN, "kms:Decrypt", "*", VIA_SSM), [], key_policy,
+                         ACCOUNT) == "implicit-deny"

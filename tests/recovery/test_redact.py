@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
 from drills.verify.model import CheckResult, Status
-from recovery.redact import MASK, mask_dsn, mask_secrets, scrub
+from recovery.redact import MASK, mask_dsn, mask_secrets, printable, scrub, shown
 
 MASKED_CASES = [
     pytest.param(
@@ -139,6 +142,29 @@ MASKED_CASES = [
         '"dsn": "postgresql://u:***@h/db?application_name=drill@ci" and u@example.com',
         id="space-in-password-in-a-quoted-value",
     ),
+    pytest.param(
+        "postgresql://u:p?s@cret@db.internal/app",
+        "postgresql://u:***@db.internal/app",
+        id="raw-question-mark-then-at-sign-in-password",
+    ),
+    pytest.param(
+        # libpq's URI without an authority: every connection parameter in the query.
+        "postgresql://?host=db.internal&password=p@ss",
+        "postgresql://?host=db.internal&password=***",
+        id="at-sign-in-a-query-password-without-authority",
+    ),
+    pytest.param(
+        "psql postgresql://db.internal:5432/app?sslmode=require with PGPASSWORD=hunter2x "
+        "as ops@example.com",
+        "psql postgresql://db.internal:5432/app?sslmode=require with PGPASSWORD=*** "
+        "as ops@example.com",
+        id="uri-with-a-port-then-a-password-and-an-at-sign-later-in-the-line",
+    ),
+    pytest.param(
+        "postgresql://u:pw@db.internal/app as ops@example.com",
+        "postgresql://u:***@db.internal/app as ops@example.com",
+        id="uri-with-a-password-then-an-at-sign-later-in-the-line",
+    ),
 ]
 
 UNCHANGED_CASES = [
@@ -158,6 +184,8 @@ UNCHANGED_CASES = [
                  id="uri-then-an-at-sign-later-in-the-line"),
     pytest.param("postgresql://u:pa ss", id="no-at-sign-after-the-space"),
     pytest.param("postgresql://u:pa\nss@h", id="password-does-not-run-over-lines"),
+    pytest.param("postgresql://@db.internal:5432/app?application_name=drill@ci",
+                 id="empty-user-name-and-an-at-sign-in-the-query"),
 ]
 
 
@@ -229,6 +257,19 @@ def test_scrub_masks_bare_values_under_password_keys() -> None:
         "db_password": MASK,
         "user": "u",
     }
+
+
+class _Stamped(BaseModel):
+    at: datetime
+    dsn: str
+
+
+def test_scrub_turns_models_into_what_json_can_write() -> None:
+    # Records are written as JSON: a model's times become ISO strings, as in its JSON dump.
+    stamped = _Stamped(at=datetime(2026, 12, 1, 3, 0, tzinfo=UTC), dsn="postgresql://u:pw@h/d")
+    scrubbed = scrub(stamped)
+    assert scrubbed == {"at": "2026-12-01T03:00:00Z", "dsn": "postgresql://u:***@h/d"}
+    assert json.loads(json.dumps(scrubbed)) == scrubbed
 
 
 def test_scrub_leaves_its_input_untouched() -> None:
@@ -378,3 +419,40 @@ def test_a_credential_after_the_word_naming_it_is_masked(raw: str, masked: str) 
 @pytest.mark.parametrize("raw", PROSE_UNCHANGED)
 def test_prose_about_tokens_without_one_stays(raw: str) -> None:
     assert mask_dsn(raw) == raw
+
+
+# --- what may be written and shown: printable, one line, not too long ----------------------
+
+
+def test_a_file_name_with_bytes_that_are_not_utf8_is_written_as_escapes() -> None:
+    name = os.fsdecode(b"dump-\xff\xfe.sql")  # as os.listdir gives such a name
+    assert printable(name) == "dump-\\xff\\xfe.sql"
+    assert printable("caf\u00e9.sql") == "caf\u00e9.sql"  # UTF-8 itself is kept
+
+
+def test_a_lone_surrogate_no_file_name_could_hold_is_escaped_too() -> None:
+    assert printable("a\ud800b") == "a\\ud800b"
+
+
+def test_shown_values_are_masked_printable_and_on_one_line() -> None:
+    assert shown("postgresql://u:pw@db.internal/app") == "postgresql://u:***@db.internal/app"
+    assert shown("first\r\nsecond\nthird") == "first\\r\\nsecond\\nthird"
+    assert shown(Path("/var/backups/prism.dump")) == "/var/backups/prism.dump"
+    assert shown(b"/var/backups/prism-\xff.dump") == "/var/backups/prism-\\xff.dump"
+    assert shown(42) == "42"
+
+
+def _digits(length: int) -> str:
+    return "".join(str(i % 10) for i in range(length))
+
+
+@pytest.mark.parametrize("length", [119, 120])
+def test_a_value_up_to_120_characters_is_shown_whole(length: int) -> None:
+    assert shown(_digits(length)) == _digits(length)
+
+
+def test_a_longer_value_is_shown_by_its_ends_with_its_length() -> None:
+    text = _digits(121)
+    assert shown(text) == f"{text[:58]}…{text[-58:]} (121 characters)"
+    long_dsn = "postgresql://u:hunter2@db.internal/" + "x" * 200
+    assert "hunter2" not in shown(long_dsn)  # masked before it is cut

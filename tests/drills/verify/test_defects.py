@@ -12,6 +12,7 @@ from drills.verify import Status, Tier, verify
 from drills.verify.catalog import discover
 from tests.drills.verify.conftest import (
     BACKUP_POINT,
+    NO_INPUT_SKIPS,
     assert_only,
     make_target,
     run_checks,
@@ -106,6 +107,27 @@ def test_orphans_in_an_org_column_without_foreign_key_are_found_by_name(restored
     assert_only(results, {"org_scoping"})
     assert "exports.org_id: 4 row(s)" in results["org_scoping"].detail
     assert "by name" in results["org_scoping"].detail
+
+
+def test_a_dropped_organizations_table_fails_org_scoping_as_well_as_tables(restored, manifest):
+    run_sql(restored, "DROP TABLE organizations CASCADE")  # the foreign keys to it go too
+    results = run_checks(restored, manifest)
+    assert_only(results, {"tables", "org_scoping"})
+    assert results["org_scoping"].detail == (
+        "organizations table organizations missing: org scoping cannot hold")
+
+
+def test_without_an_expected_organizations_table_org_scoping_is_skipped(restored, manifest):
+    # A database the manifest expects no organizations table in is not multi-tenant.
+    run_sql(restored, "DROP TABLE organizations CASCADE")
+    dumped = manifest.model_dump()
+    tables = {name: spec for name, spec in dumped["tables"].items() if name != "organizations"}
+    unscoped = manifest.model_validate({**dumped, "tables": tables})
+    results = run_checks(restored, unscoped)
+    org_scoping = results["org_scoping"]
+    assert (org_scoping.status, org_scoping.detail) == (
+        Status.SKIP, "no organizations table, so nothing is org-scoped")
+    assert_only(results, set(), skips=NO_INPUT_SKIPS | {"org_scoping"})
 
 
 def test_not_valid_constraint_alone_fails_constraints(restored, manifest):

@@ -15,8 +15,9 @@ import psycopg
 import pytest
 
 from drills.verify import Manifest, Status, Tier
+from drills.verify.catalog import discover
 from drills.verify.context import Context, Outcome, counted, fmt_duration, fmt_hours
-from drills.verify.data import check_row_counts
+from drills.verify.data import check_row_counts, check_spot_checks
 from drills.verify.freshness import CLOCK_SKEW, check_freshness
 from drills.verify.integrity import check_constraints, check_indexes, check_sequences
 from drills.verify.manifest import Migrations
@@ -265,6 +266,46 @@ def test_missing_tables_are_named_with_how_many_are_there(restored, manifest, ru
     expected = len(manifest.tables)
     assert outcome == (Status.FAIL, f"missing in public: exports, audit_logs "
                                     f"({expected - 2} of {expected} expected tables present)")
+
+
+def test_missing_tables_are_looked_for_in_every_schema_named(restored, manifest, run):
+    run_sql(restored, "CREATE SCHEMA app", "DROP TABLE exports")
+    two_schemas = manifest.model_copy(update={"schemas": ["public", "app"]})
+    outcome = run(check_tables, restored, manifest=two_schemas)
+    assert outcome.status is Status.FAIL
+    assert outcome.detail.startswith("missing in public, app: exports (")
+
+
+def test_a_known_migration_table_without_its_tools_column_is_read_by_name(restored, manifest,
+                                                                           run):
+    # Named like golang-migrate's table, but written by another tool: no `version` column.
+    run_sql(restored, "DROP TABLE schema_migrations",
+            "CREATE TABLE schema_migrations (version_id bigint PRIMARY KEY)",
+            "INSERT INTO schema_migrations VALUES (3), (5)")
+    found = manifest.model_copy(update={"migrations": Migrations()})  # recognised by name
+    assert run(check_migrations, restored, manifest=found) == (
+        Status.PASS, "schema_migrations head 5 (no minimum configured)")
+
+
+# -- spot checks: which tables are sampled ---------------------------------------------------
+
+
+def test_spot_checks_sample_the_expected_tables_or_every_table_when_none_is_expected(
+    restored, manifest, run
+):
+    only_buildings = manifest.model_validate({**manifest.model_dump(),
+                                              "tables": {"buildings": {}}})
+    assert run(check_spot_checks, restored, manifest=only_buildings) == (
+        Status.PASS, "5 rows fetched by key in 1 table")
+    # A manifest for another database may expect nothing: every table there is sampled then,
+    # rather than none (a check that samples nothing would prove nothing).
+    bare = manifest.model_validate({**manifest.model_dump(), "tables": {}})
+    with psycopg.connect(restored) as conn:
+        every = len(discover(conn, bare).tables)
+    assert every > len(manifest.tables)  # the sample holds a table the manifest leaves out
+    outcome = run(check_spot_checks, restored, manifest=bare)
+    assert outcome.status is Status.PASS
+    assert outcome.detail.endswith(f" fetched by key in {every} tables")
 
 
 # -- integrity: a sequence must be ahead of its column ----------------------------------------
