@@ -225,8 +225,11 @@ def test_with_no_region_anywhere_the_reap_is_refused(tmp_path, monkeypatch):
     from infra.errors import BadInput
 
     project(tmp_path, monkeypatch, {"a": {"prism-infra:database": {}}})
-    with pytest.raises(BadInput, match="no AWS region to reap: pass --region"):
+    with pytest.raises(BadInput) as refused:
         reaper._default_regions()
+    assert str(refused.value) == (
+        "no AWS region to reap: pass --region (repeatable) or set AWS_REGION"
+    )
 
 
 def test_the_cloudflare_scopes_are_each_stack_tunnels_account_and_zone_once(tmp_path, monkeypatch):
