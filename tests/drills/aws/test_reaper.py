@@ -524,7 +524,81 @@ def test_reap_run_with_its_tunnel_cleaned_is_a_clean_reap_and_a_dry_run_touches_
 
     code = reaper.run_sweep(run_id=run_id, yes=True, regions=[REGION], as_json=True)
     done = json.loads(capsys.readouterr().out)
-    assert code == 0, done
+    assert code == 0 and done["dry_run"] is False, done
     assert exists(ids) == {"sg": False, "param": False}
     assert cloudflare.live() == {"tunnels": [], "records": []}
     assert ("delete_tunnel", tunnel) in cloudflare.calls
+
+
+def test_the_reaper_looks_only_in_the_regions_it_is_given(moto, engine, capsys):
+    ids = make_set("20261101-000000", PAST, full=False)  # in us-east-1
+    code = reaper.run(
+        older_than=timedelta(hours=6), yes=True, regions=["us-west-2"], skip_stacks=[],
+        as_json=True,
+    )
+    done = json.loads(capsys.readouterr().out)
+    assert code == 0 and done["dry_run"] is False
+    assert [f for f in done["findings"] if f["kind"] != "stack"] == []
+    assert exists(ids) == {"sg": True, "param": True}
+
+
+def test_reap_yes_deletes_the_tunnel_of_a_run_found_due(moto, engine, capsys, cloudflare):
+    make_set("20261101-000000", PAST, full=False)
+    [scope, *_] = reaper._cloudflare_scopes("20261101-000000")
+    cloudflare.add_tunnel(scope.account_id, "prism-drill-20261101-000000-api")
+    code, done = reap(capsys, yes=True)
+    assert code == 0 and done["dry_run"] is False
+    tunnels = [f for f in done["findings"] if f["kind"] == "cloudflare:tunnel"]
+    assert [f["action"] for f in tunnels] == ["deleted"]
+    assert cloudflare.live()["tunnels"] == []
+
+
+def test_a_sweep_covers_every_region_given_and_reports_one_it_cannot_read(moto, capsys):
+    run_id = "20261202-010000"
+    here = make_set(run_id, FUTURE, full=False)  # us-east-1
+    west = boto3.client("ssm", region_name="us-west-2")
+    west.put_parameter(
+        Name=f"/prism/drill-{run_id}/api/X", Value="x", Type="SecureString",
+        Tags=drill_tags(run_id, FUTURE),
+    )
+
+    def clients(service, region):
+        if region == "eu-north-1":
+            raise BadInput("AccessDenied on tag:GetResources in eu-north-1")
+        return boto3.client(service, region_name=region)
+
+    found = reaper.sweep_run(
+        run_id, regions=[REGION, "eu-north-1", "us-west-2"], clients=clients, tunnels=None,
+        scopes=[],
+    )
+    by_region = {(f.region, f.kind, f.action) for f in found}
+    assert (REGION, "ssm:parameter", "deleted") in by_region
+    assert ("us-west-2", "ssm:parameter", "deleted") in by_region
+    [failed] = [f for f in found if f.failed]
+    assert (failed.kind, failed.name, failed.region, failed.drill, failed.expires_at) == (
+        "aws", "*", "eu-north-1", run_id, "-"
+    )
+    assert failed.action == "failed: AccessDenied on tag:GetResources in eu-north-1"
+    assert exists(here) == {"sg": False, "param": False}
+    assert west.describe_parameters()["Parameters"] == []
+
+
+def test_an_expiry_is_shown_in_utc_whatever_the_machines_zone(engine, capsys, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        engine.stacks["drill-20261101-000000"] = StackState(
+            tags={"prism:expires-at": "2026-11-01T14:00:00+02:00"}
+        )
+        findings = reaper.reap(
+            older_than=timedelta(hours=6), yes=False, regions=[], skip_stacks=[],
+            engine_factory=lambda: engine, clients=None, now=NOW,
+        )
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert [(f.name, f.expires_at) for f in findings] == [
+        ("drill-20261101-000000", "2026-11-01T12:00:00Z")
+    ]
