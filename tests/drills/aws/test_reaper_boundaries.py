@@ -246,3 +246,25 @@ def test_the_cloudflare_scopes_are_each_stack_tunnels_account_and_zone_once(tmp_
         ("a" * 32, "z" * 32, "drill-20261206-060000.prismhub.io"),
         ("a" * 32, "z" * 32, "drill-20261206-060000.staging.prismhub.io"),
     ]
+
+
+@pytest.mark.parametrize("error", ["EngineError", "BadInput"])
+def test_a_backend_that_cannot_be_read_is_one_failed_stack_finding(error):
+    from infra.errors import BadInput
+    from recovery.engine import EngineError
+
+    kind = {"EngineError": EngineError, "BadInput": BadInput}[error]
+
+    def factory():
+        raise kind("the Pulumi CLI is not on PATH")
+
+    findings = reaper.reap(
+        older_than=SIX_HOURS, yes=True, regions=[], skip_stacks=[], engine_factory=factory,
+        clients=lambda service, region: None, now=NOW,
+    )
+    assert findings == [
+        reaper.Finding(
+            "stack", "*", "-", "-", "-", "failed: stacks not checked: the Pulumi CLI is not on PATH"
+        )
+    ]
+    assert findings[0].failed
