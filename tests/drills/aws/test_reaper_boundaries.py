@@ -268,3 +268,25 @@ def test_a_backend_that_cannot_be_read_is_one_failed_stack_finding(error):
         )
     ]
     assert findings[0].failed
+
+
+def test_a_stacks_finding_names_its_drill_and_its_expiry_or_that_it_has_none():
+    engine = FakeStackEngine(offline=False)
+    engine.stacks["drill-20261206-060000"] = StackState(
+        tags={"prism:expires-at": "2026-12-06T07:00:00+00:00"}
+    )
+    engine.stacks["drill-20261206-100000"] = StackState()
+    findings = reaper.reap(
+        older_than=SIX_HOURS, yes=False, regions=[], skip_stacks=[],
+        engine_factory=lambda: engine, clients=lambda service, region: None, now=NOW,
+    )
+    assert findings == [
+        reaper.Finding(
+            "stack", "drill-20261206-060000", "-", "20261206-060000", "2026-12-06T07:00:00Z",
+            "would destroy",
+        ),
+        reaper.Finding(
+            "stack", "drill-20261206-100000", "-", "20261206-100000", "untagged",
+            "left: not expired",
+        ),
+    ]
