@@ -602,3 +602,13 @@ def test_an_expiry_is_shown_in_utc_whatever_the_machines_zone(engine, capsys, mo
     assert [(f.name, f.expires_at) for f in findings] == [
         ("drill-20261101-000000", "2026-11-01T12:00:00Z")
     ]
+
+
+def test_reap_run_looks_only_in_the_regions_it_is_given(moto, capsys, cloudflare):
+    ids = make_set("20261202-010000", FUTURE, full=False)  # in us-east-1
+    code = reaper.run_sweep(run_id="20261202-010000", yes=True, regions=["us-west-2"],
+                            as_json=True)
+    done = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [f for f in done["findings"] if not f["kind"].startswith("cloudflare")] == []
+    assert exists(ids) == {"sg": True, "param": True}
