@@ -215,7 +215,16 @@ def test_a_stack_that_cannot_be_destroyed_is_exit_1(moto, engine, capsys, monkey
     code, done = reap(capsys, yes=True)
     assert code == 1
     [finding] = done["findings"]
-    assert finding["action"].startswith("failed:") and "AccessDenied" in finding["action"]
+    # Refreshed first (a crashed drill may have left pending creates), then every attempt's
+    # note in order, and the way out.
+    assert finding["action"] == "failed: " + "; ".join(
+        ["refreshed after the interrupted up"]
+        + [f"destroy {n} failed: pulumi failed: AccessDenied" for n in (1, 2, 3)]
+        + [
+            "stack drill-20200101-000000 NOT destroyed: run `prism-dr drill reap --run "
+            "20200101-000000 --yes` or `pulumi destroy -s drill-20200101-000000`"
+        ]
+    )
     assert "drill-20200101-000000" in engine.stacks
 
 

@@ -96,11 +96,18 @@ def test_a_skipped_stack_is_left_however_old():
     engine = FakeStackEngine(offline=False)
     engine.stacks["drill-20200101-000000"] = StackState(resources=["urn:db"])
     engine.stacks["drill-20200101-000001"] = StackState(resources=["urn:db"])
-    found = judge(engine, yes=True, skip=["drill-20200101-000000"])
-    assert found == {
-        "drill-20200101-000000": "left: skipped",
-        "drill-20200101-000001": "destroyed",
-    }
+    findings = reaper.reap(
+        older_than=SIX_HOURS, yes=True, regions=[], skip_stacks=["drill-20200101-000000"],
+        engine_factory=lambda: engine, clients=lambda service, region: None, now=NOW,
+    )
+    assert findings == [
+        reaper.Finding(
+            "stack", "drill-20200101-000000", "-", "20200101-000000", "untagged", "left: skipped"
+        ),
+        reaper.Finding(
+            "stack", "drill-20200101-000001", "-", "20200101-000001", "untagged", "destroyed"
+        ),
+    ]
     assert set(engine.stacks) == {"drill-20200101-000000"}
 
 
