@@ -623,3 +623,18 @@ def test_reap_run_looks_only_in_the_regions_it_is_given(moto, capsys, cloudflare
     assert code == 0
     assert [f for f in done["findings"] if not f["kind"].startswith("cloudflare")] == []
     assert exists(ids) == {"sg": True, "param": True}
+
+
+def test_reap_removes_an_expired_drills_role_and_profile_looking_in_iam_once(moto, engine, capsys):
+    ids = make_run("20261101-000000", expires=PAST)
+    code = reaper.run(
+        older_than=timedelta(hours=6), yes=True, regions=[REGION, "us-west-2"], skip_stacks=[],
+        as_json=True,
+    )
+    done = json.loads(capsys.readouterr().out)
+    assert code == 0, [f for f in done["findings"] if f["action"].startswith("failed")]
+    iam_found = [(f["kind"], f["region"]) for f in done["findings"] if f["kind"].startswith("iam:")]
+    # IAM is global: listed with the first region only, each role and profile once.
+    assert iam_found == [("iam:instance-profile", REGION), ("iam:role", REGION)]
+    iam = boto3.client("iam", region_name=REGION)
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"] == ids["role"]]
