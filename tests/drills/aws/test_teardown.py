@@ -65,7 +65,7 @@ class Tunnels:
 
 def run(engine, **kwargs):
     sleeps: list[float] = []
-    ticks = iter(range(0, 1000, 5))
+    ticks = iter(range(100, 1000, 5))  # a clock that does not start at zero
     kwargs.setdefault("after_interrupted_up", False)
     result = teardown(
         engine, STACK, backoff=30.0, clock=lambda: float(next(ticks)), sleep=sleeps.append,
@@ -142,6 +142,16 @@ def test_a_refresh_blocked_by_the_interrupted_ups_lock_cancels_it_and_refreshes_
     ]
     assert result.destroyed
     assert result.notes[0] == "the interrupted up still held the lock: cancelled it"
+
+
+def test_a_cancel_that_fails_after_a_locked_refresh_is_noted_and_the_destroy_tried():
+    engine = Scripted(refresh=[ConcurrentUpdate("locked")], cancel=[EngineError("no CLI")])
+    result, _ = run(engine, after_interrupted_up=True)
+    assert result.destroyed
+    assert result.notes[:2] == [
+        "the interrupted up still held the lock: cancelled it",
+        "cancel failed: no CLI",
+    ]
 
 
 @pytest.mark.parametrize("locked", [True, False])
