@@ -422,3 +422,47 @@ def test_nothing_is_restorable_before_the_first_backup_whatever_the_point() -> N
             check_point(Point.parse(point), empty, T0)
         assert str(refused.value) == (
             "the new copies have no restorable time yet; nothing to restore")
+
+
+def test_a_deleted_instance_whose_backups_cannot_be_listed_says_what_was_refused() -> None:
+    rds = _answers(HOME, ("describe_db_instances", "DBInstanceNotFound"),
+                   ("describe_db_instance_automated_backups", "AccessDenied"))
+    with pytest.raises(BadInput, match=r"^listing retained backups of prism-prod: AWS refused "
+                                       r"\(AccessDenied\)"):
+        _find(rds)
+
+
+def test_an_answer_without_a_backup_list_counts_as_no_backups() -> None:
+    rds = _answers(HOME, ("describe_db_instances", "DBInstanceNotFound"),
+                   ("describe_db_instance_automated_backups", {}))
+    with pytest.raises(NotFound, match="left no retained automated backups"):
+        _find(rds)
+
+
+def test_a_refusal_to_list_backups_says_what_was_being_listed() -> None:
+    home = _answers(HOME, ("describe_db_instances", _instance()),
+                    ("describe_db_instance_automated_backups", "AccessDenied"))
+    with pytest.raises(BadInput, match=r"^describing automated backups: AWS refused"):
+        _find(home)
+    there = _answers(OTHER, ("describe_db_instance_automated_backups", "AccessDenied"))
+    with pytest.raises(BadInput, match=rf"^listing replicated backups in {OTHER}: AWS refused"):
+        _find(there, region=OTHER)
+
+
+def test_answers_without_a_backup_list_count_as_no_backups() -> None:
+    home = _answers(HOME, ("describe_db_instances", _instance()),
+                    ("describe_db_instance_automated_backups", {}))
+    assert _find(home).earliest == BY_RETENTION
+    there = _answers(OTHER, ("describe_db_instance_automated_backups", {}))
+    with pytest.raises(NotFound, match="no backups of prism-prod replicated"):
+        _find(there, region=OTHER)
+
+
+def test_with_the_home_region_silent_the_replicating_copy_wins_over_a_newer_retained_one() -> None:
+    # An instance deleted an hour ago, and the current one whose replication lags behind.
+    deleted = _copy("deleted", status="retained", resource_id=OLD_ID,
+                    window=_window(timedelta(days=30), timedelta(hours=1)))
+    current = _copy("current", status="replicating",
+                    window=_window(timedelta(days=2), timedelta(hours=3)))
+    source = _find(_answers(OTHER, _backups(deleted, current)), region=OTHER)
+    assert source.automated_backups_arn == current["DBInstanceAutomatedBackupsArn"]
