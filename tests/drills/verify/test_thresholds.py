@@ -19,7 +19,12 @@ from drills.verify.catalog import discover
 from drills.verify.context import Context, Outcome, counted, fmt_duration, fmt_hours
 from drills.verify.data import check_row_counts, check_spot_checks
 from drills.verify.freshness import CLOCK_SKEW, check_freshness
-from drills.verify.integrity import check_constraints, check_indexes, check_sequences
+from drills.verify.integrity import (
+    check_constraints,
+    check_indexes,
+    check_org_scoping,
+    check_sequences,
+)
 from drills.verify.manifest import Migrations
 from drills.verify.schema import check_migrations, check_restore, check_tables
 from tests.drills.verify.conftest import make_target, run_sql
@@ -362,6 +367,41 @@ def test_more_than_three_bad_indexes_or_constraints_are_summarised(restored, run
     assert three is None
     assert " ..." not in run(check_constraints, restored).detail
     assert run(check_indexes, restored).status is Status.PASS
+
+
+def test_findings_outside_the_public_schema_name_their_schema(restored, manifest, run):
+    run_sql(restored, "CREATE SCHEMA app", "CREATE TABLE app.notes (n int)",
+            "ALTER TABLE app.notes ADD CONSTRAINT notes_positive CHECK (n > 0) NOT VALID",
+            "ALTER TABLE buildings ADD CONSTRAINT buildings_sf CHECK (rentable_sf > 0) NOT VALID")
+    two_schemas = manifest.model_copy(update={"schemas": ["public", "app"]})
+    outcome = run(check_constraints, restored, manifest=two_schemas)
+    assert outcome.detail.startswith("2 NOT VALID constraint(s): app.notes.notes_positive, "
+                                     "buildings.buildings_sf;")
+
+
+# -- integrity: org scoping ------------------------------------------------------------------
+
+
+def test_an_org_column_stored_as_text_is_compared_as_text(restored, run):
+    # Found by name; its type is not the key's, so both sides are compared as text.
+    run_sql(restored, "CREATE TABLE notes (id int PRIMARY KEY, org_id text)",
+            "INSERT INTO notes SELECT id, id::text FROM organizations",
+            "INSERT INTO notes VALUES (-1, '999')")
+    assert run(check_org_scoping, restored) == (
+        Status.FAIL, "notes.org_id: 1 row(s) reference a missing organization (e.g. 999; by "
+                     "name)")
+
+
+def test_without_any_org_scoped_column_org_scoping_warns_naming_what_it_looked_for(
+    restored, manifest, run
+):
+    run_sql(restored, "CREATE SCHEMA solo", "CREATE TABLE solo.organizations (id int PRIMARY KEY)",
+            "CREATE TABLE solo.notes (id int PRIMARY KEY, body text)")
+    solo = manifest.model_validate({**manifest.model_dump(), "schemas": ["solo"],
+                                    "tables": {"organizations": {}, "notes": {}}})
+    assert run(check_org_scoping, restored, manifest=solo) == (
+        Status.WARN, "no org-scoped column found (no foreign key to solo.organizations, no "
+                     "column named org_id or organization_id)")
 
 
 # -- row counts: the manifest's minimum ------------------------------------------------------
