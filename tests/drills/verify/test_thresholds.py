@@ -365,8 +365,39 @@ def test_more_than_three_bad_indexes_or_constraints_are_summarised(restored, run
                                      "buildings.nv2 ...")
     three = run_sql(restored, "ALTER TABLE buildings DROP CONSTRAINT nv3")
     assert three is None
-    assert " ..." not in run(check_constraints, restored).detail
+    assert run(check_constraints, restored).detail == (
+        "3 NOT VALID constraint(s): buildings.nv0, buildings.nv1, buildings.nv2; existing rows "
+        "were never checked against them")
     assert run(check_indexes, restored).status is Status.PASS
+
+
+def _failed_unique_builds(dsn: str, names: list[str]) -> None:
+    """Each a CREATE UNIQUE INDEX CONCURRENTLY that fails on duplicates: left invalid."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name in names:
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON buildings (city)")
+
+
+def test_more_than_three_invalid_indexes_are_summarised(restored, run):
+    _failed_unique_builds(restored, ["bad0", "bad1", "bad2", "bad3"])
+    assert run(check_indexes, restored) == (
+        Status.FAIL, "4 invalid index(es): bad0 on buildings, bad1 on buildings, bad2 on "
+                     "buildings ...")
+    run_sql(restored, "DROP INDEX bad3")
+    assert run(check_indexes, restored) == (
+        Status.FAIL, "3 invalid index(es): bad0 on buildings, bad1 on buildings, bad2 on "
+                     "buildings")
+
+
+def test_valid_indexes_are_counted_in_the_singular_and_the_plural(restored, manifest, run):
+    with psycopg.connect(restored) as conn:
+        indexes = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'").fetchone()[0]
+    assert run(check_indexes, restored) == (Status.PASS, f"all {indexes} indexes valid")
+    run_sql(restored, "CREATE SCHEMA solo", "CREATE TABLE solo.notes (id int PRIMARY KEY)")
+    solo = manifest.model_copy(update={"schemas": ["solo"]})
+    assert run(check_indexes, restored, manifest=solo) == (Status.PASS, "all 1 index valid")
 
 
 def test_findings_outside_the_public_schema_name_their_schema(restored, manifest, run):
@@ -402,6 +433,30 @@ def test_without_any_org_scoped_column_org_scoping_warns_naming_what_it_looked_f
     assert run(check_org_scoping, restored, manifest=solo) == (
         Status.WARN, "no org-scoped column found (no foreign key to solo.organizations, no "
                      "column named org_id or organization_id)")
+
+
+def test_org_scoping_counts_the_columns_and_the_tables_it_checked(restored, run):
+    # A second org column in one table: eight columns in seven tables.
+    run_sql(restored, "ALTER TABLE buildings ADD COLUMN organization_id bigint",
+            "UPDATE buildings SET organization_id = org_id")
+    assert run(check_org_scoping, restored) == (
+        Status.PASS, "8 org column(s) in 7 table(s) all reference existing organizations")
+
+
+def test_orphans_in_several_columns_are_reported_by_the_first_and_counted(restored, run):
+    run_sql(restored, "ALTER TABLE buildings DROP CONSTRAINT buildings_org_id_fkey",
+            "UPDATE buildings SET org_id = 999 WHERE id IN (5, 6, 7)")
+    one = run(check_org_scoping, restored)
+    assert one.status is Status.FAIL
+    assert one.detail == ("buildings.org_id: 3 row(s) reference a missing organization (e.g. "
+                          "999; by name)")
+    run_sql(restored, "ALTER TABLE exports DROP CONSTRAINT exports_org_id_fkey",
+            "UPDATE exports SET org_id = 77 WHERE id <= 4")
+    two = run(check_org_scoping, restored)
+    assert two.detail == one.detail + "; 1 more column(s)"
+    run_sql(restored, "ALTER TABLE comps DROP CONSTRAINT comps_org_id_fkey",
+            "UPDATE comps SET org_id = 78 WHERE id = 10")
+    assert run(check_org_scoping, restored).detail == one.detail + "; 2 more column(s)"
 
 
 # -- row counts: the manifest's minimum ------------------------------------------------------
