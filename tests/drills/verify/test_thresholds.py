@@ -349,9 +349,63 @@ def test_the_quick_tier_leaves_unindexed_sequence_columns_alone(restored, run):
     run_sql(restored, "CREATE TABLE loose (n serial, note text)",
             "INSERT INTO loose (n) VALUES (5)")  # behind, but no index on n
     quick = run(check_sequences, restored, tier=Tier.QUICK)
-    assert quick.status is Status.PASS
-    assert "1 without an index left to the standard tier (loose.n)" in quick.detail
+    checked = _sequence_count(restored) - 1
+    assert quick == (Status.PASS, f"{checked} sequence(s) ahead of their column; 1 without an "
+                                  "index left to the standard tier (loose.n)")
     assert run(check_sequences, restored).status is Status.FAIL
+
+
+def _sequence_count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return len(discover(conn, Manifest()).sequences)
+
+
+def test_sequences_ahead_of_their_columns_are_counted(restored, run):
+    assert run(check_sequences, restored) == (
+        Status.PASS, f"all {_sequence_count(restored)} column sequences ahead of their column's "
+                     "values")
+
+
+def test_the_quick_tier_still_checks_indexed_sequences_after_an_unindexed_one(restored, run):
+    run_sql(restored, "CREATE TABLE loose (n serial, note text)",  # no index on n
+            "CREATE TABLE later (id serial PRIMARY KEY)", "INSERT INTO later VALUES (7)")
+    assert run(check_sequences, restored, tier=Tier.QUICK) == (
+        Status.FAIL, "1 sequence(s) behind their column: later.id next value 1 but max(id) is 7: "
+                     "new rows would collide")
+
+
+def test_unindexed_sequences_left_to_the_standard_tier_are_named_up_to_three(restored, run):
+    run_sql(restored, *[f"CREATE TABLE loose{i} (n serial, note text)" for i in range(4)])
+    quick = run(check_sequences, restored, tier=Tier.QUICK)
+    assert quick.status is Status.PASS
+    assert quick.detail.endswith("; 4 without an index left to the standard tier (loose0.n, "
+                                 "loose1.n, loose2.n)")
+
+
+def test_more_than_two_sequences_behind_are_summarised(restored, run):
+    def behind(name: str) -> str:
+        return f"{name}.id next value 2 but max(id) is 5: new rows would collide"
+
+    for name in ("s1", "s2", "s3"):
+        run_sql(restored, f"CREATE TABLE {name} (id serial PRIMARY KEY)",
+                f"INSERT INTO {name} SELECT generate_series(1, 5)",
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), 1)")
+    assert run(check_sequences, restored) == (
+        Status.FAIL, f"3 sequence(s) behind their column: {behind('s1')}; {behind('s2')}; ...")
+    run_sql(restored, "DROP TABLE s3")
+    assert run(check_sequences, restored) == (
+        Status.FAIL, f"2 sequence(s) behind their column: {behind('s1')}; {behind('s2')}")
+
+
+def test_a_schema_without_sequences_or_with_one_constraint_reads_naturally(
+    restored, manifest, run
+):
+    run_sql(restored, "CREATE SCHEMA solo", "CREATE TABLE solo.notes (id int PRIMARY KEY)")
+    solo = manifest.model_copy(update={"schemas": ["solo"]})
+    assert run(check_sequences, restored, manifest=solo) == (
+        Status.PASS, "no sequence behind a column (owned, identity or used by a DEFAULT)")
+    assert run(check_constraints, restored, manifest=solo) == (
+        Status.PASS, "all 1 constraint validated")
 
 
 def test_more_than_three_bad_indexes_or_constraints_are_summarised(restored, run):
