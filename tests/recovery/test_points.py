@@ -9,7 +9,6 @@ of a deleted instance that had the same name.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -220,13 +219,16 @@ def test_a_point_is_latest_a_snapshot_or_a_time_with_a_zone() -> None:
 
 
 @pytest.mark.parametrize(("text", "says"), [
-    ("snapshot:", "--point snapshot: needs an id"),
-    ("2026-12-01T03:00:00", "is not latest, snapshot:ID or an ISO time with a zone"),
-    ("yesterday", "is not latest, snapshot:ID or an ISO time with a zone"),
+    ("snapshot:", "--point snapshot: needs an id, e.g. snapshot:prism-prod-premig-…"),
+    ("2026-12-01T03:00:00", "--point '2026-12-01T03:00:00' is not latest, snapshot:ID or an "
+                            "ISO time with a zone (e.g. 2026-12-01T03:00:00Z)"),
+    ("yesterday", "--point 'yesterday' is not latest, snapshot:ID or an ISO time with a zone "
+                  "(e.g. 2026-12-01T03:00:00Z)"),
 ])
 def test_a_point_that_is_none_of_those_is_refused_saying_what_is_expected(text, says) -> None:
-    with pytest.raises(BadInput, match=re.escape(says)):
+    with pytest.raises(BadInput) as refused:
         Point.parse(text)
+    assert str(refused.value) == says
 
 
 # snapshot:ID
@@ -263,8 +265,12 @@ def test_a_refusal_to_describe_the_snapshot_is_not_taken_for_its_absence() -> No
 @pytest.mark.parametrize("instance", [_instance(BackupRetentionPeriod=0),
                                       _instance(LatestRestorableTime=None)])
 def test_an_instance_without_point_in_time_recovery_is_refused(instance) -> None:
-    with pytest.raises(WrongState, match="prism-prod has no point-in-time recovery"):
+    with pytest.raises(WrongState) as refused:
         _find(_answers(HOME, ("describe_db_instances", instance)))
+    retention = instance["DBInstances"][0]["BackupRetentionPeriod"]
+    assert str(refused.value) == (
+        f"prism-prod has no point-in-time recovery (retention {retention}); recover from a "
+        "snapshot with --point snapshot:ID")
 
 
 LATEST = T0 - timedelta(minutes=5)
@@ -283,9 +289,9 @@ def test_without_its_own_restore_window_the_retention_or_the_creation_bounds_it(
                            window=_window(timedelta(days=30), timedelta(days=20)))
     source = _find(_answers(HOME, ("describe_db_instances", _instance(InstanceCreateTime=created)),
                             _backups(other_instance, _copy("now", status="active"))))
-    assert (source.earliest, source.latest) == (earliest, LATEST)
-    assert source.source_identifier == "prism-prod"
-    assert source.description == f"prism-prod point-in-time backups in {HOME}"
+    assert source == Source(region=HOME, source_identifier="prism-prod", earliest=earliest,
+                            latest=LATEST,
+                            description=f"prism-prod point-in-time backups in {HOME}")
 
 
 def test_without_a_restore_window_or_creation_time_the_retention_bounds_it() -> None:
@@ -422,3 +428,47 @@ def test_nothing_is_restorable_before_the_first_backup_whatever_the_point() -> N
             check_point(Point.parse(point), empty, T0)
         assert str(refused.value) == (
             "the new copies have no restorable time yet; nothing to restore")
+
+
+def test_a_deleted_instance_whose_backups_cannot_be_listed_says_what_was_refused() -> None:
+    rds = _answers(HOME, ("describe_db_instances", "DBInstanceNotFound"),
+                   ("describe_db_instance_automated_backups", "AccessDenied"))
+    with pytest.raises(BadInput, match=r"^listing retained backups of prism-prod: AWS refused "
+                                       r"\(AccessDenied\)"):
+        _find(rds)
+
+
+def test_an_answer_without_a_backup_list_counts_as_no_backups() -> None:
+    rds = _answers(HOME, ("describe_db_instances", "DBInstanceNotFound"),
+                   ("describe_db_instance_automated_backups", {}))
+    with pytest.raises(NotFound, match="left no retained automated backups"):
+        _find(rds)
+
+
+def test_a_refusal_to_list_backups_says_what_was_being_listed() -> None:
+    home = _answers(HOME, ("describe_db_instances", _instance()),
+                    ("describe_db_instance_automated_backups", "AccessDenied"))
+    with pytest.raises(BadInput, match=r"^describing automated backups: AWS refused"):
+        _find(home)
+    there = _answers(OTHER, ("describe_db_instance_automated_backups", "AccessDenied"))
+    with pytest.raises(BadInput, match=rf"^listing replicated backups in {OTHER}: AWS refused"):
+        _find(there, region=OTHER)
+
+
+def test_answers_without_a_backup_list_count_as_no_backups() -> None:
+    home = _answers(HOME, ("describe_db_instances", _instance()),
+                    ("describe_db_instance_automated_backups", {}))
+    assert _find(home).earliest == BY_RETENTION
+    there = _answers(OTHER, ("describe_db_instance_automated_backups", {}))
+    with pytest.raises(NotFound, match="no backups of prism-prod replicated"):
+        _find(there, region=OTHER)
+
+
+def test_with_the_home_region_silent_the_replicating_copy_wins_over_a_newer_retained_one() -> None:
+    # An instance deleted an hour ago, and the current one whose replication lags behind.
+    deleted = _copy("deleted", status="retained", resource_id=OLD_ID,
+                    window=_window(timedelta(days=30), timedelta(hours=1)))
+    current = _copy("current", status="replicating",
+                    window=_window(timedelta(days=2), timedelta(hours=3)))
+    source = _find(_answers(OTHER, _backups(deleted, current)), region=OTHER)
+    assert source.automated_backups_arn == current["DBInstanceAutomatedBackupsArn"]

@@ -35,7 +35,9 @@ def test_one_orgs_lost_buildings_fail_org_counts(pair, manifest):
 
 
 def test_org_counts_skip_without_a_source_and_are_not_in_the_quick_tier(restored, manifest):
-    assert run_checks(restored, manifest, Tier.STANDARD)["org_counts"].status == Status.SKIP
+    org_counts = run_checks(restored, manifest, Tier.STANDARD)["org_counts"]
+    assert (org_counts.status, org_counts.detail) == (Status.SKIP,
+                                                      "no source database to compare with")
     assert "org_counts" not in run_checks(restored, manifest, Tier.QUICK, source_dsn=restored)
 
 
@@ -110,8 +112,10 @@ def test_exports_finished_in_the_source_after_the_backup_point_do_not_fail(pair,
     spot = results["spot_checks"]
     # Without an update timestamp nothing tells a finished export from a corrupt one.
     assert spot.status == Status.WARN, spot.detail
-    assert "5 in exports differ from the source, in a table without an update timestamp" in (
-        spot.detail)
+    assert spot.detail.endswith(
+        "equal to the source; 5 in exports differ from the source, in a table without an update "
+        "timestamp (changed since the backup, or not restored faithfully)")
+    assert " -" not in spot.detail
     assert results["org_counts"].status == Status.PASS, results["org_counts"].detail
 
 
@@ -197,3 +201,48 @@ def test_a_locked_source_warns_within_the_statement_timeout(pair, manifest, monk
     assert "\n" not in spot.detail
     assert results["org_counts"].status == Status.WARN
     assert results["org_counts"].detail == "not compared: " + stopped
+
+
+# -- what the comparisons count ---------------------------------------------------------------
+
+
+def test_identical_copies_compare_equal_row_for_row_and_org_for_org(pair, manifest):
+    source, restored = pair
+    results = run_checks(restored, manifest, Tier.STANDARD, source_dsn=source)
+    assert results["spot_checks"].detail == (
+        "39 rows fetched by key in 8 tables; 39 equal to the source")
+    assert results["org_counts"].detail == (
+        "per-org counts of rows created before the backup point match the source in 8 tables")
+
+
+def test_sampled_rows_deleted_from_the_source_since_are_counted_apart(pair, manifest):
+    source, restored = pair
+    with psycopg.connect(source) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM buildings")
+    spot = run_checks(restored, manifest, Tier.QUICK, source_dsn=source)["spot_checks"]
+    assert (spot.status, spot.detail) == (
+        Status.PASS, "39 rows fetched by key in 8 tables; 34 equal to the source, 5 deleted "
+                     "from the source since")
+
+
+def test_sampled_rows_changed_since_the_backup_are_counted_apart(pair, manifest):
+    source, restored = pair
+    run_sql(source, "UPDATE buildings SET rentable_sf = rentable_sf + 1, "
+                    f"updated_at = '{BACKUP_POINT.isoformat()}'::timestamptz + interval '1 hour'")
+    spot = run_checks(restored, manifest, Tier.QUICK, source_dsn=source)["spot_checks"]
+    assert spot.detail == ("39 rows fetched by key in 8 tables; 34 equal to the source, 5 "
+                           "changed since the backup")
+
+
+def test_per_org_counts_of_a_table_without_a_creation_time_warn(pair, manifest):
+    # Nothing tells a row written since the backup from one the restore lost.
+    source, restored = pair
+    for dsn in pair:
+        run_sql(dsn, "CREATE TABLE notes (id int PRIMARY KEY, org_id bigint "
+                     "REFERENCES organizations (id))", "INSERT INTO notes VALUES (1, 1)")
+    run_sql(source, "INSERT INTO notes VALUES (2, 1)")
+    org_counts = run_checks(restored, manifest, Tier.STANDARD, source_dsn=source)["org_counts"]
+    assert (org_counts.status, org_counts.detail) == (
+        Status.WARN, "notes: org 1 has 1 row(s), the source 2: the table has no creation "
+                     "timestamp, so rows written since the backup count too")

@@ -19,7 +19,12 @@ from drills.verify.catalog import discover
 from drills.verify.context import Context, Outcome, counted, fmt_duration, fmt_hours
 from drills.verify.data import check_row_counts, check_spot_checks
 from drills.verify.freshness import CLOCK_SKEW, check_freshness
-from drills.verify.integrity import check_constraints, check_indexes, check_sequences
+from drills.verify.integrity import (
+    check_constraints,
+    check_indexes,
+    check_org_scoping,
+    check_sequences,
+)
 from drills.verify.manifest import Migrations
 from drills.verify.schema import check_migrations, check_restore, check_tables
 from tests.drills.verify.conftest import make_target, run_sql
@@ -344,9 +349,63 @@ def test_the_quick_tier_leaves_unindexed_sequence_columns_alone(restored, run):
     run_sql(restored, "CREATE TABLE loose (n serial, note text)",
             "INSERT INTO loose (n) VALUES (5)")  # behind, but no index on n
     quick = run(check_sequences, restored, tier=Tier.QUICK)
-    assert quick.status is Status.PASS
-    assert "1 without an index left to the standard tier (loose.n)" in quick.detail
+    checked = _sequence_count(restored) - 1
+    assert quick == (Status.PASS, f"{checked} sequence(s) ahead of their column; 1 without an "
+                                  "index left to the standard tier (loose.n)")
     assert run(check_sequences, restored).status is Status.FAIL
+
+
+def _sequence_count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return len(discover(conn, Manifest()).sequences)
+
+
+def test_sequences_ahead_of_their_columns_are_counted(restored, run):
+    assert run(check_sequences, restored) == (
+        Status.PASS, f"all {_sequence_count(restored)} column sequences ahead of their column's "
+                     "values")
+
+
+def test_the_quick_tier_still_checks_indexed_sequences_after_an_unindexed_one(restored, run):
+    run_sql(restored, "CREATE TABLE loose (n serial, note text)",  # no index on n
+            "CREATE TABLE later (id serial PRIMARY KEY)", "INSERT INTO later VALUES (7)")
+    assert run(check_sequences, restored, tier=Tier.QUICK) == (
+        Status.FAIL, "1 sequence(s) behind their column: later.id next value 1 but max(id) is 7: "
+                     "new rows would collide")
+
+
+def test_unindexed_sequences_left_to_the_standard_tier_are_named_up_to_three(restored, run):
+    run_sql(restored, *[f"CREATE TABLE loose{i} (n serial, note text)" for i in range(4)])
+    quick = run(check_sequences, restored, tier=Tier.QUICK)
+    assert quick.status is Status.PASS
+    assert quick.detail.endswith("; 4 without an index left to the standard tier (loose0.n, "
+                                 "loose1.n, loose2.n)")
+
+
+def test_more_than_two_sequences_behind_are_summarised(restored, run):
+    def behind(name: str) -> str:
+        return f"{name}.id next value 2 but max(id) is 5: new rows would collide"
+
+    for name in ("s1", "s2", "s3"):
+        run_sql(restored, f"CREATE TABLE {name} (id serial PRIMARY KEY)",
+                f"INSERT INTO {name} SELECT generate_series(1, 5)",
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), 1)")
+    assert run(check_sequences, restored) == (
+        Status.FAIL, f"3 sequence(s) behind their column: {behind('s1')}; {behind('s2')}; ...")
+    run_sql(restored, "DROP TABLE s3")
+    assert run(check_sequences, restored) == (
+        Status.FAIL, f"2 sequence(s) behind their column: {behind('s1')}; {behind('s2')}")
+
+
+def test_a_schema_without_sequences_or_with_one_constraint_reads_naturally(
+    restored, manifest, run
+):
+    run_sql(restored, "CREATE SCHEMA solo", "CREATE TABLE solo.notes (id int PRIMARY KEY)")
+    solo = manifest.model_copy(update={"schemas": ["solo"]})
+    assert run(check_sequences, restored, manifest=solo) == (
+        Status.PASS, "no sequence behind a column (owned, identity or used by a DEFAULT)")
+    assert run(check_constraints, restored, manifest=solo) == (
+        Status.PASS, "all 1 constraint validated")
 
 
 def test_more_than_three_bad_indexes_or_constraints_are_summarised(restored, run):
@@ -360,8 +419,98 @@ def test_more_than_three_bad_indexes_or_constraints_are_summarised(restored, run
                                      "buildings.nv2 ...")
     three = run_sql(restored, "ALTER TABLE buildings DROP CONSTRAINT nv3")
     assert three is None
-    assert " ..." not in run(check_constraints, restored).detail
+    assert run(check_constraints, restored).detail == (
+        "3 NOT VALID constraint(s): buildings.nv0, buildings.nv1, buildings.nv2; existing rows "
+        "were never checked against them")
     assert run(check_indexes, restored).status is Status.PASS
+
+
+def _failed_unique_builds(dsn: str, names: list[str]) -> None:
+    """Each a CREATE UNIQUE INDEX CONCURRENTLY that fails on duplicates: left invalid."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name in names:
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON buildings (city)")
+
+
+def test_more_than_three_invalid_indexes_are_summarised(restored, run):
+    _failed_unique_builds(restored, ["bad0", "bad1", "bad2", "bad3"])
+    assert run(check_indexes, restored) == (
+        Status.FAIL, "4 invalid index(es): bad0 on buildings, bad1 on buildings, bad2 on "
+                     "buildings ...")
+    run_sql(restored, "DROP INDEX bad3")
+    assert run(check_indexes, restored) == (
+        Status.FAIL, "3 invalid index(es): bad0 on buildings, bad1 on buildings, bad2 on "
+                     "buildings")
+
+
+def test_valid_indexes_are_counted_in_the_singular_and_the_plural(restored, manifest, run):
+    with psycopg.connect(restored) as conn:
+        indexes = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'").fetchone()[0]
+    assert run(check_indexes, restored) == (Status.PASS, f"all {indexes} indexes valid")
+    run_sql(restored, "CREATE SCHEMA solo", "CREATE TABLE solo.notes (id int PRIMARY KEY)")
+    solo = manifest.model_copy(update={"schemas": ["solo"]})
+    assert run(check_indexes, restored, manifest=solo) == (Status.PASS, "all 1 index valid")
+
+
+def test_findings_outside_the_public_schema_name_their_schema(restored, manifest, run):
+    run_sql(restored, "CREATE SCHEMA app", "CREATE TABLE app.notes (n int)",
+            "ALTER TABLE app.notes ADD CONSTRAINT notes_positive CHECK (n > 0) NOT VALID",
+            "ALTER TABLE buildings ADD CONSTRAINT buildings_sf CHECK (rentable_sf > 0) NOT VALID")
+    two_schemas = manifest.model_copy(update={"schemas": ["public", "app"]})
+    outcome = run(check_constraints, restored, manifest=two_schemas)
+    assert outcome.detail.startswith("2 NOT VALID constraint(s): app.notes.notes_positive, "
+                                     "buildings.buildings_sf;")
+
+
+# -- integrity: org scoping ------------------------------------------------------------------
+
+
+def test_an_org_column_stored_as_text_is_compared_as_text(restored, run):
+    # Found by name; its type is not the key's, so both sides are compared as text.
+    run_sql(restored, "CREATE TABLE notes (id int PRIMARY KEY, org_id text)",
+            "INSERT INTO notes SELECT id, id::text FROM organizations",
+            "INSERT INTO notes VALUES (-1, '999')")
+    assert run(check_org_scoping, restored) == (
+        Status.FAIL, "notes.org_id: 1 row(s) reference a missing organization (e.g. 999; by "
+                     "name)")
+
+
+def test_without_any_org_scoped_column_org_scoping_warns_naming_what_it_looked_for(
+    restored, manifest, run
+):
+    run_sql(restored, "CREATE SCHEMA solo", "CREATE TABLE solo.organizations (id int PRIMARY KEY)",
+            "CREATE TABLE solo.notes (id int PRIMARY KEY, body text)")
+    solo = manifest.model_validate({**manifest.model_dump(), "schemas": ["solo"],
+                                    "tables": {"organizations": {}, "notes": {}}})
+    assert run(check_org_scoping, restored, manifest=solo) == (
+        Status.WARN, "no org-scoped column found (no foreign key to solo.organizations, no "
+                     "column named org_id or organization_id)")
+
+
+def test_org_scoping_counts_the_columns_and_the_tables_it_checked(restored, run):
+    # A second org column in one table: eight columns in seven tables.
+    run_sql(restored, "ALTER TABLE buildings ADD COLUMN organization_id bigint",
+            "UPDATE buildings SET organization_id = org_id")
+    assert run(check_org_scoping, restored) == (
+        Status.PASS, "8 org column(s) in 7 table(s) all reference existing organizations")
+
+
+def test_orphans_in_several_columns_are_reported_by_the_first_and_counted(restored, run):
+    run_sql(restored, "ALTER TABLE buildings DROP CONSTRAINT buildings_org_id_fkey",
+            "UPDATE buildings SET org_id = 999 WHERE id IN (5, 6, 7)")
+    one = run(check_org_scoping, restored)
+    assert one.status is Status.FAIL
+    assert one.detail == ("buildings.org_id: 3 row(s) reference a missing organization (e.g. "
+                          "999; by name)")
+    run_sql(restored, "ALTER TABLE exports DROP CONSTRAINT exports_org_id_fkey",
+            "UPDATE exports SET org_id = 77 WHERE id <= 4")
+    two = run(check_org_scoping, restored)
+    assert two.detail == one.detail + "; 1 more column(s)"
+    run_sql(restored, "ALTER TABLE comps DROP CONSTRAINT comps_org_id_fkey",
+            "UPDATE comps SET org_id = 78 WHERE id = 10")
+    assert run(check_org_scoping, restored).detail == one.detail + "; 2 more column(s)"
 
 
 # -- row counts: the manifest's minimum ------------------------------------------------------
