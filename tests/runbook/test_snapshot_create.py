@@ -338,3 +338,20 @@ def test_a_snapshot_without_a_creation_time_yet_is_listed_first():
 )
 def test_an_error_answer_during_the_wait_is_told_from_a_state(response, said):
     assert snap._refusal(response) == said
+
+
+def test_an_unreachable_aws_while_waiting_is_one_line_naming_the_wait(monkeypatch):
+    import boto3
+    from botocore.config import Config
+
+    from drills.ports import free_port
+
+    port = free_port()  # nothing listens there
+    rds = boto3.client(
+        "rds", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="x", aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(BadInput) as refused:
+        snap.wait_available(rds, "s-1", poll_seconds=1, timeout_seconds=1)
+    assert str(refused.value).startswith("waiting for snapshot s-1: cannot reach AWS: ")
