@@ -203,6 +203,11 @@ def wait_available(
                 WaiterConfig={"Delay": poll_seconds, "MaxAttempts": attempts},
             )
         except WaiterError as error:  # a BotoCoreError: caught here, before aws_errors sees it
+            refused = _refusal(error.last_response)
+            if refused is not None:
+                # AWS answered with an error (access denied, throttled, gone): not a state of
+                # the snapshot, so not "take a new snapshot", but the refusal, as everywhere.
+                raise BadInput(f"waiting for snapshot {identifier}: {refused}") from None
             state = _last_state(error.last_response)
             if "Max attempts exceeded" in str(error):
                 raise OperationFailed(
@@ -217,11 +222,17 @@ def wait_available(
     return describe_snapshot(rds, identifier)
 
 
+def _refusal(response: Any) -> str | None:
+    """An error answer as aws_errors words it; None for an answer that names a state."""
+    if not isinstance(response, dict) or "Error" not in response:
+        return None
+    error = response["Error"]
+    return f"AWS refused ({error.get('Code') or 'error'}): {error.get('Message') or ''}"
+
+
 def _last_state(response: Any) -> str:
     if not isinstance(response, dict):
         return "unknown"
-    if "Error" in response:
-        return str(response["Error"].get("Code") or "error")
     snapshots = response.get("DBSnapshots") or []
     return str(snapshots[0].get("Status")) if snapshots else "missing"
 

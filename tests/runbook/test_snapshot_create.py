@@ -128,8 +128,6 @@ def test_a_poll_interval_of_zero_or_less_is_refused(poll):
     ("response", "state"),
     [
         (None, "unknown"),
-        ({"Error": {"Code": "DBSnapshotNotFound"}}, "DBSnapshotNotFound"),
-        ({"Error": {}}, "error"),
         ({"DBSnapshots": []}, "missing"),
         ({"DBSnapshots": [{"Status": "failed"}, {"Status": "available"}]}, "failed"),
     ],
@@ -147,3 +145,196 @@ def test_snapshots_are_listed_oldest_first(rds):
     assert manual == ["b-second", "a-first"]  # creation order, not the names'
     times = [s.created_at for s in snap.snapshots_of(rds, "prism-prod")]
     assert times == sorted(times)
+
+
+# --- what each refusal says ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("  ", "--migration is empty; pass the migration's id, e.g. 0042_add_reports"),
+        ("a\nb", "--migration contains control characters; pass the migration's id"),
+        ("x" * 257, "--migration is 257 characters; at most 256"),
+    ],
+    ids=["empty", "control", "too-long"],
+)
+def test_a_refused_migration_id_is_one_line_naming_the_fix(given, said):
+    with pytest.raises(BadInput) as refused:
+        snap.check_migration_id(given)
+    assert str(refused.value) == said
+
+
+def test_a_stopped_instance_is_refused_saying_what_and_when_to_retry(rds):
+    from infra.errors import WrongState
+
+    make_db(rds)
+    rds.stop_db_instance(DBInstanceIdentifier="prism-prod")
+    with pytest.raises(WrongState) as refused:
+        _create(rds)
+    assert str(refused.value) == (
+        "DB instance prism-prod is 'stopped', not 'available': refusing to take a snapshot; "
+        "retry once it is available"
+    )
+
+
+def _refusing(operation: str, code: str = "AccessDenied"):
+    """An RDS client on which `operation` is refused (and the instance is available)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    rds = boto3.client("rds", region_name="us-east-1")
+    stubber = Stubber(rds)
+    if operation == "create_db_snapshot":
+        stubber.add_response(
+            "describe_db_instances",
+            {"DBInstances": [{"DBInstanceIdentifier": "prism-prod",
+                              "DBInstanceStatus": "available"}]},
+        )
+    stubber.add_client_error(operation, code, f"not allowed to call {operation}")
+    stubber.activate()
+    return rds
+
+
+@pytest.mark.parametrize(
+    ("call", "operation", "doing"),
+    [
+        (lambda rds: _create(rds), "create_db_snapshot",
+         "creating snapshot prism-prod-premig-0042-add-reports-20261201120000"),
+        (lambda rds: snap.describe_snapshot(rds, "s-1"), "describe_db_snapshots",
+         "describing snapshot s-1"),
+        (lambda rds: snap.snapshots_of(rds, "prism-prod"), "describe_db_snapshots",
+         "listing snapshots of prism-prod"),
+        # The waiter wraps the refusal in a WaiterError; it is still AWS's refusal, not a
+        # snapshot that failed.
+        (lambda rds: snap.wait_available(rds, "s-1", poll_seconds=0.01, timeout_seconds=1),
+         "describe_db_snapshots", "waiting for snapshot s-1"),
+    ],
+    ids=["create", "describe", "list", "wait"],
+)
+def test_an_aws_refusal_names_what_was_being_done(call, operation, doing):
+    with pytest.raises(BadInput) as refused:
+        call(_refusing(operation))
+    assert str(refused.value) == (
+        f"{doing}: AWS refused (AccessDenied): not allowed to call {operation}"
+    )
+
+
+# --- the wait ------------------------------------------------------------------------------------
+
+
+def _stubbed_states(states: list[str]):
+    import boto3
+    from botocore.stub import Stubber
+
+    rds = boto3.client("rds", region_name="us-east-1")
+    stubber = Stubber(rds)
+    for state in states:
+        stubber.add_response(
+            "describe_db_snapshots",
+            {"DBSnapshots": [{"DBSnapshotIdentifier": "s-1", "Status": state,
+                              "SnapshotType": "manual"}]},
+            {"DBSnapshotIdentifier": "s-1"},  # this snapshot, not any of the instance's
+        )
+    stubber.activate()
+    return rds, stubber
+
+
+def test_the_wait_asks_for_this_snapshot_every_poll_interval(monkeypatch):
+    import botocore.waiter
+
+    slept: list[float] = []
+    monkeypatch.setattr(botocore.waiter.time, "sleep", slept.append)
+    rds, stubber = _stubbed_states(["creating", "creating", "available", "available"])
+    found = snap.wait_available(rds, "s-1", poll_seconds=7, timeout_seconds=60)
+    assert found.identifier == "s-1" and found.status == "available"
+    assert slept == [7, 7]  # between the three checks, none after the last
+    stubber.assert_no_pending_responses()
+
+
+def test_a_wait_that_runs_out_says_how_to_go_on(monkeypatch):
+    import botocore.waiter
+
+    from infra.errors import OperationFailed
+
+    monkeypatch.setattr(botocore.waiter.time, "sleep", lambda seconds: None)
+    rds, _ = _stubbed_states(["creating"] * 3)
+    with pytest.raises(OperationFailed) as stopped:
+        snap.wait_available(rds, "s-1", poll_seconds=20, timeout_seconds=60)
+    assert str(stopped.value) == (
+        "snapshot s-1 is still 'creating' after 3 checks 20 s apart; do not migrate yet. See "
+        "it with `prism-dr snapshot list`, then re-run with a longer --timeout"
+    )
+
+
+def test_a_snapshot_that_fails_says_to_take_a_new_one(monkeypatch):
+    import botocore.waiter
+
+    from infra.errors import OperationFailed
+
+    monkeypatch.setattr(botocore.waiter.time, "sleep", lambda seconds: None)
+    rds, _ = _stubbed_states(["creating", "failed"])
+    with pytest.raises(OperationFailed) as stopped:
+        snap.wait_available(rds, "s-1", poll_seconds=1, timeout_seconds=60)
+    assert str(stopped.value) == (
+        "snapshot s-1 ended 'failed' instead of 'available'; do not migrate: take a new snapshot"
+    )
+
+
+# --- the name and the listing, at their edges ---------------------------------------------------
+
+
+def test_a_long_migration_with_leading_punctuation_keeps_80_characters():
+    name = snap.snapshot_identifier("prism-prod", "_" + "b" * 81, NOW)
+    assert name == f"prism-prod-premig-{'b' * 80}-20261201120000"
+
+
+def test_the_name_is_utc_whatever_the_machines_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        name = snap.snapshot_identifier("prism-prod", "m", NOW)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert name == "prism-prod-premig-m-20261201120000"
+
+
+def test_a_snapshot_without_a_creation_time_yet_is_listed_first():
+    import boto3
+    from botocore.stub import Stubber
+
+    rds = boto3.client("rds", region_name="us-east-1")
+    stubber = Stubber(rds)
+    base = {"DBInstanceIdentifier": "prism-prod", "SnapshotType": "manual"}
+    stubber.add_response(
+        "describe_db_snapshots",
+        {"DBSnapshots": [
+            {**base, "DBSnapshotIdentifier": "b-old", "Status": "available",
+             "SnapshotCreateTime": NOW - timedelta(days=2)},
+            {**base, "DBSnapshotIdentifier": "c-new", "Status": "creating"},
+            {**base, "DBSnapshotIdentifier": "a-older", "Status": "available",
+             "SnapshotCreateTime": NOW - timedelta(days=3)},
+        ]},
+        {"DBInstanceIdentifier": "prism-prod"},
+    )
+    stubber.activate()
+    assert [s.identifier for s in snap.snapshots_of(rds, "prism-prod")] == [
+        "c-new", "a-older", "b-old"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("response", "said"),
+    [
+        (None, None),
+        ({"DBSnapshots": [{"Status": "failed"}]}, None),  # a state, not a refusal
+        ({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}},
+         "AWS refused (Throttling): Rate exceeded"),
+        ({"Error": {}}, "AWS refused (error): "),
+    ],
+)
+def test_an_error_answer_during_the_wait_is_told_from_a_state(response, said):
+    assert snap._refusal(response) == said

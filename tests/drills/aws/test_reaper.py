@@ -215,7 +215,16 @@ def test_a_stack_that_cannot_be_destroyed_is_exit_1(moto, engine, capsys, monkey
     code, done = reap(capsys, yes=True)
     assert code == 1
     [finding] = done["findings"]
-    assert finding["action"].startswith("failed:") and "AccessDenied" in finding["action"]
+    # Refreshed first (a crashed drill may have left pending creates), then every attempt's
+    # note in order, and the way out.
+    assert finding["action"] == "failed: " + "; ".join(
+        ["refreshed after the interrupted up"]
+        + [f"destroy {n} failed: pulumi failed: AccessDenied" for n in (1, 2, 3)]
+        + [
+            "stack drill-20200101-000000 NOT destroyed: run `prism-dr drill reap --run "
+            "20200101-000000 --yes` or `pulumi destroy -s drill-20200101-000000`"
+        ]
+    )
     assert "drill-20200101-000000" in engine.stacks
 
 
@@ -564,7 +573,7 @@ def test_a_sweep_covers_every_region_given_and_reports_one_it_cannot_read(moto, 
 
     def clients(service, region):
         if region == "eu-north-1":
-            raise BadInput("AccessDenied on tag:GetResources in eu-north-1")
+            raise BadInput("AccessDenied on tag:GetResources in eu-north-1" + " (…)" * 100)
         return boto3.client(service, region_name=region)
 
     found = reaper.sweep_run(
@@ -578,7 +587,9 @@ def test_a_sweep_covers_every_region_given_and_reports_one_it_cannot_read(moto, 
     assert (failed.kind, failed.name, failed.region, failed.drill, failed.expires_at) == (
         "aws", "*", "eu-north-1", run_id, "-"
     )
-    assert failed.action == "failed: AccessDenied on tag:GetResources in eu-north-1"
+    # Cut to fit a table cell and a record: the first 300 characters.
+    said = "failed: AccessDenied on tag:GetResources in eu-north-1" + " (…)" * 100
+    assert failed.action == said[:300]
     assert exists(here) == {"sg": False, "param": False}
     assert west.describe_parameters()["Parameters"] == []
 
@@ -602,3 +613,28 @@ def test_an_expiry_is_shown_in_utc_whatever_the_machines_zone(engine, capsys, mo
     assert [(f.name, f.expires_at) for f in findings] == [
         ("drill-20261101-000000", "2026-11-01T12:00:00Z")
     ]
+
+
+def test_reap_run_looks_only_in_the_regions_it_is_given(moto, capsys, cloudflare):
+    ids = make_set("20261202-010000", FUTURE, full=False)  # in us-east-1
+    code = reaper.run_sweep(run_id="20261202-010000", yes=True, regions=["us-west-2"],
+                            as_json=True)
+    done = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [f for f in done["findings"] if not f["kind"].startswith("cloudflare")] == []
+    assert exists(ids) == {"sg": True, "param": True}
+
+
+def test_reap_removes_an_expired_drills_role_and_profile_looking_in_iam_once(moto, engine, capsys):
+    ids = make_run("20261101-000000", expires=PAST)
+    code = reaper.run(
+        older_than=timedelta(hours=6), yes=True, regions=[REGION, "us-west-2"], skip_stacks=[],
+        as_json=True,
+    )
+    done = json.loads(capsys.readouterr().out)
+    assert code == 0, [f for f in done["findings"] if f["action"].startswith("failed")]
+    iam_found = [(f["kind"], f["region"]) for f in done["findings"] if f["kind"].startswith("iam:")]
+    # IAM is global: listed with the first region only, each role and profile once.
+    assert iam_found == [("iam:instance-profile", REGION), ("iam:role", REGION)]
+    iam = boto3.client("iam", region_name=REGION)
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"] == ids["role"]]

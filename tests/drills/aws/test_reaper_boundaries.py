@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from drills.aws import reaper
+from recovery.cloudflare import CloudflareError
 from recovery.engine import StackInfo
 from tests.fakes.engine import FakeStackEngine, StackState
 
@@ -96,11 +97,18 @@ def test_a_skipped_stack_is_left_however_old():
     engine = FakeStackEngine(offline=False)
     engine.stacks["drill-20200101-000000"] = StackState(resources=["urn:db"])
     engine.stacks["drill-20200101-000001"] = StackState(resources=["urn:db"])
-    found = judge(engine, yes=True, skip=["drill-20200101-000000"])
-    assert found == {
-        "drill-20200101-000000": "left: skipped",
-        "drill-20200101-000001": "destroyed",
-    }
+    findings = reaper.reap(
+        older_than=SIX_HOURS, yes=True, regions=[], skip_stacks=["drill-20200101-000000"],
+        engine_factory=lambda: engine, clients=lambda service, region: None, now=NOW,
+    )
+    assert findings == [
+        reaper.Finding(
+            "stack", "drill-20200101-000000", "-", "20200101-000000", "untagged", "left: skipped"
+        ),
+        reaper.Finding(
+            "stack", "drill-20200101-000001", "-", "20200101-000001", "untagged", "destroyed"
+        ),
+    ]
     assert set(engine.stacks) == {"drill-20200101-000000"}
 
 
@@ -290,3 +298,108 @@ def test_a_stacks_finding_names_its_drill_and_its_expiry_or_that_it_has_none():
             "left: not expired",
         ),
     ]
+
+
+# --- Cloudflare: what a run's sweep finds and says ---------------------------------------------
+
+RUN = "20261206-060000"
+SCOPE = reaper.CloudflareScope("a" * 32, "z" * 32, f"drill-{RUN}.prismhub.io")
+TUNNEL = f"prism-drill-{RUN}-api"
+
+
+def cloudflare_with(run: str = RUN):
+    from tests.fakes.cloud import FakeCloudflare
+
+    fake = FakeCloudflare()
+    tunnel = fake.add_tunnel(SCOPE.account_id, f"prism-drill-{run}-api")
+    record = fake.add_record(SCOPE.zone_id, SCOPE.hostname)
+    return fake, tunnel, record
+
+
+def test_without_a_token_the_runs_tunnel_is_a_failed_finding_naming_the_token():
+    assert reaper._sweep_cloudflare(None, RUN, SCOPE, yes=True) == [
+        reaper.Finding(
+            "cloudflare:tunnel", TUNNEL, "-", RUN, "-",
+            "failed: not checked: set CLOUDFLARE_API_TOKEN (Cloudflare Tunnel:Edit, DNS:Edit)",
+        )
+    ]
+
+
+def test_a_dry_sweep_lists_the_runs_tunnel_and_record_and_removes_neither():
+    fake, tunnel, record = cloudflare_with()
+    assert reaper._sweep_cloudflare(fake, RUN, SCOPE, yes=False) == [
+        reaper.Finding("cloudflare:tunnel", f"{TUNNEL} ({tunnel})", "-", RUN, "-", "would delete"),
+        reaper.Finding(
+            "cloudflare:dns", f"{SCOPE.hostname} ({record})", "-", RUN, "-", "would delete"
+        ),
+    ]
+    assert fake.live() == {"tunnels": [TUNNEL], "records": [SCOPE.hostname]}
+
+
+def test_a_sweep_removes_the_runs_tunnel_after_its_connections_and_its_record():
+    fake, tunnel, record = cloudflare_with()
+    fake.connect(tunnel)
+    fake.connector_stopped(tunnel)  # the host is gone; its stale connections are not
+    found = reaper._sweep_cloudflare(fake, RUN, SCOPE, yes=True)
+    assert found == [
+        reaper.Finding("cloudflare:tunnel", f"{TUNNEL} ({tunnel})", "-", RUN, "-", "deleted"),
+        reaper.Finding("cloudflare:dns", f"{SCOPE.hostname} ({record})", "-", RUN, "-", "deleted"),
+    ]
+    assert fake.live() == {"tunnels": [], "records": []}
+
+
+def test_a_tunnel_cloudflare_refuses_to_delete_is_a_failed_finding_the_record_still_goes():
+    fake, tunnel, _ = cloudflare_with()
+
+    def refuse(account_id, tunnel_id):
+        raise CloudflareError("Cloudflare: 1022 tunnel has active connections" + "!" * 300)
+
+    fake.delete_tunnel = refuse
+    found = reaper._sweep_cloudflare(fake, RUN, SCOPE, yes=True)
+    said = "Cloudflare: 1022 tunnel has active connections" + "!" * 300
+    assert found[0] == reaper.Finding(
+        "cloudflare:tunnel", f"{TUNNEL} ({tunnel})", "-", RUN, "-", f"failed: {said[:200]}"
+    )
+    assert found[1].action == "deleted" and fake.live()["records"] == []
+
+
+def test_a_cloudflare_that_cannot_be_listed_is_one_failed_finding():
+    fake, _, _ = cloudflare_with()
+
+    def down(account_id, name):
+        raise CloudflareError("Cloudflare /cfd_tunnel: 503" + "." * 300)
+
+    fake.tunnels_named = down
+    said = "Cloudflare /cfd_tunnel: 503" + "." * 300
+    assert reaper._sweep_cloudflare(fake, RUN, SCOPE, yes=True) == [
+        reaper.Finding("cloudflare", TUNNEL, "-", RUN, "-", f"failed: {said[:200]}")
+    ]
+
+
+def test_with_the_tunnel_off_no_dns_record_is_looked_for():
+    fake, _, _ = cloudflare_with()
+    no_host = reaper.CloudflareScope(SCOPE.account_id, SCOPE.zone_id, None)
+    found = reaper._sweep_cloudflare(fake, RUN, no_host, yes=True)
+    assert [f.kind for f in found] == ["cloudflare:tunnel"]
+    assert fake.live()["records"] == [SCOPE.hostname]  # another's, or a guess: left alone
+
+
+def test_only_the_tunnels_of_runs_found_due_are_looked_for_each_once():
+    due = [
+        reaper.Finding("ec2:instance", "i-1", "us-east-1", "20261101-000000", "x", "deleted"),
+        reaper.Finding("rds:db", "d-1", "us-east-1", "20261101-000000", "x", "would delete"),
+        reaper.Finding("stack", "drill-20261102-000000", "-", "20261102-000000", "x",
+                       "failed: locked"),
+        reaper.Finding("rds:db", "d-2", "us-east-1", "20261103-000000", "x", "left: not expired"),
+        reaper.Finding("stack", "drill-manual", "-", "manual", "x", "destroyed"),
+        reaper.Finding("ssm:parameter", "/p", "us-east-1", "", "x", "deleted"),
+    ]
+    found = reaper.reap_tunnels(due, True, None)
+    assert found == [
+        reaper.Finding(
+            "cloudflare:tunnel", f"prism-drill-{run}-api", "-", run, "-",
+            "left: not checked (no CLOUDFLARE_API_TOKEN)",
+        )
+        for run in ("20261101-000000", "20261102-000000")
+    ]
+    assert not any(f.failed for f in found)  # the drill's own sweep has looked already

@@ -41,7 +41,7 @@ class Scripted:
         self._next("cancel")
 
     def resources(self, stack):
-        return list(self.held)
+        return list(self.held) if stack == STACK else []
 
     def destroy(self, stack, *, remove=True, on_event=None, targets=None):
         self.calls.append(("destroy", stack, remove, tuple(targets or ())))
@@ -65,7 +65,7 @@ class Tunnels:
 
 def run(engine, **kwargs):
     sleeps: list[float] = []
-    ticks = iter(range(0, 1000, 5))
+    ticks = iter(range(100, 1000, 5))  # a clock that does not start at zero
     kwargs.setdefault("after_interrupted_up", False)
     result = teardown(
         engine, STACK, backoff=30.0, clock=lambda: float(next(ticks)), sleep=sleeps.append,
@@ -95,7 +95,8 @@ def test_a_failed_destroy_is_retried_after_the_backoff_until_it_goes():
 def test_a_destroy_that_keeps_failing_stops_after_its_attempts_and_says_how_to_reap():
     engine = Scripted(destroy=[EngineError("AccessDenied")] * 5)
     result, sleeps = run(engine, attempts=3)
-    assert not result.destroyed
+    assert result.destroyed is False
+    assert result.seconds == 5.0  # the clock's, as when it succeeds
     assert len([c for c in engine.calls if c[0] == "destroy"]) == 3
     assert sleeps == [30.0, 30.0]  # none after the last attempt
     assert result.notes[-1] == (
@@ -108,7 +109,11 @@ def test_a_locked_stack_is_cancelled_then_destroyed_without_waiting():
     engine = Scripted(destroy=[ConcurrentUpdate("locked")])
     result, sleeps = run(engine)
     assert result.destroyed and sleeps == []
-    assert [c[0] for c in engine.calls] == ["destroy", "cancel", "destroy"]
+    assert engine.calls == [
+        ("destroy", STACK, True, ()),
+        ("cancel", STACK),
+        ("destroy", STACK, True, ()),
+    ]
     assert result.notes[0] == "destroy 1: stack locked; cancelled the update under way"
 
 
@@ -129,9 +134,24 @@ def test_after_an_interrupted_up_the_state_is_refreshed_first_dropping_pending_c
 def test_a_refresh_blocked_by_the_interrupted_ups_lock_cancels_it_and_refreshes_again():
     engine = Scripted(refresh=[ConcurrentUpdate("locked")])
     result, _ = run(engine, after_interrupted_up=True)
-    assert [c[0] for c in engine.calls] == ["refresh", "cancel", "refresh", "destroy"]
+    assert engine.calls == [
+        ("refresh", STACK, True),
+        ("cancel", STACK),
+        ("refresh", STACK, True),  # the pending creates are still dropped
+        ("destroy", STACK, True, ()),
+    ]
     assert result.destroyed
     assert result.notes[0] == "the interrupted up still held the lock: cancelled it"
+
+
+def test_a_cancel_that_fails_after_a_locked_refresh_is_noted_and_the_destroy_tried():
+    engine = Scripted(refresh=[ConcurrentUpdate("locked")], cancel=[EngineError("no CLI")])
+    result, _ = run(engine, after_interrupted_up=True)
+    assert result.destroyed
+    assert result.notes[:2] == [
+        "the interrupted up still held the lock: cancelled it",
+        "cancel failed: no CLI",
+    ]
 
 
 @pytest.mark.parametrize("locked", [True, False])
@@ -171,7 +191,16 @@ def test_a_cloudflare_failure_while_cleaning_is_noted_and_the_destroy_tried():
     engine, tunnels = Scripted(), Tunnels(fail=True)
     result, _ = run(engine, tunnels=tunnels, account_id="acct")
     assert result.destroyed
-    assert any(n.startswith("cleaning the tunnel's connections failed:") for n in result.notes)
+    assert "cleaning the tunnel's connections failed: Cloudflare /cfd_tunnel: 500" in result.notes
+
+
+def test_a_long_cloudflare_error_is_cut_in_the_notes():
+    engine, tunnels = Scripted(), Tunnels(fail=True)
+    tunnels.tunnels_named = lambda account_id, name: (_ for _ in ()).throw(
+        CloudflareError("e" * 500)
+    )
+    result, _ = run(engine, tunnels=tunnels, account_id="acct")
+    assert "cleaning the tunnel's connections failed: " + "e" * 200 in result.notes
 
 
 def test_a_targeted_host_destroy_that_fails_is_retried_like_the_rest():
@@ -191,8 +220,11 @@ def test_a_sweep_that_found_nothing_passes_saying_so():
 
 
 def test_a_sweep_that_removed_leftovers_passes_and_lists_them():
-    report = SweepReport([("ec2:instance i-1", "deleted"), ("rds:db x", "left: not expired")])
+    report = SweepReport(
+        [("ec2:instance i-1", "deleted"), ("rds:db x", "left: not expired")], seconds=1.23456
+    )
     check = report.check()
+    assert check.seconds == 1.235
     assert check.status == Status.PASS and report.failed == []
     assert check.detail == "ec2:instance i-1: deleted; rds:db x: left: not expired"
 
@@ -211,8 +243,9 @@ def test_a_sweep_that_raises_is_a_failed_sweep_not_a_lost_record():
     ticks = iter([10.0, 12.5])
 
     def broken(run_id):
-        raise RuntimeError("tagging API down")
+        raise RuntimeError(f"tagging API down while sweeping {run_id}" + " …" * 200)
 
     report = _sweep(broken, "20261202-010000", lambda: next(ticks))
-    assert report.found == [("sweep", "failed: RuntimeError: tagging API down")]
+    said = "tagging API down while sweeping 20261202-010000" + " …" * 200
+    assert report.found == [("sweep", f"failed: RuntimeError: {said[:200]}")]
     assert report.seconds == 2.5 and report.check().status == Status.FAIL
