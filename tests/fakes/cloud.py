@@ -42,7 +42,9 @@ class FakeCloudflare:
     because it has active connections"); `DELETE .../cfd_tunnel/{id}/connections` drops them
     (developers.cloudflare.com/api: Cloudflare Tunnel > Clean Up Cloudflare Tunnel
     Connections). A deleted tunnel stays listed with `deleted_at` unless `is_deleted=false`
-    filters it out, which is what CloudflareTunnels asks for.
+    filters it out, which is what CloudflareTunnels asks for. Every path names its account
+    (`/accounts/{account_id}/cfd_tunnel/{id}`) or zone (`/zones/{zone_id}/dns_records/{id}`):
+    a tunnel or record asked for under another answers 404, as the API does.
     """
 
     tunnels: dict[str, _Tunnel] = field(default_factory=dict)
@@ -104,11 +106,11 @@ class FakeCloudflare:
     def clean_connections(self, account_id: str, tunnel_id: str) -> None:
         self.calls.append(("clean_connections", tunnel_id))
         # A cloudflared that still runs reconnects at once (it retries lost connections).
-        self._tunnel(tunnel_id).connections = 4 if self._alive(tunnel_id) else 0
+        self._tunnel(tunnel_id, account_id).connections = 4 if self._alive(tunnel_id) else 0
 
     def delete_tunnel(self, account_id: str, tunnel_id: str) -> None:
         self.calls.append(("delete_tunnel", tunnel_id))
-        tunnel = self._tunnel(tunnel_id)
+        tunnel = self._tunnel(tunnel_id, account_id)
         if tunnel.connections:
             raise CloudflareError(
                 f"Cloudflare DELETE /accounts/{account_id}/cfd_tunnel/{tunnel_id}: 400 Cannot "
@@ -122,14 +124,17 @@ class FakeCloudflare:
 
     def delete_dns_record(self, zone_id: str, record_id: str) -> None:
         self.calls.append(("delete_dns_record", record_id))
-        if record_id not in self.records:
+        if record_id not in self.records or self.records[record_id][0] != zone_id:
             raise CloudflareError(f"Cloudflare DELETE /zones/{zone_id}/dns_records: 404")
         del self.records[record_id]
 
-    def _tunnel(self, tunnel_id: str) -> _Tunnel:
-        if tunnel_id not in self.tunnels or self.tunnels[tunnel_id].deleted:
-            raise CloudflareError(f"Cloudflare /cfd_tunnel/{tunnel_id}: 404 tunnel not found")
-        return self.tunnels[tunnel_id]
+    def _tunnel(self, tunnel_id: str, account_id: str) -> _Tunnel:
+        tunnel = self.tunnels.get(tunnel_id)
+        if tunnel is None or tunnel.deleted or tunnel.account_id != account_id:
+            raise CloudflareError(
+                f"Cloudflare /accounts/{account_id}/cfd_tunnel/{tunnel_id}: 404 tunnel not found"
+            )
+        return tunnel
 
 
 @dataclass

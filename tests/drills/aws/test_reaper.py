@@ -638,3 +638,25 @@ def test_reap_removes_an_expired_drills_role_and_profile_looking_in_iam_once(mot
     assert iam_found == [("iam:instance-profile", REGION), ("iam:role", REGION)]
     iam = boto3.client("iam", region_name=REGION)
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"] == ids["role"]]
+
+
+def test_an_owned_secret_listed_first_does_not_hide_the_runs_own(moto, capsys):
+    run_id = "20261202-010000"
+    owned = make_secret(run_id, FUTURE, owner="rds")  # RDS's master secret, created first
+    own = make_secret(run_id, FUTURE)
+    other = make_secret("20261202-020000", FUTURE)  # another drill's: not even listed
+    clients = lambda service, region: boto3.client(service, region_name=region)  # noqa: E731
+    found = reaper.sweep_run(run_id, regions=[REGION], clients=clients, tunnels=None, scopes=[])
+    secrets = [(f.name, f.action) for f in found if f.kind == "secretsmanager:secret"]
+    assert secrets == [(f"prism/drill-{run_id}/database/app-x", "deleted")]
+    assert secret_exists(owned) and not secret_exists(own) and secret_exists(other)
+
+
+def test_an_instance_already_terminated_is_not_listed_again(moto, engine, capsys):
+    ids = make_set("20261101-000000", PAST)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.terminate_instances(InstanceIds=[ids["instance"]])
+    # AWS's tagging API lists a terminated instance for up to an hour more; moto too.
+    code, done = reap(capsys, yes=True)
+    assert code == 0
+    assert [f for f in done["findings"] if f["kind"] == "ec2:instance"] == []

@@ -248,6 +248,7 @@ def test_the_cloudflare_scopes_are_each_stack_tunnels_account_and_zone_once(tmp_
         "staging": {"prism-infra:tunnel": {**tunnel, "hostname": "api.staging.prismhub.io"}},
         "bare": {"aws:region": "us-east-1"},  # no tunnel: nothing to sweep in Cloudflare
         "half": {"prism-infra:tunnel": {"accountId": "a" * 32}},
+        "hostless": {"prism-infra:tunnel": {"accountId": "b" * 32, "zoneId": "y" * 32}},
     })
     scopes = reaper._cloudflare_scopes("20261206-060000")
     assert [(s.account_id, s.zone_id, s.hostname) for s in scopes] == [
@@ -382,6 +383,7 @@ def test_with_the_tunnel_off_no_dns_record_is_looked_for():
     found = reaper._sweep_cloudflare(fake, RUN, no_host, yes=True)
     assert [f.kind for f in found] == ["cloudflare:tunnel"]
     assert fake.live()["records"] == [SCOPE.hostname]  # another's, or a guess: left alone
+    assert not [call for call in fake.calls if call[0] == "dns_records"]  # not even asked
 
 
 def test_only_the_tunnels_of_runs_found_due_are_looked_for_each_once():
@@ -403,3 +405,19 @@ def test_only_the_tunnels_of_runs_found_due_are_looked_for_each_once():
         for run in ("20261101-000000", "20261102-000000")
     ]
     assert not any(f.failed for f in found)  # the drill's own sweep has looked already
+
+
+def test_a_deletion_that_fails_is_a_failed_finding_naming_the_error_and_the_rest_goes_on():
+    class Refusing:
+        def __getattr__(self, operation):
+            def refuse(**kwargs):
+                raise RuntimeError(f"{operation} refused: " + "x" * 300)
+
+            return refuse
+
+    candidate = reaper._Candidate("ssm:parameter", "/prism/drill-x/api/A", "arn:x", tags())
+    action = reaper._try_delete(
+        lambda service, region: Refusing(), "us-east-1", candidate, set(), NOW, None
+    )
+    said = "list_tags_for_resource refused: " + "x" * 300
+    assert action == f"failed: RuntimeError: {said[:200]}"
