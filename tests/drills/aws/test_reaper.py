@@ -660,3 +660,20 @@ def test_an_instance_already_terminated_is_not_listed_again(moto, engine, capsys
     code, done = reap(capsys, yes=True)
     assert code == 0
     assert [f for f in done["findings"] if f["kind"] == "ec2:instance"] == []
+
+
+def test_each_resources_finding_names_its_kind_region_drill_and_expiry(moto, engine, capsys):
+    due = make_set("20261101-000000", PAST, full=False)
+    kept = make_set("20261103-000000", None, full=False)
+    code, dry = reap(capsys, yes=False)
+    assert code == 0
+    found = {f["name"]: f for f in dry["findings"] if f["kind"] != "stack"}
+    assert found[due["param"]] == {
+        "kind": "ssm:parameter", "name": due["param"], "region": REGION,
+        "drill": "20261101-000000", "expires_at": PAST, "action": "would delete",
+    }
+    assert found[kept["sg"]] == {
+        "kind": "ec2:security-group", "name": kept["sg"], "region": REGION,
+        "drill": "20261103-000000", "expires_at": "none",
+        "action": "left: no readable prism:expires-at tag",
+    }
