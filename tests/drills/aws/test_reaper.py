@@ -677,3 +677,45 @@ def test_each_resources_finding_names_its_kind_region_drill_and_expiry(moto, eng
         "drill": "20261103-000000", "expires_at": "none",
         "action": "left: no readable prism:expires-at tag",
     }
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "code"),
+    [
+        ("ec2", "delete_security_group", "DependencyViolation"),
+        ("rds", "delete_db_parameter_group", "InvalidDBParameterGroupState"),
+    ],
+)
+def test_a_deletion_refused_while_something_still_uses_it_is_tried_again_after_the_rest(
+    moto, capsys, service, operation, code
+):
+    """AWS refuses to delete a security group an ENI still uses, or a parameter group an
+    instance still being deleted uses; once the rest is gone the retry goes through."""
+    from botocore.exceptions import ClientError
+
+    run_id = "20261202-010000"
+    ids = make_run(run_id, expires=FUTURE)
+    refused: list[str] = []
+
+    def clients(name, region):
+        client = boto3.client(name, region_name=region)
+        if name != service:
+            return client
+        real = getattr(client, operation)
+
+        def first_refused(**kwargs):
+            if not refused:
+                refused.append(str(kwargs))
+                raise ClientError({"Error": {"Code": code, "Message": "in use"}}, operation)
+            return real(**kwargs)
+
+        setattr(client, operation, first_refused)
+        return client
+
+    found = reaper.sweep_run(run_id, regions=[REGION], clients=clients, tunnels=None, scopes=[])
+    assert refused, "the refusal never happened"
+    kind = "ec2:security-group" if service == "ec2" else "rds:pg"
+    retried = [f for f in found if f.kind == kind and refused[0].find(f.name) >= 0]
+    assert [(f.drill, f.expires_at, f.action) for f in retried] == [(run_id, FUTURE, "deleted")]
+    assert not [f for f in found if f.failed]
+    assert exists(ids)["sg"] is False
