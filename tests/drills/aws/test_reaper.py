@@ -304,10 +304,9 @@ def test_only_expired_drill_secrets_are_deleted_and_at_once(moto, engine, capsys
     assert actions["prism/drill-20261202-000000/database/app-x"] == "left: not expired"
     assert not secret_exists(expired)
     # Without a recovery window: the name is free again and nothing lingers.
-    with pytest.raises(
-        boto3.client("secretsmanager", region_name=REGION).exceptions.ResourceNotFoundException
-    ):
-        boto3.client("secretsmanager", region_name=REGION).describe_secret(SecretId=expired)
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    with pytest.raises(secrets.exceptions.ResourceNotFoundException):
+        secrets.describe_secret(SecretId=expired)
     assert secret_exists(fresh) and secret_exists(no_expiry)
 
 
