@@ -718,3 +718,51 @@ def test_a_deletion_refused_while_something_still_uses_it_is_tried_again_after_t
     assert [(f.drill, f.expires_at, f.action) for f in retried] == [(run_id, FUTURE, "deleted")]
     assert not [f for f in found if f.failed]
     assert exists(ids)["sg"] is False
+
+
+def test_a_scheduled_reap_tries_a_refused_deletion_again_by_the_same_rules_in_its_region(moto):
+    """The scheduled reap's retry (not a run's sweep) reads the group again in the region it
+    reaps, with the same skip list and clock, and deletes it once nothing uses it."""
+    from botocore.exceptions import ClientError
+
+    region, drill = "us-west-2", "20261101-000000"
+    clock = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+    expired = "2026-11-02T00:00:00Z"  # expired by the clock the reap is given
+    group = boto3.client("ec2", region_name=region).create_security_group(
+        GroupName=f"db-{drill}",
+        Description="db",
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": drill_tags(drill, expired)}],
+    )["GroupId"]
+    refused: list[str] = []
+
+    def clients(name, where):
+        client = boto3.client(name, region_name=where)
+        if name == "ec2":
+            real = client.delete_security_group
+
+            def first_refused(**kwargs):
+                if not refused:
+                    refused.append(kwargs["GroupId"])
+                    raise ClientError(
+                        {"Error": {"Code": "DependencyViolation", "Message": "in use"}},
+                        "DeleteSecurityGroup",
+                    )
+                return real(**kwargs)
+
+            client.delete_security_group = first_refused
+        return client
+
+    found = reaper.reap(
+        older_than=timedelta(hours=6), yes=True, regions=[region],
+        skip_stacks=["drill-20261102-000000"], engine_factory=lambda: FakeStackEngine(offline=False),
+        clients=clients, now=clock,
+    )
+    assert refused == [group]
+    mine = [f for f in found if f.name == group]
+    assert [(f.region, f.drill, f.expires_at, f.action) for f in mine] == [
+        (region, drill, expired, "deleted")
+    ]
+    groups = boto3.client("ec2", region_name=region).describe_security_groups(
+        Filters=[{"Name": "group-id", "Values": [group]}]
+    )["SecurityGroups"]
+    assert groups == []
