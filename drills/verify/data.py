@@ -288,7 +288,8 @@ def check_org_counts(ctx: Context) -> Outcome:
         return warned(f"{undated[0]}: the table has no creation timestamp, so rows written "
                       f"since the backup count too{suffix}")
     if notes:
-        return warned(f"{counted(compared, 'table')} match the source; " + "; ".join(notes))
+        return warned(f"per-org counts match the source in {counted(compared, 'table')}; "
+                      + "; ".join(notes))
     return passed(f"per-org counts of rows created before the backup point match the source in "
                   f"{counted(compared, 'table')}")
 

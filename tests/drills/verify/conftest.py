@@ -7,7 +7,7 @@ gets its own "restored" database (and, when it compares, its own "source") to br
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +17,7 @@ import pytest
 from drills.local.cluster import Cluster
 from drills.local.sample import build_sample
 from drills.verify import CheckResult, Manifest, Status, Tier, VerifyTarget, load_manifest, verify
+from drills.verify.context import Context, Outcome
 
 # Fixed clock: the sample's newest audit log is a minute before NOW; the backup follows it.
 NOW = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
@@ -71,6 +72,22 @@ def restored(samples: SampleCopies) -> str:
 @pytest.fixture
 def manifest() -> Manifest:
     return load_manifest()
+
+
+@pytest.fixture
+def run(manifest: Manifest) -> Iterator[Callable[..., Outcome]]:
+    """Runs one check against a database; the contexts are closed when the test ends."""
+    opened: list[Context] = []
+
+    def run_check(check, dsn: str, *, manifest: Manifest = manifest, tier: Tier = Tier.STANDARD,
+                  **target) -> Outcome:
+        ctx = Context(make_target(dsn, **target), manifest, tier)
+        opened.append(ctx)
+        return check(ctx)
+
+    yield run_check
+    for ctx in opened:
+        ctx.close()
 
 
 def make_target(dsn: str, **overrides) -> VerifyTarget:

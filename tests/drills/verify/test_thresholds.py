@@ -8,7 +8,7 @@ moved by a second, or a comparison flipped, changes the verdict.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -16,7 +16,7 @@ import pytest
 
 from drills.verify import Manifest, Status, Tier
 from drills.verify.catalog import discover
-from drills.verify.context import Context, Outcome, counted, fmt_duration, fmt_hours
+from drills.verify.context import Outcome, counted, fmt_duration, fmt_hours
 from drills.verify.data import check_row_counts, check_spot_checks
 from drills.verify.freshness import CLOCK_SKEW, check_freshness
 from drills.verify.integrity import (
@@ -27,7 +27,7 @@ from drills.verify.integrity import (
 )
 from drills.verify.manifest import Migrations
 from drills.verify.schema import check_migrations, check_restore, check_tables
-from tests.drills.verify.conftest import make_target, run_sql
+from tests.drills.verify.conftest import run_sql
 
 SECOND = timedelta(seconds=1)
 
@@ -36,22 +36,6 @@ def newest(dsn: str, column: str = "created_at", table: str = "audit_logs") -> d
     with psycopg.connect(dsn) as conn:
         value = conn.execute(f"SELECT max({column}) FROM {table}").fetchone()[0]
     return value.astimezone(UTC) if isinstance(value, datetime) else value
-
-
-@pytest.fixture
-def run(manifest: Manifest) -> Iterator[Callable[..., Outcome]]:
-    """Runs one check against a database; the contexts are closed when the test ends."""
-    opened: list[Context] = []
-
-    def run_check(check, dsn: str, *, manifest: Manifest = manifest, tier: Tier = Tier.STANDARD,
-                  **target) -> Outcome:
-        ctx = Context(make_target(dsn, **target), manifest, tier)
-        opened.append(ctx)
-        return check(ctx)
-
-    yield run_check
-    for ctx in opened:
-        ctx.close()
 
 
 @pytest.fixture

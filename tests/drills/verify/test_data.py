@@ -1,0 +1,193 @@
+"""What the spot checks and the per-org counts report, one check at a time: each finding named,
+the first of several shown with a count of the rest, the notes and the source's failures kept.
+
+The sampled tables are chosen by the manifest; small tables of the test's own make the number
+of differing rows exact (the sample of a big table is seeded, not chosen by the test).
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from drills.ports import free_port
+from drills.verify import Manifest, Status, context
+from drills.verify.data import check_org_counts, check_spot_checks
+from tests.drills.verify.conftest import run_sql
+
+DIFFERS = "differs from the source although it predates the backup point"
+UNDATED = ("differ from the source, in a table without an update timestamp (changed since the "
+           "backup, or not restored faithfully)")
+
+
+def expecting(manifest: Manifest, *tables: str) -> Manifest:
+    """The manifest with only `tables` expected (the spot checks sample those)."""
+    expected = {name: {} for name in tables}
+    return manifest.model_validate({**manifest.model_dump(), "tables": expected})
+
+
+def make_table(dsn: str, name: str, rows: int, *, updated: bool = True) -> None:
+    """A keyed table of `rows` rows written the day before the backup point."""
+    stamp = ", updated_at timestamptz NOT NULL" if updated else ""
+    value = ", '2025-06-01'" if updated else ""
+    run_sql(dsn, f"CREATE TABLE {name} (id int PRIMARY KEY, amount int NOT NULL, "
+                 f"created_at timestamptz NOT NULL{stamp})",
+            f"INSERT INTO {name} SELECT i, 100, '2025-06-01'{value} "
+            f"FROM generate_series(1, {rows}) AS i")
+
+
+@pytest.fixture
+def pair(samples):
+    """(source, restored): two identical copies of the sample."""
+    return samples.copy(), samples.copy()
+
+
+# -- spot checks ---------------------------------------------------------------------------
+
+
+def test_one_row_differing_from_the_source_is_named_alone(pair, manifest, run):
+    source, restored = pair
+    for dsn in pair:
+        make_table(dsn, "ledger", 2)
+    run_sql(restored, "UPDATE ledger SET amount = 101 WHERE id = 2")
+    outcome = run(check_spot_checks, restored, manifest=expecting(manifest, "ledger"),
+                  source_dsn=source)
+    assert outcome == (Status.FAIL, f"ledger key 2 {DIFFERS}")
+
+
+def test_several_rows_differing_name_the_first_and_count_the_rest(pair, manifest, run):
+    source, restored = pair
+    for dsn in pair:
+        make_table(dsn, "ledger", 2)
+    run_sql(restored, "UPDATE ledger SET amount = 101")
+    outcome = run(check_spot_checks, restored, manifest=expecting(manifest, "ledger"),
+                  source_dsn=source)
+    assert outcome.status is Status.FAIL
+    assert outcome.detail in (f"ledger key 1 {DIFFERS} (+1 more)",
+                              f"ledger key 2 {DIFFERS} (+1 more)")
+
+
+def test_an_unreachable_source_says_nothing_was_compared(restored, manifest, run):
+    port = psycopg.conninfo.conninfo_to_dict(restored)["port"]
+    gone = restored.replace(f":{port}/", f":{free_port()}/")
+    outcome = run(check_spot_checks, restored, manifest=expecting(manifest, "buildings"),
+                  source_dsn=gone)
+    assert outcome.status is Status.WARN
+    assert outcome.detail.startswith(
+        "5 rows fetched by key in 1 table; not compared, source database unreachable"), (
+        outcome.detail)
+
+
+def test_keyless_tables_are_named_beside_the_rows_sampled_elsewhere(restored, manifest, run):
+    for name in ("keyless_a", "keyless_b"):
+        run_sql(restored, f"CREATE TABLE {name} (note text)", f"INSERT INTO {name} VALUES ('x')")
+    outcome = run(check_spot_checks, restored,
+                  manifest=expecting(manifest, "buildings", "keyless_a", "keyless_b"))
+    assert outcome == (Status.PASS, "5 rows fetched by key in 1 table; keyless_a has no primary "
+                                    "or unique NOT NULL key; keyless_b has no primary or unique "
+                                    "NOT NULL key")
+
+
+def test_nothing_to_sample_warns_when_keyless_and_fails_when_empty(restored, manifest, run):
+    run_sql(restored, "CREATE TABLE keyless (note text)", "INSERT INTO keyless VALUES ('x')")
+    make_table(restored, "empty", 0)
+    assert run(check_spot_checks, restored, manifest=expecting(manifest, "keyless")) == (
+        Status.WARN, "no row could be sampled: 0 rows fetched by key in 0 tables; keyless has no "
+                     "primary or unique NOT NULL key")
+    # An empty table is the row counts' finding; a check that sampled nothing proves nothing.
+    assert run(check_spot_checks, restored, manifest=expecting(manifest, "empty")) == (
+        Status.FAIL, "no row could be sampled: 0 rows fetched by key in 0 tables")
+
+
+def test_a_single_row_is_enough_to_sample(restored, manifest, run):
+    make_table(restored, "single", 1)
+    assert run(check_spot_checks, restored, manifest=expecting(manifest, "single")) == (
+        Status.PASS, "1 row fetched by key in 1 table")
+
+
+def test_every_table_whose_schema_moved_on_is_named(pair, manifest, run):
+    source, restored = pair
+    run_sql(source, "ALTER TABLE buildings DROP COLUMN year_built",
+            "ALTER TABLE tims DROP COLUMN notes")
+    outcome = run(check_spot_checks, restored, manifest=expecting(manifest, "buildings", "tims"),
+                  source_dsn=source)
+    assert outcome == (
+        Status.WARN,
+        "10 rows fetched by key in 2 tables; 0 equal to the source; buildings not comparable "
+        'with the source (column "year_built" does not exist); tims not comparable with the '
+        'source (column "notes" does not exist)')
+
+
+def test_rows_differing_in_several_undated_tables_are_counted_per_table(pair, manifest, run):
+    source, restored = pair
+    for dsn in pair:
+        make_table(dsn, "undated_a", 2, updated=False)
+        make_table(dsn, "undated_b", 1, updated=False)
+    run_sql(source, "UPDATE undated_a SET amount = 0", "UPDATE undated_b SET amount = 0")
+    outcome = run(check_spot_checks, restored,
+                  manifest=expecting(manifest, "undated_a", "undated_b"), source_dsn=source)
+    assert outcome == (Status.WARN, "3 rows fetched by key in 2 tables; 0 equal to the source; "
+                                    f"2 in undated_a, 1 in undated_b {UNDATED}")
+
+
+# -- per-org counts ----------------------------------------------------------------------------
+
+
+def lose(dsn: str, statement: str) -> int:
+    """Rows deleted as a lossy restore loses them: no cascades run."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET session_replication_role = replica")
+        return conn.execute(statement).rowcount
+
+
+def test_several_lost_org_counts_name_the_first_and_count_the_rest(pair, run):
+    source, restored = pair
+    lost = lose(restored, "DELETE FROM buildings WHERE org_id = 2")
+    assert lose(restored, "DELETE FROM buildings WHERE org_id = 3") > 0
+    outcome = run(check_org_counts, restored, source_dsn=source)
+    assert outcome == (Status.FAIL, f"buildings: org 2 has 0 row(s) created before the backup "
+                                    f"point, the source {lost} (+1 more mismatches)")
+
+
+def test_tables_the_source_cannot_count_are_named_and_the_rest_compared(pair, run):
+    source, restored = pair
+    run_sql(source, "ALTER TABLE comps DROP COLUMN created_at",
+            "ALTER TABLE tims DROP COLUMN created_at")
+    outcome = run(check_org_counts, restored, source_dsn=source)
+    assert outcome == (
+        Status.WARN,
+        'per-org counts match the source in 6 tables; comps not comparable with the source '
+        '(column "created_at" does not exist); tims not comparable with the source (column '
+        '"created_at" does not exist)')
+
+
+def test_an_org_deleted_from_the_source_since_warns_with_the_tables_not_compared(pair, run):
+    source, restored = pair
+    with psycopg.connect(source) as conn:
+        org = conn.execute("SELECT max(id) FROM organizations").fetchone()[0]
+    assert lose(source, f"DELETE FROM organizations WHERE id = {org}") == 1
+    run_sql(source, "ALTER TABLE tims DROP COLUMN created_at")
+    outcome = run(check_org_counts, restored, source_dsn=source)
+    assert outcome == (
+        Status.WARN,
+        f"organizations: org {org} has 1 row(s) created before the backup point, the source 0: "
+        'rows deleted from the source since the backup?; tims not comparable with the source '
+        '(column "created_at" does not exist)')
+
+
+def test_a_source_query_stopped_by_its_timeout_gives_the_source_up(pair, run, monkeypatch):
+    monkeypatch.setattr(context, "SOURCE_STATEMENT_TIMEOUT_MS", 1000)
+    source, restored = pair
+    with psycopg.connect(source) as holder:
+        holder.execute("LOCK TABLE buildings IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        outcome = run(check_org_counts, restored, source_dsn=source)
+        waited = time.monotonic() - started
+    assert waited < 30  # one timeout; the tables after it are not asked for
+    assert outcome == (
+        Status.WARN,
+        "per-org counts match the source in 1 table; source query on buildings stopped: "
+        "canceling statement due to statement timeout (the limit is 1s); the rest was not "
+        "compared with the source")
