@@ -67,7 +67,8 @@ TARGETS = [
                       "xǁContextǁmajor_tables")),
     Target("verify.integrity", "drills/verify/integrity.py", _VERIFY_TESTS),
     Target("verify.data", "drills/verify/data.py",
-           (*_VERIFY_TESTS, "tests/drills/verify/test_source.py"),
+           (*_VERIFY_TESTS, "tests/drills/verify/test_source.py",
+            "tests/drills/verify/test_data.py"),
            functions=("x_check_row_counts", "x__spot_outcome", "x__compare_with_source",
                       "x_check_org_counts")),
     # The policy rules.
