@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from drills.ports import free_port
-from drills.verify import Manifest, Status, context
-from drills.verify.data import check_org_counts, check_spot_checks
+from drills.verify import Manifest, Status, Tier, context
+from drills.verify.data import check_org_counts, check_row_counts, check_spot_checks
 from tests.drills.verify.conftest import run_sql
 
 DIFFERS = "differs from the source although it predates the backup point"
@@ -42,6 +42,44 @@ def make_table(dsn: str, name: str, rows: int, *, updated: bool = True) -> None:
 def pair(samples):
     """(source, restored): two identical copies of the sample."""
     return samples.copy(), samples.copy()
+
+
+# -- row counts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tier", [Tier.QUICK, Tier.STANDARD])
+def test_every_table_short_of_rows_is_named(restored, manifest, run, tier):
+    make_table(restored, "empty", 0)
+    make_table(restored, "short", 2)
+    strict = manifest.model_validate({**manifest.model_dump(),
+                                      "tables": {"empty": {}, "short": {"min_rows": 3}}})
+    assert run(check_row_counts, restored, manifest=strict, tier=tier) == (
+        Status.FAIL, "empty is empty; short has 2 row(s), fewer than the expected 3")
+
+
+def test_an_exact_count_gives_the_total_and_the_smallest_table(restored, manifest, run):
+    make_table(restored, "a_large", 3)
+    make_table(restored, "b_small", 2)
+    assert run(check_row_counts, restored, manifest=expecting(manifest, "a_large", "b_small"),
+               tier=Tier.STANDARD) == (Status.PASS, "2 tables, 5 rows; smallest b_small (2)")
+
+
+def test_a_bounded_probe_gives_the_planners_estimate_once_analysed(restored, manifest, run):
+    make_table(restored, "a_large", 3)
+    make_table(restored, "b_small", 2)
+    tables = expecting(manifest, "a_large", "b_small")
+    # A fresh restore has no statistics yet: no estimate rather than a wrong one.
+    assert run(check_row_counts, restored, manifest=tables, tier=Tier.QUICK) == (
+        Status.PASS, "2 tables non-empty and at their minimums (bounded probe)")
+    run_sql(restored, "ANALYZE a_large", "ANALYZE b_small")
+    assert run(check_row_counts, restored, manifest=tables, tier=Tier.QUICK) == (
+        Status.PASS, "2 tables non-empty and at their minimums (bounded probe; ~5 rows estimated)")
+
+
+def test_row_counts_skip_when_no_expected_table_was_restored(restored, manifest, run):
+    # The tables check fails on the missing table; counting nothing proves nothing.
+    assert run(check_row_counts, restored, manifest=expecting(manifest, "never_restored")) == (
+        Status.SKIP, "no expected table to count")
 
 
 # -- spot checks ---------------------------------------------------------------------------
