@@ -753,9 +753,13 @@ def test_a_scheduled_reap_tries_a_refused_deletion_again_by_the_same_rules_in_it
         return client
 
     found = reaper.reap(
-        older_than=timedelta(hours=6), yes=True, regions=[region],
-        skip_stacks=["drill-20261102-000000"], engine_factory=lambda: FakeStackEngine(offline=False),
-        clients=clients, now=clock,
+        older_than=timedelta(hours=6),
+        yes=True,
+        regions=[region],
+        skip_stacks=["drill-20261102-000000"],
+        engine_factory=lambda: FakeStackEngine(offline=False),
+        clients=clients,
+        now=clock,
     )
     assert refused == [group]
     mine = [f for f in found if f.name == group]

@@ -107,6 +107,24 @@ def test_several_rows_differing_name_the_first_and_count_the_rest(pair, manifest
                               f"ledger key 2 {DIFFERS} (+1 more)")
 
 
+def test_a_row_the_table_holds_but_its_key_index_misses_fails(restored, manifest, run):
+    """An index that lost entries (a restore onto another collation, a torn write) answers "no
+    such row" for rows a scan of the table returns."""
+    make_table(restored, "ledger", 1)
+    # Index maintenance off while rows are written: the primary key misses them.
+    run_sql(restored,
+            "UPDATE pg_index SET indisready = false WHERE indexrelid = 'ledger_pkey'::regclass",
+            "INSERT INTO ledger SELECT i, 100, '2025-06-01', '2025-06-01' "
+            "FROM generate_series(2, 40) AS i",
+            "UPDATE pg_index SET indisready = true WHERE indexrelid = 'ledger_pkey'::regclass")
+    name = psycopg.conninfo.conninfo_to_dict(restored)["dbname"]
+    run_sql(restored, f'ALTER DATABASE "{name}" SET enable_seqscan = off')  # lookups by key
+    outcome = run(check_spot_checks, restored, manifest=expecting(manifest, "ledger"))
+    assert outcome.status is Status.FAIL
+    assert outcome.detail.startswith("ledger key "), outcome.detail
+    assert " seen by a scan but not found through its key" in outcome.detail, outcome.detail
+
+
 def test_an_unreachable_source_says_nothing_was_compared(restored, manifest, run):
     port = psycopg.conninfo.conninfo_to_dict(restored)["port"]
     gone = restored.replace(f":{port}/", f":{free_port()}/")
