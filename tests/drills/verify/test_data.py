@@ -95,6 +95,19 @@ def test_one_row_differing_from_the_source_is_named_alone(pair, manifest, run):
     assert outcome == (Status.FAIL, f"ledger key 2 {DIFFERS}")
 
 
+def test_a_row_with_a_composite_key_is_named_by_every_part(pair, manifest, run):
+    source, restored = pair
+    for dsn in pair:
+        run_sql(dsn, "CREATE TABLE seats (org_id int, seat int, holder text NOT NULL, "
+                     "created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, "
+                     "PRIMARY KEY (org_id, seat))",
+                "INSERT INTO seats VALUES (3, 12, 'ana', '2025-06-01', '2025-06-01')")
+    run_sql(restored, "UPDATE seats SET holder = 'bo'")
+    outcome = run(check_spot_checks, restored, manifest=expecting(manifest, "seats"),
+                  source_dsn=source)
+    assert outcome == (Status.FAIL, f"seats key (3, 12) {DIFFERS}")
+
+
 def test_several_rows_differing_name_the_first_and_count_the_rest(pair, manifest, run):
     source, restored = pair
     for dsn in pair:
