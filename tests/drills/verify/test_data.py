@@ -237,13 +237,15 @@ def test_an_org_deleted_from_the_source_since_warns_with_the_tables_not_compared
     with psycopg.connect(source) as conn:
         org = conn.execute("SELECT max(id) FROM organizations").fetchone()[0]
     assert lose(source, f"DELETE FROM organizations WHERE id = {org}") == 1
-    run_sql(source, "ALTER TABLE tims DROP COLUMN created_at")
+    run_sql(source, "ALTER TABLE comps DROP COLUMN created_at",
+            "ALTER TABLE tims DROP COLUMN created_at")
     outcome = run(check_org_counts, restored, source_dsn=source)
     assert outcome == (
         Status.WARN,
         f"organizations: org {org} has 1 row(s) created before the backup point, the source 0: "
-        'rows deleted from the source since the backup?; tims not comparable with the source '
-        '(column "created_at" does not exist)')
+        'rows deleted from the source since the backup?; comps not comparable with the source '
+        '(column "created_at" does not exist); tims not comparable with the source (column '
+        '"created_at" does not exist)')
 
 
 def test_a_source_query_stopped_by_its_timeout_gives_the_source_up(pair, run, monkeypatch):
