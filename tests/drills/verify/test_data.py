@@ -13,9 +13,10 @@ import psycopg
 import pytest
 
 from drills.ports import free_port
-from drills.verify import Manifest, Status, Tier, context
+from drills.verify import Manifest, Status, Tier, context, data
+from drills.verify.context import Context
 from drills.verify.data import check_org_counts, check_row_counts, check_spot_checks
-from tests.drills.verify.conftest import run_sql
+from tests.drills.verify.conftest import BACKUP_POINT, make_target, run_sql
 
 DIFFERS = "differs from the source although it predates the backup point"
 UNDATED = ("differ from the source, in a table without an update timestamp (changed since the "
@@ -199,6 +200,110 @@ def test_rows_differing_in_several_undated_tables_are_counted_per_table(pair, ma
                   manifest=expecting(manifest, "undated_a", "undated_b"), source_dsn=source)
     assert outcome == (Status.WARN, "3 rows fetched by key in 2 tables; 0 equal to the source; "
                                     f"2 in undated_a, 1 in undated_b {UNDATED}")
+
+
+def test_an_empty_table_does_not_stop_the_tables_after_it_being_sampled(restored, manifest, run):
+    make_table(restored, "a_empty", 0)
+    make_table(restored, "b_single", 1)
+    tables = expecting(manifest, "a_empty", "b_single")
+    assert run(check_spot_checks, restored, manifest=tables) == (
+        Status.PASS, "1 row fetched by key in 1 table")
+
+
+def test_every_row_its_key_index_misses_is_counted(restored, manifest, run):
+    make_table(restored, "ledger", 0)
+    run_sql(restored,
+            "UPDATE pg_index SET indisready = false WHERE indexrelid = 'ledger_pkey'::regclass",
+            "INSERT INTO ledger SELECT i, 100, '2025-06-01', '2025-06-01' "
+            "FROM generate_series(1, 40) AS i",
+            "UPDATE pg_index SET indisready = true WHERE indexrelid = 'ledger_pkey'::regclass")
+    name = psycopg.conninfo.conninfo_to_dict(restored)["dbname"]
+    run_sql(restored, f'ALTER DATABASE "{name}" SET enable_seqscan = off')
+    outcome = run(check_spot_checks, restored, manifest=expecting(manifest, "ledger"))
+    assert outcome.status is Status.FAIL
+    assert outcome.detail.endswith(" seen by a scan but not found through its key (+4 more)"), (
+        outcome.detail)
+
+
+def test_a_row_stamped_after_the_backup_point_in_the_restored_copy_changed_since(
+    pair, manifest, run
+):
+    """The point recorded for a backup can be earlier than the data it holds (a dump that ran
+    on after its recorded start): a differing row stamped after it is a change, not damage."""
+    source, restored = pair
+    for dsn in pair:
+        make_table(dsn, "ledger", 1)
+    later = BACKUP_POINT.isoformat()
+    run_sql(restored, f"UPDATE ledger SET amount = 101, updated_at = '{later}'::timestamptz "
+                      "+ interval '1 minute'")
+    outcome = run(check_spot_checks, restored, manifest=expecting(manifest, "ledger"),
+                  source_dsn=source)
+    assert outcome == (Status.PASS, "1 row fetched by key in 1 table; 0 equal to the source, "
+                                    "1 changed since the backup")
+
+
+# -- sampling: a few pages of a large table, spread through it --------------------------------
+
+
+class Recording:
+    """The restored connection, keeping each sample's percentage and each plain read."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+        self.samples: list[float] = []
+        self.plain_reads = 0
+
+    def execute(self, query, params=None):
+        text = query if isinstance(query, str) else query.as_string(self.conn)
+        if "TABLESAMPLE" in text:
+            self.samples.append(params[0])
+        elif " LIMIT " in text:
+            self.plain_reads += 1
+        return self.conn.execute(query, params)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+@pytest.fixture
+def sampler(restored, manifest):
+    """(context, recording) over the restored copy, with a `big` table of 20,000 rows."""
+    make_table(restored, "big", 20_000)
+    run_sql(restored, "ANALYZE big")
+    ctx = Context(make_target(restored), expecting(manifest, "big"), Tier.QUICK)
+    recording = Recording(ctx.db)
+    ctx._db = recording  # what the checks read through
+    yield ctx, recording
+    ctx.close()
+
+
+def test_a_large_tables_sample_reads_a_few_pages_worth_spread_through_it(sampler):
+    ctx, recording = sampler
+    table = ctx.catalog.find("big")
+    assert table.pages > 100
+    keys = data._sample_keys(ctx, table, 5)
+    assert len(set(keys)) == 5
+    # Five pages' worth (the rows wanted, or SAMPLE_PAGES if more), once: enough rows came back.
+    assert recording.samples == [pytest.approx(100.0 * 5 / table.pages)]
+    assert recording.plain_reads == 0
+    assert max(key for (key,) in keys) > 1_000  # not the first pages: ~150 rows fill one
+
+
+def test_a_sample_short_of_rows_widens_tenfold_until_the_whole_table(sampler):
+    ctx, recording = sampler
+    run_sql(ctx.target.dsn, "DELETE FROM big WHERE id <> 15000")  # pages stay, rows go
+    table = ctx.catalog.find("big")
+    assert data._sample_keys(ctx, table, 5) == [(15000,)]
+    first = 100.0 * 5 / table.pages
+    assert recording.samples == [pytest.approx(first), pytest.approx(first * 10), 100.0]
+
+
+def test_sampled_pages_that_hold_nothing_fall_back_to_a_plain_read(sampler, monkeypatch):
+    monkeypatch.setattr(data, "SAMPLE_ATTEMPTS", 1)  # no widening: the few pages come back empty
+    ctx, recording = sampler
+    run_sql(ctx.target.dsn, "DELETE FROM big WHERE id <> 15000")
+    assert data._sample_keys(ctx, ctx.catalog.find("big"), 5) == [(15000,)]
+    assert len(recording.samples) == 1 and recording.plain_reads == 1
 
 
 # -- per-org counts ----------------------------------------------------------------------------
