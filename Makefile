@@ -24,9 +24,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.restore
 
-# Mutation testing (issue 20), by hand, not in CI: hours on 2 cores (the verification targets
-# rebuild the sample database for every mutant: verify.data alone is over two); report in
-# bench/MUTATION.md.
+# Mutation testing (issue 20), by hand, not in CI: hours on 2 cores (aws.reaper about 40 min,
+# verify.data 30); report in bench/MUTATION.md.
 mutate: $(STAMP)
 	$(PY) -m bench.mutate
 
