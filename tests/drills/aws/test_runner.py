@@ -21,6 +21,7 @@ from drills.aws.forward import Direct
 from drills.aws.reaper import CloudflareScope, drill_sweep
 from drills.aws.runner import SweepReport, run_aws_drill, teardown
 from drills.record import Result, RtoKind
+from drills.verify import app
 from drills.verify.model import Status, Tier
 from infra.boot import APP_ROLE
 from recovery.app_role import ensure_app_role
@@ -462,6 +463,13 @@ def test_the_api_logs_in_with_the_drill_stacks_password_not_the_backups(
     assert stack.app_password not in text and PROD_APP_PASSWORD not in text
 
 
+@pytest.fixture
+def unready_api_gives_up(monkeypatch):
+    """The API of these drills never gets ready: its checks stop waiting after a second."""
+    monkeypatch.setattr(app, "READY_TIMEOUT_SECONDS", 1.0)
+
+
+@pytest.mark.usefixtures("unready_api_gives_up")
 def test_a_password_other_than_the_stacks_leaves_the_api_unready(plan, engine, pg_cluster):
     """The runner must read the drill stack's own secret: set from any other (prod's, say),
     the role logs in with it, but the API, which reads the stack's, never gets ready."""
@@ -479,6 +487,7 @@ def test_a_password_other_than_the_stacks_leaves_the_api_unready(plan, engine, p
     assert engine.left() == {}
 
 
+@pytest.mark.usefixtures("unready_api_gives_up")
 def test_a_stack_without_an_application_secret_fails_and_goes(
     plan, module_plan, pg_cluster, restored
 ):
@@ -497,6 +506,7 @@ def test_a_stack_without_an_application_secret_fails_and_goes(
     assert engine.left() == {} and local.running() == []
 
 
+@pytest.mark.usefixtures("unready_api_gives_up")
 def test_a_backup_whose_role_has_too_much_fails_the_drill_and_goes(
     plan, engine, pg_cluster, restored
 ):
