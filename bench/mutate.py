@@ -71,6 +71,13 @@ TARGETS = [
     Target("verify.data", "drills/verify/data.py",
            (*_VERIFY_TESTS, "tests/drills/verify/test_source.py",
             "tests/drills/verify/test_data.py")),
+    # The deep tier's structural check, the API's health/ready/degraded checks, the team's
+    # smoke command and /ready through the hostname, and which checks each tier runs.
+    Target("verify.amcheck", "drills/verify/amcheck.py", ("tests/drills/verify/test_amcheck.py",)),
+    Target("verify.app", "drills/verify/app.py", ("tests/drills/verify/test_app.py",)),
+    Target("verify.smoke", "drills/verify/smoke.py", ("tests/drills/aws/test_smoke.py",)),
+    Target("verify.suite", "drills/verify/suite.py",
+           ("tests/drills/verify/test_clean.py", "tests/drills/verify/test_defects.py")),
     # The policy rules.
     Target("policy.rds", "policy/rds.py", ("tests/policy/test_rds.py",)),
     Target("policy.drill", "policy/drill.py", ("tests/policy/test_drill.py",)),
