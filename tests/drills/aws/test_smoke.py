@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import pytest
+
+from drills.ports import free_port
 from drills.verify.model import Status
-from drills.verify.smoke import run_smoke_cmd, wait_ready
+from drills.verify.smoke import OUTPUT_KEPT_CHARS, probe, run_smoke_cmd, wait_ready
 
 
 class Clock:
@@ -77,3 +82,81 @@ def test_a_missing_or_hanging_smoke_command_fails():
         f"{sys.executable} -c 'import time; time.sleep(5)'", "https://h", timeout=0.5
     )
     assert slow.status == Status.FAIL and "did not finish" in slow.detail
+
+
+def test_the_wait_ends_at_its_timeout_not_a_poll_later_and_a_200_then_still_counts():
+    polls = []
+
+    def answers(last):
+        def get(url):
+            polls.append(url)
+            return 200 if len(polls) == 4 and last == 200 else 503
+        return get
+
+    clock = Clock()
+    late = wait_ready("https://h", timeout=30, interval=10, get=answers(503), clock=clock,
+                      sleep=clock.sleep)
+    assert (late.status, late.detail, late.seconds) == (
+        Status.FAIL, "https://h/ready answered 503 for 30 s", 30)
+    assert len(polls) == 4  # at 0, 10, 20 and 30 s
+    polls.clear()
+    clock = Clock()
+    just = wait_ready("https://h", timeout=30, interval=10, get=answers(200), clock=clock,
+                      sleep=clock.sleep)
+    assert (just.status, just.detail, just.seconds) == (
+        Status.PASS, "https://h/ready answered 200 after 30 s", 30)
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server: 200 at /ready, 503 at /down; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/ready" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_probe_gives_the_status_or_none_when_nothing_answers(server):
+    assert probe(server + "/ready") == 200
+    assert probe(server + "/down") == 503  # an error status is an answer, not an exception
+    assert probe(f"http://127.0.0.1:{free_port()}/ready", timeout=2) is None
+    assert probe("not a url") is None
+
+
+def test_the_smoke_commands_output_is_kept_from_its_end_and_masked(monkeypatch):
+    monkeypatch.setenv("PRISM_DR_SOURCE_DSN", "postgresql://admin:pr0dpass@prod/prism")
+    script = ("import os; print('SOURCE', os.environ.get('PRISM_DR_SOURCE_DSN')); "
+              "print('x' * 3000); print('leak postgresql://admin:s3cretpw@10.0.0.5/prism'); "
+              "print('the end')")
+    result = run_smoke_cmd(f'{sys.executable} -c "{script}"', "https://h/")
+    assert result.status == Status.PASS
+    output = result.detail.removeprefix("exit 0; output: ")
+    assert len(output) == OUTPUT_KEPT_CHARS and output.endswith("the end")
+    assert "s3cretpw" not in output and "pr0dpass" not in output
+    whole = run_smoke_cmd(
+        f"""{sys.executable} -c "import os; print('SOURCE', os.environ.get('PRISM_DR_SOURCE_DSN'))"
+        """, "https://h")
+    assert whole.detail == "exit 0; output: SOURCE None"  # the source's DSN is not handed on
+    silent = run_smoke_cmd(f"{sys.executable} -c pass", "https://h")
+    assert (silent.status, silent.detail) == (Status.PASS, "exit 0")
+
+
+def test_a_missing_or_hanging_smoke_command_is_named_with_its_limit():
+    missing = run_smoke_cmd("k6-not-installed run smoke.js", "https://h")
+    assert (missing.detail, missing.seconds) == ("--smoke-cmd: k6-not-installed not found", 0.0)
+    slow = run_smoke_cmd(
+        f"{sys.executable} -c 'import time; time.sleep(5)'", "https://h", timeout=1.0
+    )
+    assert slow.detail == "--smoke-cmd did not finish within 1 s"
+    assert 1.0 <= slow.seconds < 5
