@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import psycopg
 import pytest
@@ -196,3 +197,145 @@ def test_only_an_api_the_drill_started_proves_it_reaches_the_restored_database(r
         f"/ready 200 from {url.rstrip('/')} (an API you started: this does "
         "not prove it uses the restored database)")
     assert "reaches the restored database" not in given["app_ready"].detail
+
+
+# -- each verdict and its detail, against a scripted HTTP server in this process -------------
+
+
+class Scripted:
+    """A local HTTP server answering /health and /ready with the statuses set on it."""
+
+    def __init__(self):
+        self.health, self.ready = 200, 200
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(scripted.health if self.path == "/health" else scripted.ready)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.port = self.httpd.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    monkeypatch.setattr(app, "READY_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(app, "DEGRADE_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(app, "POLL_SECONDS", 0.05)
+    server = Scripted()
+    yield server
+    server.close()
+
+
+def api_at(url: str) -> app.Api:
+    return app.Api(make_target("postgresql://u:pw@127.0.0.1:1/db", api_url=url))
+
+
+def started_api(server: Scripted, dsn: str = "postgresql://u:pw@127.0.0.1:1/db") -> app.Api:
+    """An Api as the drill leaves it once its command answered /health: the command's port is
+    the scripted server's."""
+    api = app.Api(make_target(dsn, api_cmd="the-api --port {port}"))
+    api.port, api.healthy, api.ready_ok = server.port, True, True
+    return api
+
+
+def test_an_api_at_a_url_is_judged_by_its_answers_and_named_by_its_address(scripted):
+    api = api_at(scripted.url + "/")
+    assert api.health() == (Status.PASS, f"/health 200 at {scripted.url}")
+    scripted.ready = 503
+    assert api.ready() == (Status.FAIL, f"/ready returned 503 within 0.5s at {scripted.url}")
+    scripted.health = 500
+    assert api_at(scripted.url).health() == (
+        Status.FAIL, f"/health returned 500 at {scripted.url}")
+
+
+def test_an_api_that_never_answered_health_cannot_be_ready(scripted):
+    api = api_at(scripted.url)
+    assert api.ready() == (Status.FAIL, "the API never answered /health, so it cannot be ready")
+
+
+def test_nothing_listening_is_named_unreachable_with_the_reason(scripted):
+    nobody = f"http://127.0.0.1:{free_port()}"
+    outcome = api_at(nobody).health()
+    assert outcome.status is Status.FAIL
+    assert outcome.detail.startswith("/health unreachable (") and outcome.detail.endswith(
+        f") at {nobody}")
+    assert "refused" in outcome.detail.lower()
+
+
+def test_an_address_without_a_port_is_named_without_one():
+    assert api_at("https://api.example.test/v1/")._where() == "https://api.example.test"
+
+
+def test_degraded_mode_needs_an_api_the_drill_started_a_way_to_stop_and_a_ready_api(scripted):
+    stopped = []
+    assert api_at(scripted.url).degraded(lambda: stopped.append(1)) == (
+        Status.SKIP, "needs an API command the drill starts (--api-cmd)")
+    api = started_api(scripted)
+    assert api.degraded(None) == (Status.SKIP, "the drill gave no way to stop the database")
+    api.ready_ok = False
+    assert api.degraded(lambda: stopped.append(1)) == (
+        Status.SKIP, "/ready never returned 200, so a 503 would prove nothing")
+    assert stopped == []  # nothing stopped when the check cannot prove anything
+
+
+def test_degraded_mode_passes_when_ready_turns_503_and_health_stays(scripted):
+    def stop():
+        scripted.ready = 503
+
+    outcome = started_api(scripted).degraded(stop)
+    assert outcome.status is Status.PASS
+    assert re.fullmatch(r"database stopped: /ready 503 after \d\.\ds, /health stayed 200",
+                        outcome.detail), outcome.detail
+
+
+def test_degraded_mode_fails_when_health_falls_with_the_database(scripted):
+    def stop():
+        scripted.ready, scripted.health = 503, 500
+
+    assert started_api(scripted).degraded(stop) == (
+        Status.FAIL, "/health returned 500 once the database stopped; it must stay 200")
+
+
+def test_a_stop_that_fails_is_named_masked_and_cut(scripted):
+    dsn = "postgresql://u:s3cret-pw@127.0.0.1:1/db"
+
+    def stop():
+        raise RuntimeError(f"pg_ctl stop failed for {dsn} " + "x" * 300)
+
+    outcome = started_api(scripted, dsn).degraded(stop)
+    assert outcome.status is Status.FAIL
+    assert outcome.detail.startswith("stopping the database failed: pg_ctl stop failed for ")
+    assert "s3cret-pw" not in outcome.detail
+    assert len(outcome.detail) == len("stopping the database failed: ") + 200
+
+
+def test_the_environment_handed_to_the_api_withholds_what_leads_to_another_database():
+    given = {"PATH": "/usr/bin", "DATABASE_URL": "postgresql://prod", "PGHOST": "prod",
+             "PGPASSWORD": "x", "PRISM_DR_SOURCE_DSN": "postgresql://prod", "PRISM_ENV": "drill",
+             "APGAR": "kept: PG only as a prefix counts"}
+    assert app.api_environment(given) == {"PATH": "/usr/bin", "PRISM_ENV": "drill",
+                                          "APGAR": "kept: PG only as a prefix counts"}
+
+
+def test_a_started_apis_last_words_are_its_last_line_masked_and_cut(restored):
+    password = psycopg.conninfo.conninfo_to_dict(restored)["password"]
+    command = ('echo "first line"; echo "fatal: cannot use $DATABASE_URL '
+               + "y" * 300 + '"; exit 4')
+    health = _app_results(make_target(restored, api_cmd=command))["app_health"]
+    said = health.detail.removeprefix(
+        "the API command exited with code 4 before /health answered: ")
+    assert said.startswith("fatal: cannot use ") and len(said) == 200
+    assert password not in health.detail and "first line" not in health.detail
+    silent = _app_results(make_target(restored, api_cmd="exit 5"))["app_health"]
+    assert silent.detail == "the API command exited with code 5 before /health answered: no output"
