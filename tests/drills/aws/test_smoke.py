@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -9,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from drills.ports import free_port
+from drills.verify import smoke
 from drills.verify.model import Status
 from drills.verify.smoke import OUTPUT_KEPT_CHARS, probe, run_smoke_cmd, wait_ready
 
@@ -160,3 +163,72 @@ def test_a_missing_or_hanging_smoke_command_is_named_with_its_limit():
     )
     assert slow.detail == "--smoke-cmd did not finish within 1 s"
     assert 1.0 <= slow.seconds < 5
+
+
+def test_each_result_is_named_and_timed_to_the_millisecond():
+    clock = Clock()
+    clock.now = 5000.0  # a monotonic clock does not start at zero
+    answers = iter([503, 200])
+
+    def sleep(seconds):
+        clock.now += seconds + 0.12345
+
+    ready = wait_ready("https://h", timeout=60, interval=10, get=lambda u: next(answers),
+                       clock=clock, sleep=sleep)
+    assert (ready.name, ready.status, ready.seconds) == ("ready_via_hostname", Status.PASS, 10.123)
+    clock.now = 5000.0
+    never = wait_ready("https://h", timeout=5, interval=10, get=lambda u: 503, clock=clock,
+                       sleep=sleep)
+    assert (never.name, never.status, never.seconds) == ("ready_via_hostname", Status.FAIL,
+                                                         10.123)
+    for result in (run_smoke_cmd(f"{sys.executable} -c pass", "https://h"),
+                   run_smoke_cmd(f"{sys.executable} -c 'import time; time.sleep(3)'", "https://h",
+                                 timeout=0.2),
+                   run_smoke_cmd("k6-not-installed run smoke.js", "https://h")):
+        assert result.name == "smoke_cmd"
+        assert result.seconds == round(result.seconds, 3) and 0 <= result.seconds < 3
+
+
+def test_the_smoke_command_gets_the_base_url_without_its_trailing_slash():
+    script = "import os; print(os.environ['BASE_URL'])"
+    result = run_smoke_cmd(f'{sys.executable} -c "{script}"', "https://drill-1.prismhub.io/")
+    assert (result.status, result.detail) == (
+        Status.PASS, "exit 0; output: https://drill-1.prismhub.io")
+
+
+def test_output_that_is_not_utf8_is_kept_with_replacement_characters():
+    script = "import sys; sys.stdout.buffer.write(bytes([0x6f, 0x6b, 0xff]))"
+    result = run_smoke_cmd(f'{sys.executable} -c "{script}"', "https://h")
+    assert result.detail == "exit 0; output: ok\ufffd"
+
+
+def test_a_smoke_command_reading_its_input_gets_end_of_file_not_the_drills_terminal():
+    script = "import sys; print('read', repr(sys.stdin.read()))"
+    result = run_smoke_cmd(f'{sys.executable} -c "{script}"', "https://h", timeout=10)
+    assert result.detail == "exit 0; output: read ''"
+
+
+def test_a_smoke_command_has_fifteen_minutes_unless_told(monkeypatch):
+    given = {}
+
+    def run(argv, **kwargs):
+        given.update(kwargs)
+        return subprocess.CompletedProcess(argv, 0, b"", b"")
+
+    monkeypatch.setattr(smoke.subprocess, "run", run)
+    assert run_smoke_cmd("k6 run smoke.js", "https://h").status is Status.PASS
+    assert given["timeout"] == 900.0
+
+
+@pytest.mark.timeout(20)
+def test_a_probe_of_a_server_that_never_answers_gives_up_at_its_timeout():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never replies
+        port = silent.getsockname()[1]
+        answered = []
+        worker = threading.Thread(
+            target=lambda: answered.append(probe(f"http://127.0.0.1:{port}/ready", timeout=0.5)),
+            daemon=True)
+        worker.start()
+        worker.join(5)
+        assert not worker.is_alive(), "the probe waited past its timeout"
+    assert answered == [None]
