@@ -94,6 +94,7 @@ def stand_in(tmp_path: Path, code: int, stdout: str = "", stderr: str = "") -> P
         "#!/bin/sh\n"
         f'printf "%s\\n" "$@" > "{tmp_path}/argv"\n'
         f'printf "%s" "$PGPASSWORD" > "{tmp_path}/pgpassword"\n'
+        f'readlink /proc/$$/fd/0 > "{tmp_path}/stdin"\n'
         f'cat "{tmp_path}/stdout"\n'
         f'cat "{tmp_path}/stderr" >&2\n'
         f"exit {code}\n")
@@ -195,3 +196,16 @@ def test_without_pg_amcheck_anywhere_the_deep_check_skips_saying_what_to_install
     assert deep(restored, manifest, run, tmp_path) == (
         Status.SKIP, "pg_amcheck not found: install the PostgreSQL client (15+) or give its bin "
                      "directory")
+
+
+def test_a_database_reached_without_a_password_is_checked_and_nothing_can_prompt(
+    manifest, run, tmp_path, monkeypatch
+):
+    """Trust, peer or a ~/.pgpass: the DSN holds no password, and pg_amcheck reads its input
+    from nowhere, so a missing password fails rather than waits at a prompt."""
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    bindir = stand_in(tmp_path, 0)
+    assert deep("postgresql://drill@127.0.0.1:5432/prism", manifest, run, bindir).status is (
+        Status.PASS)
+    assert (tmp_path / "pgpassword").read_text() == ""
+    assert (tmp_path / "stdin").read_text().strip() == "/dev/null"
