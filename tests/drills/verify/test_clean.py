@@ -105,3 +105,13 @@ def test_quick_tier_reads_a_bounded_part_of_the_data_and_standard_reads_it_all(
     quick = _read_by(Tier.QUICK, restored, manifest, "audit_logs")
     assert standard >= rows  # exact count, org anti-joins: whole-table reads
     assert quick < rows / 10  # a LIMIT probe, a few sampled pages, index endpoints
+
+
+def test_each_check_is_timed_on_its_own_to_the_millisecond(restored, manifest):
+    started = time.perf_counter()
+    results = run_checks(restored, manifest, Tier.STANDARD)
+    wall = time.perf_counter() - started
+    seconds = [r.seconds for r in results.values()]
+    assert all(s == round(s, 3) for s in seconds)
+    assert any(s > 0 for s in seconds)  # reading whole tables takes measurable time
+    assert sum(seconds) <= wall  # each its own span, none counted from elsewhere
