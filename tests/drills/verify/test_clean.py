@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import sys
 import time
 
 import psycopg
 import pytest
 
-from drills.verify import Status, Tier, planned_checks, verify
+from drills.ports import free_port
+from drills.verify import Status, Tier, app, planned_checks, verify
 from drills.verify.context import APPLICATION_NAME
 from tests.drills.verify.conftest import assert_only, make_target, run_checks
 
@@ -115,3 +119,31 @@ def test_each_check_is_timed_on_its_own_to_the_millisecond(restored, manifest):
     assert all(s == round(s, 3) for s in seconds)
     assert any(s > 0 for s in seconds)  # reading whole tables takes measurable time
     assert sum(seconds) <= wall  # each its own span, none counted from elsewhere
+
+
+STANDIN = f"{shlex.quote(sys.executable)} -m drills.local.standin_api --port {{port}}"
+
+
+def test_the_smoke_command_runs_against_the_ready_api_with_its_output_masked(restored, manifest):
+    password = psycopg.conninfo.conninfo_to_dict(restored)["password"]
+    script = f"import os; print(os.environ['BASE_URL'], '{password}')"
+    results = run_checks(restored, manifest, Tier.QUICK, api_cmd=STANDIN,
+                         smoke_cmd=f'{sys.executable} -c "{script}"')
+    assert list(results)[-2:] == ["smoke_cmd", "degraded_mode"]  # while the API is up
+    smoke = results["smoke_cmd"]
+    assert smoke.status is Status.PASS
+    # The API's own address, and the restored database's password masked even when bare.
+    assert re.fullmatch(r"exit 0; output: http://127\.0\.0\.1:\d+ \*+", smoke.detail), smoke.detail
+
+
+def test_the_smoke_command_is_not_run_against_an_api_that_never_got_ready(
+    restored, manifest, monkeypatch
+):
+    monkeypatch.setattr(app, "READY_TIMEOUT_SECONDS", 0.5)
+    port = psycopg.conninfo.conninfo_to_dict(restored)["port"]
+    unreachable = restored.replace(f":{port}/", f":{free_port()}/")
+    results = run_checks(unreachable, manifest, Tier.QUICK, api_cmd=STANDIN,
+                         smoke_cmd=f"{sys.executable} -c pass")
+    smoke = results["smoke_cmd"]
+    assert (smoke.name, smoke.status, smoke.detail, smoke.seconds) == (
+        "smoke_cmd", Status.FAIL, "not run: the API never answered /ready 200", 0.0)
