@@ -81,7 +81,8 @@ TARGETS = [
                       "xǁApiǁ_where", "xǁApiǁ_last_output", "x_api_environment")),
     Target("verify.smoke", "drills/verify/smoke.py", ("tests/drills/aws/test_smoke.py",)),
     Target("verify.suite", "drills/verify/suite.py",
-           ("tests/drills/verify/test_clean.py", "tests/drills/verify/test_defects.py")),
+           ("tests/drills/verify/test_clean.py", "tests/drills/verify/test_defects.py",
+            "tests/drills/verify/test_app.py")),
     # The policy rules.
     Target("policy.rds", "policy/rds.py", ("tests/policy/test_rds.py",)),
     Target("policy.drill", "policy/drill.py", ("tests/policy/test_drill.py",)),

@@ -13,7 +13,7 @@ import pytest
 from drills.ports import free_port
 from drills.verify import Status, Tier, app, planned_checks, verify
 from drills.verify.context import APPLICATION_NAME
-from tests.drills.verify.conftest import assert_only, make_target, run_checks
+from tests.drills.verify.conftest import assert_only, by_name, make_target, run_checks
 
 QUICK = ["restore", "tables", "migrations", "indexes", "constraints", "sequences", "row_counts",
          "spot_checks", "freshness"]
@@ -127,9 +127,12 @@ STANDIN = f"{shlex.quote(sys.executable)} -m drills.local.standin_api --port {{p
 def test_the_smoke_command_runs_against_the_ready_api_with_its_output_masked(restored, manifest):
     password = psycopg.conninfo.conninfo_to_dict(restored)["password"]
     script = f"import os; print(os.environ['BASE_URL'], '{password}')"
-    results = run_checks(restored, manifest, Tier.QUICK, api_cmd=STANDIN,
-                         smoke_cmd=f'{sys.executable} -c "{script}"')
+    told = []
+    results = by_name(verify(make_target(restored, api_cmd=STANDIN,
+                                         smoke_cmd=f'{sys.executable} -c "{script}"'),
+                             manifest, Tier.QUICK, on_check=told.append))
     assert list(results)[-2:] == ["smoke_cmd", "degraded_mode"]  # while the API is up
+    assert told == list(results.values())  # the progress display hears of every result
     smoke = results["smoke_cmd"]
     assert smoke.status is Status.PASS
     # The API's own address, and the restored database's password masked even when bare.
