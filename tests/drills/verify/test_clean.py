@@ -118,7 +118,8 @@ def test_each_check_is_timed_on_its_own_to_the_millisecond(restored, manifest):
     seconds = [r.seconds for r in results.values()]
     assert all(s == round(s, 3) for s in seconds)
     assert any(s > 0 for s in seconds)  # reading whole tables takes measurable time
-    assert sum(seconds) <= wall  # each its own span, none counted from elsewhere
+    # Each its own span, none counted from elsewhere (each rounded by up to half a ms).
+    assert sum(seconds) <= wall + 0.0005 * len(seconds)
 
 
 STANDIN = f"{shlex.quote(sys.executable)} -m drills.local.standin_api --port {{port}}"
