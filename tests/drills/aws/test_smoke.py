@@ -181,12 +181,25 @@ def test_each_result_is_named_and_timed_to_the_millisecond():
                        sleep=sleep)
     assert (never.name, never.status, never.seconds) == ("ready_via_hostname", Status.FAIL,
                                                          10.123)
-    for result in (run_smoke_cmd(f"{sys.executable} -c pass", "https://h"),
-                   run_smoke_cmd(f"{sys.executable} -c 'import time; time.sleep(3)'", "https://h",
-                                 timeout=0.2),
-                   run_smoke_cmd("k6-not-installed run smoke.js", "https://h")):
-        assert result.name == "smoke_cmd"
-        assert result.seconds == round(result.seconds, 3) and 0 <= result.seconds < 3
+    quick = run_smoke_cmd(f"{sys.executable} -c 'import time; time.sleep(0.3)'", "https://h")
+    slow = run_smoke_cmd(f"{sys.executable} -c 'import time; time.sleep(3)'", "https://h",
+                         timeout=0.2)
+    missing = run_smoke_cmd("k6-not-installed run smoke.js", "https://h")
+    assert {r.name for r in (quick, slow, missing)} == {"smoke_cmd"}
+    assert 0.3 <= quick.seconds < 3 and 0.2 <= slow.seconds < 3 and missing.seconds == 0.0
+    assert all(r.seconds == round(r.seconds, 3) for r in (quick, slow))
+
+
+def test_a_probe_waits_ten_seconds_for_an_answer_unless_told(monkeypatch):
+    given = []
+
+    def urlopen(url, timeout):
+        given.append(timeout)
+        raise OSError("no route")
+
+    monkeypatch.setattr(smoke.urllib.request, "urlopen", urlopen)
+    assert probe("https://h/ready") is None
+    assert given == [10.0]
 
 
 def test_the_smoke_command_gets_the_base_url_without_its_trailing_slash():
