@@ -289,14 +289,34 @@ def test_degraded_mode_needs_an_api_the_drill_started_a_way_to_stop_and_a_ready_
     assert stopped == []  # nothing stopped when the check cannot prove anything
 
 
-def test_degraded_mode_passes_when_ready_turns_503_and_health_stays(scripted):
+def test_degraded_mode_passes_as_soon_as_ready_turns_503_and_health_stays(
+    scripted, monkeypatch
+):
+    monkeypatch.setattr(app, "DEGRADE_TIMEOUT_SECONDS", 5.0)
+
     def stop():
         scripted.ready = 503
 
     outcome = started_api(scripted).degraded(stop)
     assert outcome.status is Status.PASS
-    assert re.fullmatch(r"database stopped: /ready 503 after \d\.\ds, /health stayed 200",
-                        outcome.detail), outcome.detail
+    waited = re.fullmatch(r"database stopped: /ready 503 after (\d\.\d)s, /health stayed 200",
+                          outcome.detail)
+    assert waited, outcome.detail
+    assert float(waited.group(1)) < 2.0  # not the whole allowance
+
+
+def test_an_api_that_dies_with_its_database_fails_degraded_mode_saying_why(scripted):
+    outcome = started_api(scripted).degraded(scripted.close)
+    assert outcome.status is Status.FAIL
+    assert outcome.detail.startswith("/health unreachable (") and outcome.detail.endswith(
+        ") once the database stopped; it must stay 200")
+    assert "refused" in outcome.detail.lower()
+
+
+def test_an_unreachable_apis_reason_is_cut_and_an_api_not_started_said_nothing():
+    api = api_at("http://127.0.0.1:9")
+    assert api._said(None, "r" * 300) == f"unreachable ({'r' * 120})"
+    assert api._last_output() == "no output"
 
 
 def test_degraded_mode_fails_when_health_falls_with_the_database(scripted):
@@ -337,5 +357,7 @@ def test_a_started_apis_last_words_are_its_last_line_masked_and_cut(restored):
         "the API command exited with code 4 before /health answered: ")
     assert said.startswith("fatal: cannot use ") and len(said) == 200
     assert password not in health.detail and "first line" not in health.detail
+    garbled = _app_results(make_target(restored, api_cmd=r"printf '\377 fatal\n'; exit 4"))
+    assert garbled["app_health"].detail.endswith(": \ufffd fatal")
     silent = _app_results(make_target(restored, api_cmd="exit 5"))["app_health"]
     assert silent.detail == "the API command exited with code 5 before /health answered: no output"
