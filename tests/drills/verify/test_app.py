@@ -8,6 +8,7 @@ import shlex
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -361,3 +362,41 @@ def test_a_started_apis_last_words_are_its_last_line_masked_and_cut(restored):
     assert garbled["app_health"].detail.endswith(": \ufffd fatal")
     silent = _app_results(make_target(restored, api_cmd="exit 5"))["app_health"]
     assert silent.detail == "the API command exited with code 5 before /health answered: no output"
+
+
+def test_health_and_ready_answer_as_soon_as_the_api_does(scripted, monkeypatch):
+    monkeypatch.setattr(app, "READY_TIMEOUT_SECONDS", 5.0)
+    api = api_at(scripted.url)
+    started = time.monotonic()
+    assert api.health().status is Status.PASS
+    assert api.ready().status is Status.PASS
+    assert time.monotonic() - started < 2.0  # not the whole allowance
+
+
+def test_an_api_gone_before_ready_is_named_unreachable_with_the_reason(scripted):
+    at_url = api_at(scripted.url)
+    assert at_url.health().status is Status.PASS
+    started = started_api(scripted)
+    scripted.close()
+    given = at_url.ready()
+    assert given.detail.startswith("/ready unreachable (") and given.detail.endswith(
+        f") within 0.5s at {scripted.url}")
+    own = started.ready()
+    assert own.detail.startswith("/ready unreachable (") and own.detail.endswith(
+        ") within 0.5s: the API cannot use the restored database")
+    assert "refused" in given.detail.lower() and "refused" in own.detail.lower()
+
+
+def test_without_an_api_the_checks_skip_saying_what_was_missing():
+    api = app.Api(make_target("postgresql://u:pw@127.0.0.1:1/db"))
+    for outcome in (api.health(), api.ready()):
+        assert outcome == (Status.SKIP, "no API URL or API command given")
+
+
+def test_a_smoke_command_runs_against_an_api_at_a_url_once_it_is_ready(restored):
+    script = "import os; print(os.environ[\"BASE_URL\"])"
+    with standin_url(restored) as url:
+        results = _app_results(make_target(
+            restored, api_url=url, smoke_cmd=f"{shlex.quote(sys.executable)} -c '{script}'"))
+    assert results["smoke_cmd"].status is Status.PASS
+    assert results["smoke_cmd"].detail == f"exit 0; output: {url.rstrip('/')}"
