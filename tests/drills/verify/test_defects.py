@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import psycopg
@@ -255,3 +256,24 @@ def test_an_unconfigured_migration_column_is_still_found_by_name(restored, manif
         update={"migrations": manifest.migrations.model_copy(update={"column": None})})
     results = run_checks(restored, unconfigured, Tier.QUICK)
     assert results["migrations"].detail == "schema_migrations head 42 >= expected 1"
+
+
+def test_a_table_the_drills_role_cannot_read_fails_the_check_naming_the_error(
+    restored, manifest
+):
+    """A restore whose grants did not come back (pg_restore --no-acl, another owner): the
+    check that reads the table fails with the server's words; the others still run."""
+    role = f"drill_reader_{os.getpid()}"
+    run_sql(restored, f"CREATE ROLE {role} LOGIN PASSWORD 'reader-pw'",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+            f"REVOKE SELECT ON buildings FROM {role}")
+    params = psycopg.conninfo.conninfo_to_dict(restored)
+    reader = psycopg.conninfo.make_conninfo(**{**params, "user": role, "password": "reader-pw"})
+    try:
+        results = run_checks(reader, manifest, Tier.QUICK)
+    finally:
+        run_sql(restored, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+    row_counts = results["row_counts"]
+    assert (row_counts.status, row_counts.detail) == (
+        Status.FAIL, "query failed: permission denied for table buildings")
+    assert results["tables"].status is Status.PASS
