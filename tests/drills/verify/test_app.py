@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -208,17 +208,20 @@ class Scripted:
 
     def __init__(self):
         self.health, self.ready = 200, 200
+        self.ready_hangs = 0.0  # seconds /ready takes to answer
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                if self.path == "/ready":
+                    time.sleep(scripted.ready_hangs)
                 self.send_response(scripted.health if self.path == "/health" else scripted.ready)
                 self.end_headers()
 
             def log_message(self, *args):
                 pass
 
-        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.port = self.httpd.server_port
         self.url = f"http://127.0.0.1:{self.port}"
@@ -400,3 +403,17 @@ def test_a_smoke_command_runs_against_an_api_at_a_url_once_it_is_ready(restored)
             restored, api_url=url, smoke_cmd=f"{shlex.quote(sys.executable)} -c '{script}'"))
     assert results["smoke_cmd"].status is Status.PASS
     assert results["smoke_cmd"].detail == f"exit 0; output: {url.rstrip('/')}"
+
+
+def test_a_ready_that_hangs_once_the_database_stopped_is_named_and_fails(scripted, monkeypatch):
+    """An API whose /ready waits on the dead database with no timeout of its own: /health
+    answers, /ready never does; that is not the 503 the contract asks for."""
+    monkeypatch.setattr(app, "REQUEST_TIMEOUT_SECONDS", 0.2)
+
+    def stop():
+        scripted.ready_hangs = 1.0
+
+    outcome = started_api(scripted).degraded(stop)
+    assert outcome.status is Status.FAIL
+    assert re.fullmatch(r"/ready unreachable \(timed out\) \ds after the database stopped; "
+                        r"expected 503", outcome.detail), outcome.detail
