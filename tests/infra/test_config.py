@@ -284,18 +284,21 @@ def test_a_real_deployment_refuses_the_committed_example_values() -> None:
     assert message.startswith("prism-infra:tunnel.accountId is still the example value")
 
 
+# Values a real prod stack could hold in place of every committed example value.
+REAL_VALUES = {
+    "prism-infra:tunnel.accountId": "a1" * 16,
+    "prism-infra:tunnel.zoneId": "b2" * 16,
+    "prism-infra:tunnel.hostname": "api.prism-app.io",
+    "prism-infra:alarms.email": "oncall@prism-app.io",
+    "prism-infra:apiHost.image": "ghcr.io/prism-app/api@sha256:" + "c4" * 32,
+    "prism-infra:apiHost.extraEgressCidr": "10.60.0.0/24",
+}
+
+
 def test_real_values_pass_the_example_check() -> None:
     from infra.stack import main
 
-    real = {
-        "prism-infra:tunnel.accountId": "a1" * 16,
-        "prism-infra:tunnel.zoneId": "b2" * 16,
-        "prism-infra:tunnel.hostname": "api.prism-app.io",
-        "prism-infra:alarms.email": "oncall@prism-app.io",
-        "prism-infra:apiHost.image": "ghcr.io/prism-app/api@sha256:" + "c4" * 32,
-        "prism-infra:apiHost.extraEgressCidr": "10.60.0.0/24",
-    }
-    run = run_stack("prod", real, program=lambda: main(examples_allowed=False))
+    run = run_stack("prod", REAL_VALUES, program=lambda: main(examples_allowed=False))
     assert run.outputs["apiHostname"] == "api.prism-app.io"
 
 
@@ -303,14 +306,7 @@ def test_real_values_pass_the_example_check() -> None:
 def test_a_documentation_range_as_the_redis_network_is_an_example_value(cidr) -> None:
     from infra.stack import main
 
-    real = {
-        "prism-infra:tunnel.accountId": "a1" * 16,
-        "prism-infra:tunnel.zoneId": "b2" * 16,
-        "prism-infra:tunnel.hostname": "api.prism-app.io",
-        "prism-infra:alarms.email": "oncall@prism-app.io",
-        "prism-infra:apiHost.image": "ghcr.io/prism-app/api@sha256:" + "c4" * 32,
-        "prism-infra:apiHost.extraEgressCidr": cidr,
-    }
+    real = {**REAL_VALUES, "prism-infra:apiHost.extraEgressCidr": cidr}
     message = config_error("prod", real, program=lambda: main(examples_allowed=False))
     assert message.startswith("prism-infra:apiHost.extraEgressCidr is still the example value")
 

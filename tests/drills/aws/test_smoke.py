@@ -147,9 +147,8 @@ def test_the_smoke_commands_output_is_kept_from_its_end_and_masked(monkeypatch):
     output = result.detail.removeprefix("exit 0; output: ")
     assert len(output) == OUTPUT_KEPT_CHARS and output.endswith("the end")
     assert "s3cretpw" not in output and "pr0dpass" not in output
-    whole = run_smoke_cmd(
-        f"""{sys.executable} -c "import os; print('SOURCE', os.environ.get('PRISM_DR_SOURCE_DSN'))"
-        """, "https://h")
+    source = "import os; print('SOURCE', os.environ.get('PRISM_DR_SOURCE_DSN'))"
+    whole = run_smoke_cmd(f'{sys.executable} -c "{source}"', "https://h")
     assert whole.detail == "exit 0; output: SOURCE None"  # the source's DSN is not handed on
     silent = run_smoke_cmd(f"{sys.executable} -c pass", "https://h")
     assert (silent.status, silent.detail) == (Status.PASS, "exit 0")
